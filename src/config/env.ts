@@ -1,0 +1,83 @@
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import { formatProblems, type ConfigProblem, type Role } from './load.js';
+import { Secret } from './secret.js';
+
+export type SlackMode =
+  | { kind: 'http'; botToken: Secret; signingSecret: Secret }
+  | { kind: 'socket'; botToken: Secret; appToken: Secret }
+  | { kind: 'console' };
+
+export interface EnvOptions {
+  slack: SlackMode;
+  /** Needed by workers too, for posting progress; undefined only in console mode. */
+  slackApiUrl: string;
+  port: number;
+  redisUrl: string;
+  configPath: string;
+  logLevel: string;
+  /** Redis key prefix; lets several bots (or test runs) share one Redis. Not in the contract: an addition. */
+  queuePrefix: string;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * Reads the contract's environment variables. Pure: takes the environment as an
+ * argument so tests never mutate process.env.
+ */
+export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions {
+  const problems: ConfigProblem[] = [];
+  const get = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const botToken = get('SLACK_BOT_TOKEN');
+  const signingSecret = get('SLACK_SIGNING_SECRET');
+  const appToken = get('SLACK_APP_TOKEN');
+
+  if (botToken !== undefined && !botToken.startsWith('xoxb-')) problems.push({ path: 'SLACK_BOT_TOKEN', message: 'must be a bot token starting with xoxb-' });
+  if (appToken !== undefined && !appToken.startsWith('xapp-')) problems.push({ path: 'SLACK_APP_TOKEN', message: 'must be an app-level token starting with xapp- (Socket Mode)' });
+
+  let slack: SlackMode = { kind: 'console' };
+  if (botToken === undefined && appToken === undefined) {
+    slack = { kind: 'console' };
+  } else if (botToken === undefined) {
+    problems.push({ path: 'SLACK_BOT_TOKEN', message: 'is required when SLACK_APP_TOKEN is set (the bot posts with it)' });
+  } else if (appToken !== undefined) {
+    slack = { kind: 'socket', botToken: new Secret(botToken, 'SLACK_BOT_TOKEN'), appToken: new Secret(appToken, 'SLACK_APP_TOKEN') };
+  } else if (signingSecret === undefined) {
+    problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'is required in HTTP mode to verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)' });
+  } else {
+    slack = { kind: 'http', botToken: new Secret(botToken, 'SLACK_BOT_TOKEN'), signingSecret: new Secret(signingSecret, 'SLACK_SIGNING_SECRET') };
+  }
+
+  let slackApiUrl = get('SLACK_API_URL') ?? 'https://slack.com/api/';
+  if (!/^https?:\/\/[^\s]+$/.test(slackApiUrl)) problems.push({ path: 'SLACK_API_URL', message: 'must be an http(s) URL such as https://slack.com/api/' });
+  if (!slackApiUrl.endsWith('/')) slackApiUrl += '/';
+
+  const portText = get('PORT') ?? '3000';
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push({ path: 'PORT', message: `must be a port number 0-65535, got "${portText}"` });
+
+  const redisUrl = get('REDIS_URL') ?? 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(redisUrl)) problems.push({ path: 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
+
+  const logLevel = get('LOG_LEVEL') ?? 'info';
+  if (!LEVELS.includes(logLevel)) problems.push({ path: 'LOG_LEVEL', message: `must be one of ${LEVELS.join(', ')}` });
+
+  const queuePrefix = get('CHATOPS_QUEUE_PREFIX') ?? 'chatops';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(queuePrefix)) problems.push({ path: 'CHATOPS_QUEUE_PREFIX', message: 'must be 1-64 letters, digits, "_" or "-"' });
+
+  if (problems.length > 0) {
+    throw new ChatOpsError(ErrorCode.ConfigInvalid, formatProblems('environment', problems), { file: 'environment', problems });
+  }
+  return { slack, slackApiUrl, port, redisUrl, configPath: get('CHATOPS_CONFIG') ?? './chatops.yml', logLevel, queuePrefix };
+}
+
+export function parseRole(argv: readonly string[]): Role {
+  const i = argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
+  if (i === -1) return 'all';
+  const value = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
+  if (value === 'all' || value === 'app' || value === 'worker') return value;
+  throw new ChatOpsError(ErrorCode.ConfigInvalid, `--role must be all, app or worker, got "${value ?? ''}"`, {});
+}

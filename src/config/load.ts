@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import { configSchema, type EnvironmentConfig, type RawConfig } from './schema.js';
+import { Secret } from './secret.js';
+
+export type Role = 'all' | 'app' | 'worker';
+
+export interface Config {
+  file: string;
+  slack: RawConfig['slack'];
+  access: RawConfig['access'];
+  environments: Record<string, EnvironmentConfig>;
+  /** The environment used when a command names none; undefined when several exist and none is marked. */
+  defaultEnv: string | undefined;
+}
+
+/** Per-environment secrets, resolved once at start-up so a missing one fails early. */
+export interface EnvSecrets {
+  apiKey: Secret;
+  registryToken: Secret;
+  sshPrivateKey: Secret;
+}
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+export function formatProblems(file: string, problems: ConfigProblem[]): string {
+  return [`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:`, ...problems.map((p) => `  - ${file}: ${p.path || '(top level)'}: ${p.message}`)].join('\n');
+}
+
+function configError(file: string, problems: ConfigProblem[]): ChatOpsError {
+  return new ChatOpsError(ErrorCode.ConfigInvalid, formatProblems(file, problems), { file, problems });
+}
+
+/** Parses and validates config text; every problem is collected, not just the first. */
+export function parseConfig(text: string, file: string): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw configError(
+      file,
+      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}` : '', message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw configError(
+      file,
+      result.error.issues.map((issue) => {
+        const path = issue.path.map(String).join('.');
+        if (issue.code === 'unrecognized_keys') {
+          return { path, message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling against chatops.example.yml)` };
+        }
+        return { path, message: issue.message };
+      }),
+    );
+  }
+  const parsed = result.data;
+  const environments: Record<string, EnvironmentConfig> = {};
+  for (const [name, env] of Object.entries(parsed.environments)) environments[name] = { ...env, name };
+
+  const defaults = Object.values(environments).filter((e) => e.default);
+  if (defaults.length > 1) {
+    throw configError(file, [{ path: 'environments', message: `only one environment may have default: true, found ${defaults.map((e) => e.name).join(', ')}` }]);
+  }
+  const names = Object.keys(environments);
+  const defaultEnv = defaults[0]?.name ?? (names.length === 1 ? names[0] : undefined);
+  return { file, slack: parsed.slack, access: parsed.access, environments, defaultEnv };
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found (set CHATOPS_CONFIG or copy chatops.example.yml to chatops.yml)' : (err as Error).message;
+    throw configError(file, [{ path: '', message: reason }]);
+  }
+  return parseConfig(text, file);
+}
+
+export type ReadFile = (path: string) => string;
+
+/**
+ * Resolves the secrets a worker needs. The app role never touches SSH keys or
+ * API keys, so an app-only container need not hold them (least privilege).
+ */
+export function resolveEnvSecrets(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  readFile: ReadFile = (p) => readFileSync(p, 'utf8'),
+): Record<string, EnvSecrets> {
+  const problems: ConfigProblem[] = [];
+  const out: Record<string, EnvSecrets> = {};
+  const fromEnv = (name: string, keyPath: string): Secret | undefined => {
+    const value = env[name];
+    if (value === undefined || value.trim() === '') {
+      problems.push({ path: keyPath, message: `names the environment variable ${name}, which is not set` });
+      return undefined;
+    }
+    return new Secret(value.trim(), name);
+  };
+  for (const e of Object.values(config.environments)) {
+    const base = `environments.${e.name}`;
+    const apiKey = fromEnv(e.apiKeyEnv, `${base}.apiKeyEnv`);
+    const registryToken = fromEnv(e.registry.tokenEnv, `${base}.registry.tokenEnv`);
+    let sshPrivateKey: Secret | undefined;
+    try {
+      const key = readFile(e.ssh.privateKeyPath);
+      if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+        problems.push({ path: `${base}.ssh.privateKeyPath`, message: `${e.ssh.privateKeyPath} does not contain a PEM/OpenSSH private key` });
+      } else {
+        sshPrivateKey = new Secret(key, e.ssh.privateKeyPath);
+      }
+    } catch (err) {
+      problems.push({ path: `${base}.ssh.privateKeyPath`, message: `cannot read ${e.ssh.privateKeyPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    }
+    if (apiKey && registryToken && sshPrivateKey) out[e.name] = { apiKey, registryToken, sshPrivateKey };
+  }
+  if (problems.length > 0) {
+    throw new ChatOpsError(ErrorCode.SecretMissing, formatProblems(config.file, problems), { file: config.file, problems });
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+
+/** Docker tag grammar from the contract; also what a compose variable may hold safely. */
+export const DOCKER_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+export const ENV_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SLACK_PRINCIPAL = /^[UWS][A-Z0-9]{2,}$/;
+const SLACK_CHANNEL = /^[CGD][A-Z0-9]{2,}$/;
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+// Host names and IPs only: the value is handed to a socket, but it also appears in messages.
+const HOSTNAME = /^[A-Za-z0-9.:[\]-]{1,253}$/;
+const SAFE_PATH = /^\/[A-Za-z0-9._\/-]*$/;
+const SAFE_FILE = /^[A-Za-z0-9._-]+$/;
+
+const envVarName = z.string().regex(ENV_VAR_NAME, 'must be an environment variable name such as ENGRAMIA_PROD_API_KEY');
+
+const principals = z
+  .array(z.string().regex(SLACK_PRINCIPAL, 'must be a Slack user id (U…, W…) or user-group id (S…)'))
+  .default([]);
+
+const sshSchema = z.strictObject({
+  host: z.string().regex(HOSTNAME, 'must be a host name or IP address'),
+  port: z.number().int().min(1).max(65535).default(22),
+  username: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, 'must be a Unix user name such as deploy'),
+  privateKeyPath: z.string().min(1, 'must be the path of the SSH private key file'),
+  hostKeySha256: z
+    .string({ error: 'is required: the host key fingerprint as `ssh-keygen -lf` prints it (SHA256:…); the bot never trusts a key on first use' })
+    .regex(FINGERPRINT, 'must be a fingerprint as `ssh-keygen -lf` prints it, e.g. SHA256: followed by 43 base64 characters'),
+  readyTimeoutMs: z.number().int().min(1000).max(120_000).default(15_000),
+});
+
+const registrySchema = z.strictObject({
+  host: z.string().regex(HOSTNAME, 'must be a registry host name such as ghcr.io'),
+  username: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be a registry user name'),
+  tokenEnv: envVarName,
+});
+
+const environmentSchema = z.strictObject({
+  default: z.boolean().default(false),
+  // Security by default: an environment must opt out of four-eyes explicitly.
+  fourEyes: z.boolean().default(true),
+  requireApproval: z.boolean().default(false),
+  ssh: sshSchema,
+  deployPath: z.string().regex(SAFE_PATH, 'must be an absolute path of letters, digits, ".", "_", "-" and "/"'),
+  composeFile: z.string().regex(SAFE_FILE, 'must be a file name in deployPath, e.g. docker-compose.prod.yml').default('docker-compose.prod.yml'),
+  tagVariable: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an upper-case variable name such as IMAGE_TAG or CORE_TAG').default('IMAGE_TAG'),
+  apiBaseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.engramia.dev' }),
+  apiKeyEnv: envVarName,
+  registry: registrySchema,
+});
+
+export const configSchema = z.strictObject({
+  slack: z
+    .strictObject({
+      allowedChannels: z.array(z.string().regex(SLACK_CHANNEL, 'must be a Slack channel id (C…, G…)')).default([]),
+    })
+    .default({ allowedChannels: [] }),
+  access: z
+    .strictObject({ deployers: principals, approvers: principals, admins: principals })
+    .default({ deployers: [], approvers: [], admins: [] }),
+  environments: z
+    .record(z.string().regex(ENV_NAME, 'environment names must be lower-case letters, digits, "-" or "_", starting with a letter'), environmentSchema)
+    .refine((envs) => Object.keys(envs).length > 0, 'must define at least one environment'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type EnvironmentConfig = z.infer<typeof environmentSchema> & { name: string };

@@ -1,0 +1,99 @@
+import { once } from 'node:events';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { JobData } from './types.js';
+
+export const QUEUE_NAME = 'engramia-chatops';
+export const ENQUEUE_TIMEOUT_MS = 1500;
+
+export interface Producer {
+  enqueue(data: JobData): Promise<{ jobId: string }>;
+  ping(timeoutMs?: number): Promise<boolean>;
+  workerCount(): Promise<number>;
+  counts(): Promise<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms);
+    }),
+  ]);
+}
+
+/**
+ * The app's side of the queue. It must answer Slack within 3 s even when Redis
+ * is down, so its connection never queues commands offline and never waits
+ * for a reconnect: a failure is reported, not retried.
+ */
+export function createProducer(opts: { redisUrl: string; prefix: string; log: Logger }): Producer {
+  const connection = new Redis(opts.redisUrl, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    // Keep trying in the background so the app recovers by itself when Redis returns.
+    retryStrategy: (times) => Math.min(200 * times, 2000),
+  });
+  let lastError = '';
+  connection.on('error', (err: Error) => {
+    if (err.message !== lastError) opts.log.warn({ err: err.message }, 'redis (producer) error');
+    lastError = err.message;
+  });
+  connection.on('ready', () => {
+    if (lastError !== '') opts.log.info('redis (producer) reconnected');
+    lastError = '';
+  });
+  // Not skipWaitingForReady: BullMQ's first INFO would then fail for good on a connection still opening.
+  const queue = new Queue<JobData>(QUEUE_NAME, { connection, prefix: opts.prefix });
+  queue.on('error', () => {
+    // Already logged by the connection listener; BullMQ re-emits it here.
+  });
+  /** Waits out a first connect in progress, but never a reconnect: those mean Redis is down now. */
+  const whenReady = async (ms: number) => {
+    if (connection.status === 'ready') return;
+    if (!['connecting', 'connect', 'wait'].includes(connection.status)) throw unavailable(new Error(`redis connection is ${connection.status}`));
+    if (connection.status === 'wait') void connection.connect().catch(() => undefined);
+    await withTimeout(once(connection, 'ready'), ms, () => unavailable(new Error('redis not ready')));
+  };
+  const unavailable = (cause?: unknown) => new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause });
+
+  return {
+    async enqueue(data) {
+      try {
+        await whenReady(ENQUEUE_TIMEOUT_MS);
+        const job = await withTimeout(
+          queue.add(data.kind, data, { removeOnComplete: { age: 24 * 3600, count: 1000 }, removeOnFail: { age: 7 * 24 * 3600 } }),
+          ENQUEUE_TIMEOUT_MS,
+          () => unavailable(new Error('enqueue timed out')),
+        );
+        return { jobId: String(job.id) };
+      } catch (err) {
+        if (err instanceof ChatOpsError) throw err;
+        throw unavailable(err);
+      }
+    },
+    async ping(timeoutMs = 1000) {
+      if (connection.status !== 'ready') return false;
+      try {
+        return (await withTimeout(connection.ping(), timeoutMs, () => new Error('ping timeout'))) === 'PONG';
+      } catch {
+        return false;
+      }
+    },
+    async workerCount() {
+      return (await queue.getWorkers()).length;
+    },
+    async counts() {
+      return queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');
+    },
+    async close() {
+      await queue.close().catch(() => undefined);
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import type { Msg } from '../render/model.js';
+
+/** Where a job came from and where its messages go. Transport-neutral. */
+export interface Origin {
+  transport: 'slack' | 'console';
+  channel: string;
+  user: string;
+  /** Slack's response_url: used only when the bot cannot post to the channel. */
+  responseUrl?: string;
+}
+
+export type ReadJobName = 'health' | 'version';
+
+export interface ReadJobData {
+  kind: ReadJobName;
+  env: string;
+  origin: Origin;
+  requestedAt: string;
+}
+
+export type JobData = ReadJobData;
+
+export interface PostedRef {
+  channel: string;
+  ts: string;
+}
+
+/**
+ * How jobs talk to people. Slack and the console implement it; jobs never
+ * know which one they use.
+ */
+export interface Outbox {
+  post(origin: Origin, msg: Msg, opts?: { threadTs?: string }): Promise<PostedRef>;
+  update(ref: PostedRef, msg: Msg): Promise<void>;
+}

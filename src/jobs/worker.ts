@@ -1,0 +1,85 @@
+import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Config, EnvSecrets } from '../config/load.js';
+import { asChatOpsError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { errorParts } from '../render/errors.js';
+import { code } from '../render/model.js';
+import { SshPool } from '../ssh/pool.js';
+import { runReadJob } from './health.js';
+import { QUEUE_NAME } from './queue.js';
+import type { JobData, Outbox } from './types.js';
+
+export interface WorkerDeps {
+  config: Config;
+  secrets: Record<string, EnvSecrets>;
+  redisUrl: string;
+  prefix: string;
+  log: Logger;
+  outbox: Outbox;
+  metrics: Metrics;
+  concurrency?: number;
+}
+
+export interface RunningWorker {
+  worker: Worker<JobData>;
+  close(): Promise<void>;
+}
+
+export function startWorker(deps: WorkerDeps): RunningWorker {
+  const ssh = new SshPool(deps.secrets, deps.log);
+  // Workers block on Redis; BullMQ requires unlimited per-request retries so an outage never kills them.
+  const connection = new Redis(deps.redisUrl, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(200 * times, 5000) });
+  let lastError = '';
+  connection.on('error', (err: Error) => {
+    if (err.message !== lastError) deps.log.warn({ err: err.message }, 'redis (worker) error');
+    lastError = err.message;
+  });
+
+  const process = async (job: Job<JobData>) => {
+    const data = job.data;
+    const log = deps.log.child({ jobId: job.id, job: job.name, env: data.env, user: data.origin.user });
+    const timer = deps.metrics.jobDuration.startTimer({ name: job.name });
+    const env = deps.config.environments[data.env];
+    const secrets = deps.secrets[data.env];
+    log.info('job started');
+    try {
+      if (!env || !secrets) throw new Error(`environment ${data.env} is not configured on this worker`);
+      const { msg, outcome } = await runReadJob(data, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
+      await deps.outbox.post(data.origin, msg);
+      deps.metrics.jobs.inc({ name: job.name, outcome });
+      log.info({ outcome }, 'job finished');
+      return { outcome };
+    } catch (err) {
+      const error = asChatOpsError(err);
+      deps.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
+      log.error({ code: error.code, err: error.message }, 'job failed');
+      // Tell the person; if even that fails, the log line above is the record.
+      await deps.outbox
+        .post(data.origin, { summary: `${job.name} ${data.env} failed`, parts: [...errorParts(error), { type: 'context', items: [`job ${code(String(job.id))}`] }] })
+        .catch((postErr: unknown) => log.error({ err: (postErr as Error).message }, 'could not report job failure'));
+      throw error;
+    } finally {
+      timer();
+    }
+  };
+
+  const worker = new Worker<JobData>(QUEUE_NAME, process, {
+    connection,
+    prefix: deps.prefix,
+    concurrency: deps.concurrency ?? 8,
+    autorun: true,
+  });
+  worker.on('error', (err) => deps.log.warn({ err: err.message }, 'worker error'));
+
+  return {
+    worker,
+    async close() {
+      // Let the jobs in hand finish (BullMQ waits for them), then drop connections.
+      await worker.close();
+      await ssh.close();
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import type { WebClient } from '@slack/web-api';
+import type { EnvOptions } from './config/env.js';
+import { resolveEnvSecrets, type Config, type EnvSecrets, type Role } from './config/load.js';
+import { handleCommand } from './commands/handle.js';
+import { createProducer, type Producer } from './jobs/queue.js';
+import type { Outbox } from './jobs/types.js';
+import { startWorker, type RunningWorker } from './jobs/worker.js';
+import type { Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { startSlackApp, type RunningSlackApp } from './slack/app.js';
+import { createWebClient, SlackOutbox } from './slack/outbox.js';
+import { BOT_VERSION } from './version.js';
+
+export interface BotOptions {
+  env: EnvOptions;
+  config: Config;
+  role: Role;
+  log: Logger;
+  processEnv: NodeJS.ProcessEnv;
+  /** Tests pass an outbox of their own only for the console; Slack modes build theirs. */
+  outbox?: Outbox;
+}
+
+export interface Bot {
+  port: number | undefined;
+  producer: Producer | undefined;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+type SlackAuth = 'ok' | 'unchecked' | string;
+
+/** Assembles the roles a process runs. Everything is passed in; nothing reads globals. */
+export async function startBot(opts: BotOptions): Promise<Bot> {
+  const { env, config, role, log } = opts;
+  if (env.slack.kind === 'console' && !opts.outbox) throw new Error('console mode needs an outbox');
+
+  let producer: Producer | undefined;
+  if (role !== 'worker') producer = createProducer({ redisUrl: env.redisUrl, prefix: env.queuePrefix, log });
+  // A worker-only process still reports queue depth for whoever scrapes it.
+  const counts = producer ? () => producer.counts() : undefined;
+  const metrics = createMetrics({ ...(counts ? { queueCounts: counts } : {}) });
+
+  let client: WebClient | undefined;
+  if (env.slack.kind !== 'console') client = createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
+
+  let worker: RunningWorker | undefined;
+  if (role !== 'app') {
+    const secrets: Record<string, EnvSecrets> = resolveEnvSecrets(config, opts.processEnv);
+    const known = Object.values(secrets).flatMap((s) => [s.apiKey.reveal(), s.registryToken.reveal()]);
+    if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
+    if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
+    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics);
+    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics });
+  }
+
+  let slackAuth: SlackAuth = 'unchecked';
+  let slackCheckedAt = 0;
+  const checkSlack = async (): Promise<SlackAuth> => {
+    if (!client) return 'ok';
+    if (Date.now() - slackCheckedAt < (slackAuth === 'ok' ? 300_000 : 15_000)) return slackAuth;
+    slackCheckedAt = Date.now();
+    try {
+      await client.auth.test();
+      slackAuth = 'ok';
+    } catch (err) {
+      const e = err as { data?: { error?: string }; code?: string };
+      slackAuth = e.data?.error ?? 'unreachable';
+      log.warn({ slack: slackAuth }, 'slack auth.test failed');
+    }
+    return slackAuth;
+  };
+
+  let app: RunningSlackApp | undefined;
+  if (producer && env.slack.kind !== 'console') {
+    const p = producer;
+    void checkSlack();
+    app = await startSlackApp({
+      mode: env.slack,
+      slackApiUrl: env.slackApiUrl,
+      port: env.port,
+      log,
+      onCommand: (text, origin) => handleCommand({ text, origin }, { config, producer: p, log, metrics }),
+      healthz: async () => {
+        const [redisOk, slack] = await Promise.all([p.ping(), checkSlack()]);
+        const workers = redisOk ? await p.workerCount().catch(() => 0) : 0;
+        // Without a worker somewhere, commands would queue and never run: not ready.
+        const ok = redisOk && slack === 'ok' && workers > 0;
+        return {
+          httpStatus: ok ? 200 : 503,
+          body: { status: ok ? 'ok' : 'error', redis: redisOk ? 'ok' : 'down', slack, workers, version: BOT_VERSION },
+        };
+      },
+      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    });
+  }
+
+  return {
+    port: app?.port,
+    producer,
+    metrics,
+    async close() {
+      // Stop taking work first, then let the worker finish the step in hand.
+      await app?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'slack app stop'));
+      await worker?.close();
+      await producer?.close();
+    },
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * Removes secrets from text that came from a host (command output, error bodies)
+ * before it reaches Slack or a log. Known values are replaced exactly; token
+ * shapes are caught by pattern even when the bot never knew the value.
+ */
+const PATTERNS: Array<[RegExp, string]> = [
+  [/\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{6,}/g, '[redacted]'],
+  [/\bsk-[A-Za-z0-9_-]{16,}/g, '[redacted]'],
+  [/\bgh[pousr]_[A-Za-z0-9]{20,}/g, '[redacted]'],
+  [/\bgithub_pat_[A-Za-z0-9_]{20,}/g, '[redacted]'],
+  [/\bxox[abposr]-[A-Za-z0-9-]{8,}/g, '[redacted]'],
+  [/\bxapp-[A-Za-z0-9-]{8,}/g, '[redacted]'],
+  [/\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[redacted]'],
+  [/(postgres(?:ql)?:\/\/[^:\s/@]+:)[^@\s]+@/gi, '$1[redacted]@'],
+];
+
+export function scrub(text: string, knownSecrets: readonly string[] = []): string {
+  let out = text;
+  for (const secret of knownSecrets) {
+    // Very short values would blank out ordinary words; they are not worth the damage.
+    if (secret.length >= 6) out = out.split(secret).join('[redacted]');
+  }
+  for (const [re, replacement] of PATTERNS) out = out.replace(re, replacement);
+  return out;
+}

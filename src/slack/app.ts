@@ -1,0 +1,131 @@
+import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@slack/bolt';
+import type { IncomingMessage, ServerResponse, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SlackMode } from '../config/env.js';
+import type { Logger } from '../logger.js';
+import type { Msg } from '../render/model.js';
+import { toSlackMessage } from '../render/slack.js';
+import type { Origin } from '../jobs/types.js';
+
+export interface SlackAppDeps {
+  mode: Extract<SlackMode, { kind: 'http' | 'socket' }>;
+  slackApiUrl: string;
+  port: number;
+  log: Logger;
+  /** The neutral command path; this module only moves bytes between Slack and it. */
+  onCommand(text: string, origin: Origin): Promise<Msg>;
+  healthz(): Promise<{ httpStatus: number; body: unknown }>;
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface RunningSlackApp {
+  app: App;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function boltLogger(log: Logger): BoltLogger {
+  const l = log.child({ component: 'bolt' });
+  let level = LogLevel.INFO;
+  return {
+    debug: (...m: unknown[]) => l.debug(m.map(String).join(' ')),
+    info: (...m: unknown[]) => l.info(m.map(String).join(' ')),
+    warn: (...m: unknown[]) => l.warn(m.map(String).join(' ')),
+    error: (...m: unknown[]) => l.error(m.map(String).join(' ')),
+    setLevel: (lv: LogLevel) => {
+      level = lv;
+    },
+    getLevel: () => level,
+    setName: () => undefined,
+  };
+}
+
+/**
+ * Transport only: Bolt receives, verifies and acks; everything the bot decides
+ * happens in `onCommand`. The answer goes back in the ack itself, the fastest
+ * path to the user and one that needs no extra Slack call.
+ */
+export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp> {
+  const logger = boltLogger(deps.log);
+  const routes = [
+    {
+      path: '/healthz',
+      method: ['GET'],
+      handler: (_req: IncomingMessage, res: ServerResponse) => {
+        void deps.healthz().then(
+          ({ httpStatus, body }) => {
+            res.writeHead(httpStatus, { 'content-type': 'application/json' });
+            res.end(JSON.stringify(body));
+          },
+          () => {
+            res.writeHead(503, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ status: 'error' }));
+          },
+        );
+      },
+    },
+    {
+      path: '/metrics',
+      method: ['GET'],
+      handler: (_req: IncomingMessage, res: ServerResponse) => {
+        void deps.metrics().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(body);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
+      },
+    },
+  ];
+
+  let receiver: HTTPReceiver | SocketModeReceiver;
+  if (deps.mode.kind === 'http') {
+    receiver = new HTTPReceiver({
+      signingSecret: deps.mode.signingSecret.reveal(),
+      endpoints: '/slack/events',
+      customRoutes: routes,
+      processBeforeResponse: false,
+      logger,
+    });
+  } else {
+    receiver = new SocketModeReceiver({ appToken: deps.mode.appToken.reveal(), customRoutes: routes, installerOptions: { port: deps.port }, logger });
+  }
+
+  const app = new App({
+    token: deps.mode.botToken.reveal(),
+    receiver,
+    logger,
+    tokenVerificationEnabled: false,
+    clientOptions: { slackApiUrl: deps.slackApiUrl },
+  });
+
+  app.command('/engramia', async ({ command, ack }) => {
+    const origin: Origin = { transport: 'slack', channel: command.channel_id, user: command.user_id, responseUrl: command.response_url };
+    const msg = await deps.onCommand(command.text ?? '', origin);
+    await ack({ response_type: 'ephemeral', ...toSlackMessage(msg) });
+  });
+
+  app.error(async (err) => {
+    deps.log.error({ err: err.message, code: (err as { code?: string }).code }, 'bolt error');
+  });
+
+  let port = deps.port;
+  if (deps.mode.kind === 'http') {
+    const server = (await app.start(deps.port)) as Server;
+    port = (server.address() as AddressInfo).port;
+  } else {
+    await app.start();
+  }
+  deps.log.info({ port, mode: deps.mode.kind }, 'slack app listening');
+  return {
+    app,
+    port,
+    async stop() {
+      await app.stop();
+    },
+  };
+}

@@ -1,0 +1,100 @@
+import { WebClient, type WebAPICallResult } from '@slack/web-api';
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Msg } from '../render/model.js';
+import { toSlackMessage } from '../render/slack.js';
+import { scrub } from '../security/scrub.js';
+import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
+
+export function createWebClient(opts: { token: string; slackApiUrl: string; log: Logger }): WebClient {
+  return new WebClient(opts.token, {
+    slackApiUrl: opts.slackApiUrl,
+    // Bounded: a job step must never wait on Slack forever.
+    retryConfig: { retries: 4, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    timeout: 10_000,
+    logger: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (...m: unknown[]) => opts.log.warn({ slack: m.map(String).join(' ') }, 'slack web api'),
+      error: (...m: unknown[]) => opts.log.error({ slack: m.map(String).join(' ') }, 'slack web api'),
+      setLevel: () => undefined,
+      getLevel: () => 'warn' as never,
+      setName: () => undefined,
+    },
+  });
+}
+
+/** Walks a payload and scrubs every string: the last line of defence before Slack. */
+function scrubDeep<T>(value: T, secrets: readonly string[]): T {
+  if (typeof value === 'string') return scrub(value, secrets) as T;
+  if (Array.isArray(value)) return value.map((v) => scrubDeep(v, secrets)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubDeep(v, secrets)])) as T;
+  }
+  return value;
+}
+
+function slackError(method: string, err: unknown): ChatOpsError {
+  const e = err as { data?: { error?: string }; code?: string; message?: string };
+  return new ChatOpsError(ErrorCode.SlackApiError, `${method} failed: ${e.data?.error ?? e.message ?? String(err)}`, { method, slackError: e.data?.error ?? e.code }, { cause: err });
+}
+
+export class SlackOutbox implements Outbox {
+  constructor(
+    private readonly client: WebClient,
+    private readonly log: Logger,
+    private readonly knownSecrets: readonly string[],
+    private readonly metrics?: Metrics,
+  ) {}
+
+  async post(origin: Origin, msg: Msg, opts: { threadTs?: string } = {}): Promise<PostedRef> {
+    const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
+    try {
+      const res: WebAPICallResult & { ts?: string; channel?: string } = await this.client.chat.postMessage({
+        channel: origin.channel,
+        ...payload,
+        ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
+        unfurl_links: false,
+        unfurl_media: false,
+      });
+      return { channel: res.channel ?? origin.channel, ts: res.ts ?? '' };
+    } catch (err) {
+      const error = slackError('chat.postMessage', err);
+      this.metrics?.slackErrors.inc({ method: 'chat.postMessage', error: String(error.details.slackError ?? 'unknown') });
+      // The bot is not in the channel (or it is a DM): answer the person who asked through response_url instead.
+      if (['not_in_channel', 'channel_not_found'].includes(String(error.details.slackError)) && origin.responseUrl) {
+        await this.#respond(origin.responseUrl, {
+          ...payload,
+          text: `${payload.text}\n(Invite the bot to this channel so everyone sees results.)`,
+        });
+        return { channel: origin.channel, ts: '' };
+      }
+      throw error;
+    }
+  }
+
+  async update(ref: PostedRef, msg: Msg): Promise<void> {
+    const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
+    try {
+      await this.client.chat.update({ channel: ref.channel, ts: ref.ts, ...payload });
+    } catch (err) {
+      const error = slackError('chat.update', err);
+      this.metrics?.slackErrors.inc({ method: 'chat.update', error: String(error.details.slackError ?? 'unknown') });
+      throw error;
+    }
+  }
+
+  async #respond(url: string, body: Record<string, unknown>): Promise<void> {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ response_type: 'ephemeral', replace_original: false, ...body }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) {
+      this.log.warn({ status: res.status }, 'response_url post failed');
+      throw new ChatOpsError(ErrorCode.SlackApiError, `response_url answered HTTP ${res.status}`, { method: 'response_url', slackError: `http_${res.status}` });
+    }
+  }
+}

@@ -1,0 +1,295 @@
+import { createHash } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { NodeSSH } from 'node-ssh';
+import type { ClientChannel } from 'ssh2';
+import type { Secret } from '../config/secret.js';
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { renderCommand, shellQuote, type RemoteCommand } from './quote.js';
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+  hostKeySha256: string;
+  readyTimeoutMs: number;
+}
+
+export interface ExecOptions {
+  /** Per-command limit; when it passes, the remote process group is killed, not just abandoned. */
+  timeoutMs: number;
+  /** Written to the command's stdin, then closed. The only way secrets reach the host. */
+  stdin?: string | Secret;
+  onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /** Output kept beyond this is dropped from the front (the tail matters most). */
+  maxOutputBytes?: number;
+}
+
+export interface ExecResult {
+  command: string;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: Buffer;
+  stderr: string;
+  durationMs: number;
+  truncated: boolean;
+}
+
+/** `ssh-keygen -lf` style: SHA256:<unpadded base64 of the SHA-256 of the key blob>. */
+export function fingerprintSha256(keyBlob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+const PID_MARKER = '__chatops_pid=';
+const KILL_GRACE_MS = 1500;
+
+/**
+ * One SSH connection per host, shared by every step that runs there and
+ * re-opened when it drops. Host keys are pinned: there is no trust on first use.
+ */
+export class SshExecutor {
+  #ssh: NodeSSH | undefined;
+  #connecting: Promise<NodeSSH> | undefined;
+  #closed = false;
+
+  constructor(
+    readonly target: SshTarget,
+    private readonly privateKey: Secret,
+    private readonly log: Logger,
+  ) {}
+
+  get label(): string {
+    return `${this.target.username}@${this.target.host}:${this.target.port}`;
+  }
+
+  async exec(cmd: RemoteCommand, opts: ExecOptions): Promise<ExecResult> {
+    const command = renderCommand(cmd);
+    const ssh = await this.#connection();
+    return this.#run(ssh, command, opts);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const ssh = this.#ssh;
+    this.#ssh = undefined;
+    ssh?.dispose();
+  }
+
+  async #connection(): Promise<NodeSSH> {
+    if (this.#closed) throw new ChatOpsError(ErrorCode.SshDisconnected, `SSH executor for ${this.label} is closed`, { host: this.label });
+    if (this.#ssh?.isConnected()) return this.#ssh;
+    this.#connecting ??= this.#open().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async #open(): Promise<NodeSSH> {
+    const { host, port, username, hostKeySha256, readyTimeoutMs } = this.target;
+    const sock = await openSocket(host, port, readyTimeoutMs, this.label);
+    let presented: string | undefined;
+    const ssh = new NodeSSH();
+    try {
+      await ssh.connect({
+        sock,
+        username,
+        privateKey: this.privateKey.reveal(),
+        readyTimeout: readyTimeoutMs,
+        keepaliveInterval: 10_000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          presented = fingerprintSha256(key);
+          return presented === hostKeySha256;
+        },
+      });
+    } catch (err) {
+      sock.destroy();
+      ssh.dispose();
+      if (presented !== undefined && presented !== hostKeySha256) {
+        throw new ChatOpsError(
+          ErrorCode.SshHostKeyMismatch,
+          `host key of ${this.label} does not match the pinned fingerprint`,
+          { host: this.label, expected: hostKeySha256, presented },
+          { cause: err },
+        );
+      }
+      const message = (err as Error).message ?? String(err);
+      if (/authentication methods failed/i.test(message)) {
+        throw new ChatOpsError(ErrorCode.SshAuthFailed, `SSH login as ${username} refused by ${this.label}`, { host: this.label, username }, { cause: err });
+      }
+      throw new ChatOpsError(ErrorCode.SshConnectFailed, `SSH connection to ${this.label} failed: ${message}`, { host: this.label, reason: message }, { cause: err });
+    }
+    const client = ssh.connection!;
+    // node-ssh removes its own 'error' listener once connected; without ours an ECONNRESET would crash the process.
+    client.on('error', (err: Error) => {
+      this.log.warn({ host: this.label, err: err.message }, 'ssh connection error');
+    });
+    client.on('close', () => {
+      if (this.#ssh === ssh) this.#ssh = undefined;
+    });
+    this.#ssh = ssh;
+    this.log.debug({ host: this.label }, 'ssh connected');
+    return ssh;
+  }
+
+  #run(ssh: NodeSSH, command: string, opts: ExecOptions): Promise<ExecResult> {
+    const started = Date.now();
+    const maxBytes = opts.maxOutputBytes ?? 4 * 1024 * 1024;
+    // The login shell of an exec session leads its own process group (sshd calls setsid),
+    // so $$ names the whole group: on timeout we can kill everything it started.
+    const wrapped = `printf '%s\\n' "${PID_MARKER}$$" >&2; ${command}`;
+    return new Promise<ExecResult>((resolve, reject) => {
+      const stdoutChunks: Buffer[] = [];
+      let stdoutBytes = 0;
+      let truncated = false;
+      let stderr = '';
+      let pid: number | undefined;
+      const splitters = {
+        stdout: lineSplitter((line) => opts.onLine?.('stdout', line)),
+        stderr: lineSplitter((line) => {
+          if (pid === undefined && line.startsWith(PID_MARKER)) {
+            const n = Number(line.slice(PID_MARKER.length));
+            if (Number.isInteger(n) && n > 1) pid = n;
+            return;
+          }
+          stderr += `${line}\n`;
+          if (stderr.length > maxBytes) {
+            stderr = stderr.slice(-maxBytes);
+            truncated = true;
+          }
+          opts.onLine?.('stderr', line);
+        }),
+      };
+      let settled = false;
+      let channel: ClientChannel | undefined;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        fn();
+      };
+      const timer = setTimeout(() => {
+        finish(() => {
+          channel?.close();
+          void this.#killGroup(ssh, pid).then(
+            (killed) =>
+              reject(
+                new ChatOpsError(ErrorCode.SshTimeout, `command timed out after ${Math.round(opts.timeoutMs / 1000)} s on ${this.label}`, {
+                  host: this.label,
+                  timeoutMs: opts.timeoutMs,
+                  remotePid: pid,
+                  killed,
+                  stderrTail: stderr.slice(-2000),
+                }),
+              ),
+          );
+        });
+      }, opts.timeoutMs);
+
+      ssh.connection!.exec(wrapped, (err, ch) => {
+        if (err) {
+          finish(() => reject(new ChatOpsError(ErrorCode.SshDisconnected, `could not start a command on ${this.label}: ${err.message}`, { host: this.label, started: false }, { cause: err })));
+          return;
+        }
+        channel = ch;
+        let exitCode: number | null = null;
+        let signal: string | null = null;
+        let gotExit = false;
+        ch.on('data', (chunk: Buffer) => {
+          splitters.stdout.push(chunk);
+          stdoutChunks.push(chunk);
+          stdoutBytes += chunk.length;
+          while (stdoutBytes > maxBytes && stdoutChunks.length > 1) {
+            stdoutBytes -= stdoutChunks.shift()!.length;
+            truncated = true;
+          }
+        });
+        ch.stderr.on('data', (chunk: Buffer) => splitters.stderr.push(chunk));
+        ch.on('exit', (code: number | null, sig?: string) => {
+          gotExit = true;
+          exitCode = code;
+          signal = sig ?? null;
+        });
+        ch.on('close', () => {
+          splitters.stdout.end();
+          splitters.stderr.end();
+          if (!gotExit) {
+            // The channel ended without an exit status: the connection dropped, so the outcome is unknown.
+            finish(() =>
+              reject(
+                new ChatOpsError(ErrorCode.SshDisconnected, `connection to ${this.label} dropped while the command ran; its outcome is unknown`, {
+                  host: this.label,
+                  started: true,
+                  remotePid: pid,
+                }),
+              ),
+            );
+            return;
+          }
+          finish(() =>
+            resolve({ command, exitCode, signal, stdout: Buffer.concat(stdoutChunks), stderr, durationMs: Date.now() - started, truncated }),
+          );
+        });
+        const input = opts.stdin === undefined ? undefined : typeof opts.stdin === 'string' ? opts.stdin : opts.stdin.reveal();
+        if (input !== undefined) ch.write(input.endsWith('\n') ? input : `${input}\n`);
+        // Always close stdin, so nothing on the host waits for input that will never come.
+        ch.end();
+      });
+    });
+  }
+
+  /** Stops a timed-out command's whole process group: TERM, a grace period, then KILL. */
+  async #killGroup(ssh: NodeSSH, pid: number | undefined): Promise<boolean> {
+    if (pid === undefined || !ssh.isConnected()) return false;
+    const g = shellQuote(`-${pid}`);
+    const script =
+      `kill -TERM -- ${g} 2>/dev/null || exit 0; ` +
+      `i=0; while [ $i -lt ${Math.ceil(KILL_GRACE_MS / 100)} ]; do kill -0 -- ${g} 2>/dev/null || exit 0; sleep 0.1; i=$((i+1)); done; ` +
+      `kill -KILL -- ${g} 2>/dev/null; exit 0`;
+    try {
+      const res = await this.#run(ssh, script, { timeoutMs: KILL_GRACE_MS + 5000 });
+      return res.exitCode === 0;
+    } catch (err) {
+      this.log.warn({ host: this.label, pid, err: (err as Error).message }, 'could not kill timed-out remote command');
+      return false;
+    }
+  }
+}
+
+function openSocket(host: string, port: number, timeoutMs: number, label: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect({ host, port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new ChatOpsError(ErrorCode.SshConnectFailed, `SSH connection to ${label} timed out after ${timeoutMs} ms`, { host: label, reason: 'timeout' }));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      // ssh2 leaves Nagle on; every exec channel would otherwise wait ~40 ms on a delayed ACK.
+      sock.setNoDelay(true);
+      resolve(sock);
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new ChatOpsError(ErrorCode.SshConnectFailed, `SSH connection to ${label} failed: ${err.code ?? err.message}`, { host: label, reason: err.code ?? err.message }, { cause: err }));
+    });
+  });
+}
+
+function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
+  let rest = '';
+  return {
+    push(chunk) {
+      rest += chunk.toString('utf8');
+      let i: number;
+      while ((i = rest.indexOf('\n')) !== -1) {
+        emit(rest.slice(0, i).replace(/\r$/, ''));
+        rest = rest.slice(i + 1);
+      }
+    },
+    end() {
+      if (rest !== '') emit(rest);
+      rest = '';
+    },
+  };
+}

@@ -1,0 +1,175 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { readEnvOptions } from '../../src/config/env.js';
+import { loadConfig, type Role } from '../../src/config/load.js';
+import { createLogger } from '../../src/logger.js';
+import { startBot, type Bot } from '../../src/runtime.js';
+import { startFakeSlack, type FakeSlack } from '../world/fake-slack.js';
+import { sendSlashCommand, type SendOptions, type SlackHttpResult } from '../world/slack-requests.js';
+import { createHost } from '../world/sim/host.mjs';
+import { startEngramiaApi } from '../world/sim/api.mjs';
+
+export const OPS_CHANNEL = 'C0OPS';
+export const OTHER_CHANNEL = 'C0ELSEWHERE';
+export const ALICE = 'U01ALICE';
+export const SIGNING_SECRET = `signsecret-${randomBytes(8).toString('hex')}`;
+
+export interface WorldOptions {
+  /** Override the pinned fingerprint, e.g. to test a changed host key. */
+  hostKeySha256?: string;
+  /** Point the API at a closed port. */
+  apiUnreachable?: boolean;
+  redisUrl?: string;
+  role?: Role;
+  /** The key the bot is given; defaults to the one the host accepts. */
+  apiKey?: string;
+}
+
+export interface World {
+  root: string;
+  deployPath: string;
+  apiKey: string;
+  registryToken: string;
+  apiUrl: string;
+  slack: FakeSlack;
+  bot: Bot;
+  botUrl: string;
+  configPath: string;
+  processEnv: NodeJS.ProcessEnv;
+  /** Every JSON line the bot logged. */
+  logs: string[];
+  slash(text: string, fields?: Record<string, string>, opts?: SendOptions): Promise<SlackHttpResult>;
+  close(): Promise<void>;
+}
+
+export function configYaml(opts: {
+  deployPath: string;
+  apiUrl: string;
+  sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
+}): string {
+  return `slack:
+  allowedChannels: [${OPS_CHANNEL}]
+access:
+  deployers: [${ALICE}]
+  approvers: [U02BOB]
+  admins: [U03CAROL]
+environments:
+  production:
+    default: true
+    fourEyes: true
+    ssh:
+      host: ${opts.sshd.host}
+      port: ${opts.sshd.port}
+      username: ${opts.sshd.username}
+      privateKeyPath: ${opts.sshd.privateKeyPath}
+      hostKeySha256: "${opts.sshd.hostKeySha256}"
+    deployPath: ${opts.deployPath}
+    composeFile: docker-compose.prod.yml
+    tagVariable: IMAGE_TAG
+    apiBaseUrl: ${opts.apiUrl}
+    apiKeyEnv: ENGRAMIA_PROD_API_KEY
+    registry:
+      host: ghcr.io
+      username: engramia-bot
+      tokenEnv: GHCR_TOKEN
+`;
+}
+
+/** A closed loopback port: connecting to it is refused at once. */
+export async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PreparedWorld {
+  root: string;
+  deployPath: string;
+  apiKey: string;
+  registryToken: string;
+  apiUrl: string;
+  slack: FakeSlack;
+  configPath: string;
+  processEnv: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+}
+
+/** The world without the bot: fake Slack, simulated host (API + docker behind the shared sshd), config and env. */
+export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWorld> {
+  const sshd = inject('sshd');
+  const root = mkdtempSync(join(tmpdir(), 'chatops-it-'));
+  const host = createHost(join(root, 'opt-engramia'));
+  const api = await startEngramiaApi({ deployPath: host.deployPath });
+  const apiUrl = opts.apiUnreachable ? `http://127.0.0.1:${await closedPort()}` : api.url;
+  const slack = await startFakeSlack({ channels: [{ id: OPS_CHANNEL, name: 'ops', member: true }, { id: OTHER_CHANNEL, name: 'random', member: true }] });
+  const configPath = join(root, 'chatops.yml');
+  writeFileSync(configPath, configYaml({ deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
+  const processEnv: NodeJS.ProcessEnv = {
+    SLACK_BOT_TOKEN: slack.botToken,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_API_URL: slack.apiUrl,
+    PORT: '0',
+    REDIS_URL: opts.redisUrl ?? inject('redisUrl'),
+    CHATOPS_CONFIG: configPath,
+    CHATOPS_QUEUE_PREFIX: `t${randomBytes(6).toString('hex')}`,
+    LOG_LEVEL: 'debug',
+    ENGRAMIA_PROD_API_KEY: opts.apiKey ?? host.apiKey,
+    GHCR_TOKEN: host.registryToken,
+  };
+  return {
+    root,
+    deployPath: host.deployPath,
+    apiKey: host.apiKey,
+    registryToken: host.registryToken,
+    apiUrl,
+    slack,
+    configPath,
+    processEnv,
+    async close() {
+      await Promise.allSettled([slack.close(), api.close()]);
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export function slashSender(botUrl: string, slack: FakeSlack) {
+  return (text: string, fields: Record<string, string> = {}, sendOpts: SendOptions = {}) =>
+    sendSlashCommand(`${botUrl}/slack/events`, SIGNING_SECRET, { text, user_id: ALICE, channel_id: OPS_CHANNEL, response_url: slack.responseUrl(), ...fields }, sendOpts);
+}
+
+/**
+ * Starts the whole chain in this process, with a queue prefix of its own so
+ * test files running in parallel never take each other's jobs.
+ */
+export async function startWorld(opts: WorldOptions = {}): Promise<World> {
+  const w = await prepareWorld(opts);
+  const logs: string[] = [];
+  const log = createLogger({ level: 'debug', destination: { write: (s: string) => void logs.push(s) } });
+  let bot: Bot;
+  try {
+    bot = await startBot({ env: readEnvOptions(w.processEnv), config: loadConfig(w.configPath), role: opts.role ?? 'all', log, processEnv: w.processEnv });
+  } catch (err) {
+    await w.close();
+    throw err;
+  }
+  const botUrl = `http://127.0.0.1:${bot.port}`;
+  return {
+    ...w,
+    bot,
+    botUrl,
+    logs,
+    slash: slashSender(botUrl, w.slack),
+    async close() {
+      await bot.close();
+      await w.close();
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readCommandLog } from '../world/sim/host.mjs';
+import { OPS_CHANNEL, prepareWorld, slashSender, type PreparedWorld } from './harness.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+interface Proc {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(env: NodeJS.ProcessEnv, args: string[] = []): Proc {
+  // Only what the bot is given: no inherited secrets or tokens from the test runner.
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  return { child, stdout: () => out, stderr: () => err, exited: once(child, 'exit').then(([code]) => code as number | null) };
+}
+
+async function listening(p: Proc, timeoutMs = 15_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const line = p
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('"msg":"engramia-chatops started"'));
+    if (line) return JSON.parse(line).port as number;
+    if (p.child.exitCode !== null) throw new Error(`bot exited ${p.child.exitCode}: ${p.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`bot did not start: ${p.stdout()} ${p.stderr()}`);
+}
+
+let world: PreparedWorld | undefined;
+let proc: Proc | undefined;
+afterEach(async () => {
+  if (proc && proc.child.exitCode === null) {
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+  }
+  proc = undefined;
+  await world?.close();
+  world = undefined;
+});
+
+describe('node dist/main.js, driven from outside', () => {
+  it('answers a signed /engramia health with a schema-valid message, and exits 0 on SIGTERM', async () => {
+    world = await prepareWorld();
+    proc = run(world.processEnv);
+    const port = await listening(proc);
+    const slash = slashSender(`http://127.0.0.1:${port}`, world.slack);
+    const ack = await slash('health');
+    expect(ack.status).toBe(200);
+    expect(ack.body.text).toMatch(/Checking health of production/);
+    const call = await world.slack.waitForCall('chat.postMessage', (c) => c.args.channel === OPS_CHANNEL, { timeoutMs: 20_000 });
+    const text = JSON.stringify(call.args.blocks);
+    for (const check of ['storage', 'llm', 'embedding', 'redis', 'stripe', 'migration']) expect(text).toContain(`*${check}*`);
+    expect(world.slack.invalidBlockCalls()).toEqual([]);
+    expect(readCommandLog(world.deployPath).some((r: any) => r.argv.includes('ps'))).toBe(true);
+
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+    expect(proc.stdout()).toContain('stopping: no new work');
+    for (const secret of [world.apiKey, world.registryToken, world.processEnv.SLACK_SIGNING_SECRET!]) {
+      expect(proc.stdout() + proc.stderr()).not.toContain(secret);
+    }
+  });
+
+  it('refuses to start on bad config, listing every problem with its key path', async () => {
+    world = await prepareWorld();
+    const bad = join(world.root, 'bad.yml');
+    writeFileSync(
+      bad,
+      `environments:
+  production:
+    ssh: { host: "h;rm", port: 70000, username: deploy, privateKeyPath: /k }
+    deployPath: relative/path
+    apiBaseUrl: ftp://x
+    apiKeyEnv: KEY
+    registry: { host: ghcr.io, username: bot, tokenEnv: T }
+    tpyo: 1
+`,
+    );
+    proc = run({ ...world.processEnv, CHATOPS_CONFIG: bad });
+    expect(await proc.exited).toBe(1);
+    const err = proc.stderr();
+    expect(err).toContain(`${bad}: environments.production.ssh.host: must be a host name or IP address`);
+    expect(err).toContain('environments.production.ssh.port');
+    expect(err).toContain('environments.production.ssh.hostKeySha256: is required');
+    expect(err).toContain('environments.production.deployPath: must be an absolute path');
+    expect(err).toContain('environments.production.apiBaseUrl');
+    expect(err).toContain('unknown key "tpyo"');
+    expect(err).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses to start when a secret the config names is missing, naming the variable', async () => {
+    world = await prepareWorld();
+    const env = { ...world.processEnv };
+    delete env.GHCR_TOKEN;
+    proc = run(env);
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toContain('environments.production.registry.tokenEnv: names the environment variable GHCR_TOKEN, which is not set');
+  });
+
+  it('with no Slack tokens, says so and exits cleanly', async () => {
+    proc = run({});
+    expect(await proc.exited).toBe(0);
+    expect(proc.stdout()).toContain('no Slack tokens set');
+  });
+});

@@ -1,0 +1,152 @@
+// Unit tests for src/security/scrub.ts: secrets in host output never reach Slack or a log.
+import { describe, expect, it } from 'vitest';
+import { esc } from '../../src/render/model.js';
+import { scrub } from '../../src/security/scrub.js';
+
+const R = '[redacted]';
+
+describe('known secrets', () => {
+  it('replaces every occurrence of a known value exactly', () => {
+    const key = 'eng-prod-key-1234567890';
+    expect(scrub(`key=${key} again ${key}.`, [key])).toBe(`key=${R} again ${R}.`);
+  });
+
+  it('replaces several known values, including multi-line ones', () => {
+    const pem = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
+    const out = scrub(`read ${pem} and token ghcr-token-value-xyz`, [pem, 'ghcr-token-value-xyz']);
+    expect(out).toBe(`read ${R} and token ${R}`);
+  });
+
+  it('treats regular-expression characters in a secret literally', () => {
+    const secret = 'a.b*c+d?(e)[f]$^|\\';
+    expect(scrub(`x ${secret} y aXbbbbc`, [secret])).toBe(`x ${R} y aXbbbbc`);
+  });
+
+  it('leaves values shorter than 6 characters alone (they would blank ordinary words)', () => {
+    expect(scrub('the cat sat', ['cat'])).toBe('the cat sat');
+    expect(scrub('abcdef', ['abcdef'])).toBe(R);
+  });
+
+  it('ignores an empty list and empty strings', () => {
+    expect(scrub('nothing here', [])).toBe('nothing here');
+    expect(scrub('nothing here', [''])).toBe('nothing here');
+  });
+
+  it('finds a known secret after Slack mrkdwn escaping (the outbox scrubs rendered payloads)', () => {
+    // The outbox runs scrub over the rendered blocks, where host text has already passed
+    // through esc(); a secret with &, < or > in it is then only present in escaped form.
+    const secret = 'p&ss<w>rd-123456';
+    const rendered = esc(`DATABASE_PASSWORD=${secret}`);
+    const out = scrub(rendered, [secret]);
+    expect(out).not.toContain(esc(secret));
+    expect(out).not.toContain('p&amp;ss');
+  });
+});
+
+describe('token shapes caught without knowing the value', () => {
+  it.each([
+    ['Stripe live secret key', 'sk_live_51HxYzAbCdEfGhIjKlMnOp'],
+    ['Stripe test secret key', 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'],
+    ['Stripe restricted key', 'rk_live_51HxYzAbCdEfGhIj'],
+    ['OpenAI key', 'sk-proj-abcdefghijklmnopqrstuvwx'],
+    ['GitHub personal token', 'ghp_1234567890abcdefghijABCDEFGHIJ123456'],
+    ['GitHub OAuth token', 'gho_1234567890abcdefghijABCDEFGHIJ'],
+    ['GitHub server token', 'ghs_1234567890abcdefghijABCDEFGHIJ'],
+    ['GitHub fine-grained token', 'github_pat_11ABCDEFG0123456789_abcdefghijklmnop'],
+    ['Slack bot token', 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'],
+    ['Slack user token', 'xoxp-123456789012-123456789012-123456789012-abcdef0123456789'],
+    ['Slack app token', 'xapp-1-A0123456789-1234567890123-abcdef0123456789'],
+  ])('%s', (_label, token) => {
+    const out = scrub(`value: ${token} end`);
+    expect(out).toBe(`value: ${R} end`);
+  });
+
+  it('catches tokens wherever they sit: quoted, after =, in JSON, at the start and end', () => {
+    const t = 'sk_live_51HxYzAbCdEfGhIjKlMnOp';
+    expect(scrub(`STRIPE_SECRET_KEY=${t}`)).toBe(`STRIPE_SECRET_KEY=${R}`);
+    expect(scrub(`{"key":"${t}"}`)).toBe(`{"key":"${R}"}`);
+    expect(scrub(t)).toBe(R);
+    expect(scrub(`'${t}'\n`)).toBe(`'${R}'\n`);
+  });
+
+  it('catches every token on a multi-line log', () => {
+    const log = [
+      'INFO starting',
+      'DEBUG stripe key sk_test_4eC39HqLyjWDarjtT1zdp7dc',
+      'DEBUG slack xoxb-1234-5678-abcdefghijkl',
+      'DEBUG gh ghp_1234567890abcdefghijABCDEFGHIJ123456',
+      'INFO done',
+    ].join('\n');
+    const out = scrub(log);
+    expect(out.split('\n')).toEqual(['INFO starting', `DEBUG stripe key ${R}`, `DEBUG slack ${R}`, `DEBUG gh ${R}`, 'INFO done']);
+  });
+
+  it('keeps the word Bearer and removes the credential', () => {
+    expect(scrub('Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc-def_ghi')).toBe(`Authorization: Bearer ${R}`);
+    expect(scrub('authorization: bearer abcdefgh12345678')).toBe(`authorization: bearer ${R}`);
+    expect(scrub('Bearer  engramia_sk_abcdefghijklmnop')).toBe(`Bearer  ${R}`);
+  });
+
+  it.each([
+    ['postgres://engramia:s3cr3t-pw@pgvector:5432/engramia', `postgres://engramia:${R}@pgvector:5432/engramia`],
+    ['postgresql://engramia:s3cr3t@localhost/engramia?sslmode=require', `postgresql://engramia:${R}@localhost/engramia?sslmode=require`],
+    ['POSTGRESQL://admin:P%40ss:word@db.internal:5432/x', `POSTGRESQL://admin:${R}@db.internal:5432/x`],
+    ['DATABASE_URL=postgresql://u:p@h/d', `DATABASE_URL=postgresql://u:${R}@h/d`],
+  ])('removes the password of %s', (url, want) => {
+    expect(scrub(url)).toBe(want);
+  });
+
+  it('removes the password of a SQLAlchemy driver URL (postgresql+psycopg://)', () => {
+    const out = scrub('ENGRAMIA_DATABASE_URL=postgresql+psycopg://engramia:s3cr3t-pw@pgvector:5432/engramia');
+    expect(out).not.toContain('s3cr3t-pw');
+    expect(out).toContain('pgvector:5432/engramia');
+  });
+
+  it("removes Engramia's own API keys (engramia_sk_…), which `logs` output may carry", () => {
+    // Key format from Engramia's changelog: `engramia_sk_<43 base64url>`.
+    const key = 'engramia_sk_Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5';
+    expect(scrub(`created key ${key} for tenant 7`)).not.toContain(key);
+  });
+
+  it('leaves a postgres URL without a password alone', () => {
+    expect(scrub('postgresql://engramia@pgvector:5432/engramia')).toBe('postgresql://engramia@pgvector:5432/engramia');
+    expect(scrub('postgresql://pgvector:5432/engramia')).toBe('postgresql://pgvector:5432/engramia');
+  });
+});
+
+describe('ordinary text is untouched', () => {
+  it.each([
+    'engramia-api  | INFO:     172.18.0.4:51234 - "GET /v1/health HTTP/1.1" 200 OK',
+    'Container engramia-api  Started',
+    'alembic.runtime.migration: Running upgrade 031 -> 032, add tenants',
+    '032 (head)',
+    'The task_test_runner finished; risk_live_feed is fine.',
+    'sk_live_ (prefix only)',
+    'ghp_short',
+    'xoxb-short',
+    'Bearer token missing',
+    'desk-lamp ask-me-anything',
+    'https://api.engramia.dev/v1/health/deep',
+    'redis://127.0.0.1:6379',
+    'image ghcr.io/engramia/engramia:0.6.1@sha256:0123456789abcdef',
+    'üñíçødé — text 😀',
+    '',
+  ])('%j', (text) => {
+    expect(scrub(text)).toBe(text);
+    expect(scrub(text, ['not-in-the-text-123'])).toBe(text);
+  });
+
+  it('is idempotent', () => {
+    const once = scrub('Bearer abcdefgh12345678 and sk_live_51HxYzAbCdEf', ['abcdefgh12345678']);
+    expect(scrub(once, ['abcdefgh12345678'])).toBe(once);
+  });
+
+  it('handles a large input quickly', () => {
+    const big = `${'ordinary log line with words and numbers 12345\n'.repeat(20_000)}sk_live_51HxYzAbCdEfGhIj`;
+    const started = Date.now();
+    const out = scrub(big, ['some-known-secret']);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(out.endsWith(R)).toBe(true);
+    expect(out.length).toBe(big.length - 'sk_live_51HxYzAbCdEfGhIj'.length + R.length);
+  });
+});
