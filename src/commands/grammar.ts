@@ -208,6 +208,7 @@ export function parseCommand(text: string, ctx: ParseContext): Parsed {
       if (direction !== 'downgrade') throw invalid(name, 'Only `migrate downgrade` is supported; upgrades run as part of `deploy`.');
       const target = positional.shift();
       if (target === undefined) throw invalid(name, '`migrate downgrade` needs a revision, `-1` or `base`.');
+      if (target === 'head' || target.startsWith('+')) throw invalid(name, '`migrate downgrade` goes down only; upgrades to head run as part of `deploy`.');
       if (target !== '-1' && target !== 'base' && !REVISION.test(target)) throw invalid(name, `"${shown(target)}" is not a revision id (e.g. 031), -1 or base.`);
       noMore();
       return { command: { name, target, env }, notes };

@@ -56,7 +56,7 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
   if (!slackApiUrl.endsWith('/')) slackApiUrl += '/';
 
   const portText = get('PORT') ?? '3000';
-  const port = Number(portText);
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push({ path: 'PORT', message: `must be a port number 0-65535, got "${portText}"` });
 
   const redisUrl = get('REDIS_URL') ?? 'redis://127.0.0.1:6379';
@@ -77,7 +77,8 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
 export function parseRole(argv: readonly string[]): Role {
   const i = argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
   if (i === -1) return 'all';
-  const value = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
+  const arg = argv[i]!;
+  const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[i + 1];
   if (value === 'all' || value === 'app' || value === 'worker') return value;
-  throw new ChatOpsError(ErrorCode.ConfigInvalid, `--role must be all, app or worker, got "${value ?? ''}"`, {});
+  throw new ChatOpsError(ErrorCode.ConfigInvalid, `--role must be all, app or worker, got "${(value ?? '').slice(0, 20)}"`, {});
 }

@@ -44,30 +44,39 @@ export function parseConfig(text: string, file: string): Config {
       doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}` : '', message: `YAML syntax: ${e.message.split('\n')[0]}` })),
     );
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // A small alias budget: a config never needs many, and a "billion laughs" file must not hang start-up.
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    throw configError(file, [{ path: '', message: `YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  }
+  const problems: ConfigProblem[] = [];
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    throw configError(
-      file,
-      result.error.issues.map((issue) => {
-        const path = issue.path.map(String).join('.');
-        if (issue.code === 'unrecognized_keys') {
-          return { path, message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling against chatops.example.yml)` };
-        }
-        return { path, message: issue.message };
-      }),
-    );
+    for (const issue of result.error.issues) {
+      const path = issue.path.map(String).join('.');
+      if (issue.code === 'unrecognized_keys') {
+        problems.push({ path, message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling against chatops.example.yml)` });
+      } else if (issue.code === 'invalid_key') {
+        // zod puts the key pattern's own message one level down.
+        problems.push({ path, message: issue.issues.map((i) => i.message).join('; ') || issue.message });
+      } else {
+        problems.push({ path, message: issue.message });
+      }
+    }
   }
+  // Checked on the raw document too, so it is reported alongside any other problem.
+  const rawEnvs = (raw as { environments?: unknown }).environments;
+  const marked = rawEnvs && typeof rawEnvs === 'object' ? Object.entries(rawEnvs).filter(([, e]) => (e as { default?: unknown } | null)?.default === true).map(([n]) => n) : [];
+  if (marked.length > 1) problems.push({ path: 'environments', message: `only one environment may have default: true, found ${marked.join(', ')}` });
+  if (problems.length > 0 || !result.success) throw configError(file, problems);
+
   const parsed = result.data;
   const environments: Record<string, EnvironmentConfig> = {};
   for (const [name, env] of Object.entries(parsed.environments)) environments[name] = { ...env, name };
-
-  const defaults = Object.values(environments).filter((e) => e.default);
-  if (defaults.length > 1) {
-    throw configError(file, [{ path: 'environments', message: `only one environment may have default: true, found ${defaults.map((e) => e.name).join(', ')}` }]);
-  }
   const names = Object.keys(environments);
-  const defaultEnv = defaults[0]?.name ?? (names.length === 1 ? names[0] : undefined);
+  const defaultEnv = Object.values(environments).find((e) => e.default)?.name ?? (names.length === 1 ? names[0] : undefined);
   return { file, slack: parsed.slack, access: parsed.access, environments, defaultEnv };
 }
 

@@ -44,7 +44,9 @@ const environmentSchema = z.strictObject({
   deployPath: z.string().regex(SAFE_PATH, 'must be an absolute path of letters, digits, ".", "_", "-" and "/"'),
   composeFile: z.string().regex(SAFE_FILE, 'must be a file name in deployPath, e.g. docker-compose.prod.yml').default('docker-compose.prod.yml'),
   tagVariable: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an upper-case variable name such as IMAGE_TAG or CORE_TAG').default('IMAGE_TAG'),
-  apiBaseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.engramia.dev' }),
+  apiBaseUrl: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.engramia.dev' })
+    .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'must not contain credentials: the URL is shown in messages (the key goes in apiKeyEnv)'),
   apiKeyEnv: envVarName,
   registry: registrySchema,
 });

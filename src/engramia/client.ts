@@ -158,7 +158,7 @@ export class EngramiaApi {
 function networkError(url: string, err: unknown, timeoutMs: number): ChatOpsError {
   const e = err as Error & { cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new ChatOpsError(ErrorCode.ApiTimeout, `${url} did not answer within ${Math.round(timeoutMs / 1000)} s`, { url, timeoutMs });
+    return new ChatOpsError(ErrorCode.ApiTimeout, `${url} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`, { url, timeoutMs });
   }
   const code = e.cause?.code ?? (e as NodeJS.ErrnoException).code;
   const reason =
@@ -168,7 +168,7 @@ function networkError(url: string, err: unknown, timeoutMs: number): ChatOpsErro
         ? 'connection refused'
         : code === 'ECONNRESET'
           ? 'connection reset'
-          : code?.startsWith('ERR_TLS') || code?.includes('CERT')
+          : code !== undefined && /CERT|TLS|SSL|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code)
             ? 'TLS certificate problem'
             : (code ?? e.cause?.message ?? e.message);
   return new ChatOpsError(ErrorCode.ApiUnreachable, `${url}: ${reason}`, { url, reason, errno: code });

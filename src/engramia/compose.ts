@@ -71,7 +71,10 @@ export function parseEnvLines(text: string): Map<string, string> {
     const eq = line.indexOf('=');
     if (eq <= 0) continue;
     const name = line.slice(0, eq).replace(/^export\s+/, '').trim();
-    out.set(name, line.slice(eq + 1).trim().replace(/^(["'])(.*)\1$/, '$2'));
+    const value = line.slice(eq + 1).trim();
+    const quoted = /^(["'])(.*)\1/.exec(value);
+    // As compose reads it: a quoted value ends at its quote; an unquoted one at " #".
+    out.set(name, quoted ? quoted[2]! : value.replace(/\s+#.*$/, ''));
   }
   return out;
 }

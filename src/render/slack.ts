@@ -1,4 +1,4 @@
-import type { Button, Msg, Part } from './model.js';
+import { esc, type Button, type Msg, type Part } from './model.js';
 
 /** Slack's documented limits; the renderer keeps every message inside them. */
 export const LIMITS = {
@@ -66,7 +66,9 @@ function partToBlocks(part: Part): Block[] {
       const fence = '```';
       const title = part.title ? `${part.title}\n` : '';
       const room = LIMITS.sectionText - title.length - fence.length * 2 - 2;
-      const body = clipHead(part.text.replace(/```/g, "'''"), room, '…(earlier lines cut)\n');
+      // Host output may hold `<!channel>` or links: escape it first, then cut, then drop an entity the cut split.
+      const escaped = esc(part.text.replace(/```/g, "'''"));
+      const body = clipHead(escaped, room, '…(earlier lines cut)\n').replace(/^(…\(earlier lines cut\)\n)[a-z#0-9]{0,5};/, '$1');
       return [{ type: 'section', text: mrkdwn(`${title}${fence}\n${body || ' '}\n${fence}`) }];
     }
     case 'divider':
@@ -88,5 +90,6 @@ export function toBlocks(msg: Msg): Block[] {
 }
 
 export function toSlackMessage(msg: Msg): { text: string; blocks: Block[] } {
-  return { text: clip(msg.summary, LIMITS.fallbackText), blocks: toBlocks(msg) };
+  // Slack reads the fallback text as mrkdwn too, and summaries can carry values from the host.
+  return { text: clip(esc(msg.summary), LIMITS.fallbackText), blocks: toBlocks(msg) };
 }

@@ -6,19 +6,24 @@
 const PATTERNS: Array<[RegExp, string]> = [
   [/\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{6,}/g, '[redacted]'],
   [/\bsk-[A-Za-z0-9_-]{16,}/g, '[redacted]'],
+  [/\bengramia_sk_[A-Za-z0-9_-]{16,}/g, '[redacted]'],
   [/\bgh[pousr]_[A-Za-z0-9]{20,}/g, '[redacted]'],
   [/\bgithub_pat_[A-Za-z0-9_]{20,}/g, '[redacted]'],
   [/\bxox[abposr]-[A-Za-z0-9-]{8,}/g, '[redacted]'],
   [/\bxapp-[A-Za-z0-9-]{8,}/g, '[redacted]'],
   [/\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[redacted]'],
-  [/(postgres(?:ql)?:\/\/[^:\s/@]+:)[^@\s]+@/gi, '$1[redacted]@'],
+  [/(postgres(?:ql)?(?:\+\w+)?:\/\/[^:\s/@]+:)[^@\s]+@/gi, '$1[redacted]@'],
 ];
 
 export function scrub(text: string, knownSecrets: readonly string[] = []): string {
   let out = text;
   for (const secret of knownSecrets) {
     // Very short values would blank out ordinary words; they are not worth the damage.
-    if (secret.length >= 6) out = out.split(secret).join('[redacted]');
+    if (secret.length < 6) continue;
+    out = out.split(secret).join('[redacted]');
+    // Rendered Slack payloads hold the mrkdwn-escaped form of any value.
+    const escaped = secret.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    if (escaped !== secret) out = out.split(escaped).join('[redacted]');
   }
   for (const [re, replacement] of PATTERNS) out = out.replace(re, replacement);
   return out;

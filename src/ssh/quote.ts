@@ -1,6 +1,7 @@
 import { ChatOpsError, ErrorCode } from '../errors.js';
 
-const PLAIN = /^[A-Za-z0-9_\/.,:=@%+-]+$/;
+// No "=": a bare NAME=value word before the command would be read as an assignment.
+const PLAIN = /^[A-Za-z0-9_\/.,:@%+-]+$/;
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -29,7 +30,7 @@ export function renderCommand(cmd: RemoteCommand): string {
   if (cmd.argv.length === 0) throw new ChatOpsError(ErrorCode.UnsafeArgument, 'empty command', {});
   const parts: string[] = [];
   for (const [name, value] of Object.entries(cmd.env ?? {})) {
-    if (!VAR_NAME.test(name)) throw new ChatOpsError(ErrorCode.UnsafeArgument, `invalid environment variable name "${name}"`, {});
+    if (!VAR_NAME.test(name)) throw new ChatOpsError(ErrorCode.UnsafeArgument, `invalid environment variable name "${name.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)}"`, {});
     parts.push(`${name}=${shellQuote(value)}`);
   }
   parts.push(...cmd.argv.map(shellQuote));

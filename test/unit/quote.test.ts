@@ -100,7 +100,8 @@ describe('shellQuote: exact strings', () => {
     ['/opt/engramia', '/opt/engramia'],
     ['docker-compose.prod.yml', 'docker-compose.prod.yml'],
     ['-T', '-T'],
-    ['KEY=value', 'KEY=value'],
+    // Quoted: a bare NAME=value word before the command name would be taken as an assignment.
+    ['KEY=value', "'KEY=value'"],
     ['', "''"],
     ['a b', "'a b'"],
     ["it's", "'it'\\''s'"],
