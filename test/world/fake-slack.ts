@@ -16,13 +16,30 @@
  *
  * Everything is recorded (`calls`, `messages`, `ephemerals`, `responseUrlPosts`, `files`, `views`) so
  * tests can assert on what the bot did, and `injectFault()` lets a test make Slack misbehave.
+ *
+ * Socket Mode (https://docs.slack.dev/apis/events-api/using-socket-mode) is served on the same port:
+ *   - `apps.connections.open` takes only the app-level token (`xapp-…`, see `appToken`): a bot token gets
+ *     `not_allowed_token_type`, an unknown one `invalid_auth` (and the app token gets `not_allowed_token_type`
+ *     on bot methods, like Slack). It answers `{ok:true, url:'ws://127.0.0.1:PORT/link/?ticket=…&app_id=…'}`;
+ *     a ticket is good for one connection.
+ *   - on the WebSocket the fake sends `hello`, answers pings with pongs (and pings the client itself), sends
+ *     envelopes (`sendSlashCommandOverSocket`, `sendInteractiveOverSocket`, `sendEnvelopeOverSocket`) and
+ *     resolves with the client's ack `{envelope_id, payload?}`, or rejects after 3 s like Slack gives up;
+ *   - `disconnectSocket()` sends `{type:'disconnect', reason:'refresh_requested'}`, `dropSocket()` cuts the
+ *     TCP connection, `setSocketPongs(false)` makes the link look dead.
+ * It is not rate limited unless a test asks (`limits.methods['apps.connections.open']`; Slack lists it as Tier 1).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import ajvModule from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+// A cycle (slack-requests imports this module's constants), but neither module uses the other at load time.
+import { slashCommandForm, type SlashCommandFields } from './slack-requests.js';
 
 // `ajv/dist/2020.js` is CommonJS; under NodeNext the default import is `module.exports`, whose
 // `.default` is the class (TypeScript types it the same way).
@@ -39,6 +56,8 @@ export const FAKE_APP_ID = 'A0FAKEAPP1';
 export const FAKE_BOT_ID = 'B0FAKEBOT1';
 export const DEFAULT_BOT_USER_ID = 'U0FAKEBOT1';
 export const DEFAULT_BOT_TOKEN = 'xoxb-1000000001-2000000002-FakeSlackBotToken0001';
+/** App-level token (Socket Mode), shaped like Slack's `xapp-1-<app id>-<digits>-<64 hex>`. */
+export const DEFAULT_APP_TOKEN = `xapp-1-A0FAKEAPP1-3000000000003-${'0123456789abcdef'.repeat(4)}`;
 /** The channel the fake knows when `channels` is not given (the bot is a member). */
 export const DEFAULT_CHANNEL = { id: 'C0FAKEOPS1', name: 'ops', member: true } as const;
 
@@ -100,6 +119,71 @@ export interface FakeSlackOptions {
   validateBlocks?: boolean;
   /** Port to listen on (default: a free one). */
   port?: number;
+  /** The app-level token (`xapp-…`) apps.connections.open accepts (default `DEFAULT_APP_TOKEN`). */
+  appToken?: string;
+  socketMode?: SocketModeOptions;
+}
+
+export interface SocketModeOptions {
+  /** How long `send…OverSocket` waits for the client's ack (default 3000 ms: Slack's limit). */
+  ackTimeoutMs?: number;
+  /** The fake pings each connection this often, as Slack does (default 10 000 ms; 0 = never). */
+  pingIntervalMs?: number;
+  /** Answer the client's pings with pongs (default true; see `setSocketPongs`). */
+  answerPings?: boolean;
+}
+
+/** One Socket Mode WebSocket connection (live object: it changes as traffic flows). */
+export interface SocketConnection {
+  /** `ws1`, `ws2`, … in connection order. */
+  id: string;
+  /** The path and query the client connected with (`/link/?ticket=…&app_id=…`). */
+  path: string;
+  /** `debug_info.host` in its hello (Slack's names look like `applink-…`). */
+  host: string;
+  /** Fake-clock epoch ms. */
+  openedAt: number;
+  /** False once the WebSocket is closed, whoever closed it. */
+  open: boolean;
+  closedAt?: number;
+  closeCode?: number;
+  closeReason?: string;
+  /** Messages the fake sent (hello, envelopes, disconnect), in order. */
+  sent: Json[];
+  /** Text frames the client sent, JSON-parsed (`{raw}` if they weren't JSON). */
+  received: Json[];
+  pingsReceived: number;
+  pongsSent: number;
+  pingsSent: number;
+  pongsReceived: number;
+}
+
+export type SocketEnvelopeType = 'slash_commands' | 'interactive' | 'events_api';
+
+export interface SocketSendOptions {
+  /** Send on this connection (default: the newest open one). */
+  connectionId?: string;
+  /** Override the ack deadline (default `socketMode.ackTimeoutMs`, 3000 ms). */
+  ackTimeoutMs?: number;
+  /** Override `accepts_response_payload` (default: true for slash commands, view submissions and options). */
+  acceptsResponsePayload?: boolean;
+  /** events_api only: `retry_attempt` / `retry_reason` (default 0 / ''). */
+  retryAttempt?: number;
+  retryReason?: string;
+}
+
+/** The client's answer to an envelope. */
+export interface SocketAck {
+  envelope_id: string;
+  /** What the app put in its ack (Bolt sends `{}` for a bare `ack()`); absent if the client sent none. */
+  payload?: Json;
+  /** The envelope the fake sent. */
+  envelope: Json;
+  connectionId: string;
+  /** From sending the envelope to receiving the ack. */
+  elapsedMs: number;
+  /** Block Kit problems in `payload.blocks` (Slack would not show such a response). */
+  invalidBlocks?: string[];
 }
 
 /** One HTTP request the fake answered, in completion order. */
@@ -226,6 +310,8 @@ export interface FakeSlack {
   /** `http://127.0.0.1:PORT/` */
   readonly baseUrl: string;
   readonly botToken: string;
+  /** The app-level token (`xapp-…`) for Socket Mode: the bot's SLACK_APP_TOKEN. */
+  readonly appToken: string;
   readonly botUserId: string;
   readonly calls: Call[];
   /** channel ID → current messages (posts, minus deletes, with updates applied), oldest first. */
@@ -279,6 +365,38 @@ export interface FakeSlack {
   reset(): void;
   /** Stop the server (idempotent). */
   close(): Promise<void>;
+
+  // --- Socket Mode ---------------------------------------------------------------------------
+
+  /** Every WebSocket connection so far (open and closed), oldest first. */
+  socketConnections(): SocketConnection[];
+  /**
+   * Wait for an open connection (the fake sends `hello` as it opens), from index `opts.since` of
+   * `socketConnections()` (default 0): pass the current count to wait for a *new* one, e.g. a reconnect.
+   */
+  waitForSocket(opts?: WaitOptions & { since?: number }): Promise<SocketConnection>;
+  /**
+   * Send an envelope (`{envelope_id, payload, type, accepts_response_payload}`) and resolve with the client's
+   * ack. Rejects if there is no open connection, if the connection closes first, or after the ack timeout.
+   */
+  sendEnvelopeOverSocket(type: SocketEnvelopeType, payload: Json, opts?: SocketSendOptions): Promise<SocketAck>;
+  /**
+   * A `slash_commands` envelope whose payload has the same fields as the HTTP form (`slashCommandForm`),
+   * as a JSON object of strings. `response_url` and `trigger_id` default to ones this fake tracks.
+   */
+  sendSlashCommandOverSocket(fields?: SlashCommandFields, opts?: SocketSendOptions): Promise<SocketAck>;
+  /** An `interactive` envelope around `payload` (e.g. `blockActionPayload(…)`, `viewSubmissionPayload(…)`). */
+  sendInteractiveOverSocket(payload: Json, opts?: SocketSendOptions): Promise<SocketAck>;
+  /**
+   * Send `{type:'disconnect', reason}` (default `refresh_requested`) on one connection or all open ones,
+   * as Slack does before recycling a server; a well-behaved client closes and reconnects. With
+   * `closeAfterMs` the fake closes the connection itself if the client hasn't by then.
+   */
+  disconnectSocket(opts?: { reason?: string; connectionId?: string; closeAfterMs?: number }): SocketConnection[];
+  /** Cut connections without a close handshake (a network failure): the client sees code 1006. */
+  dropSocket(connectionId?: string): SocketConnection[];
+  /** Stop (false) or resume (true) answering the client's pings: a link that looks dead to the client. */
+  setSocketPongs(enabled: boolean): void;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -728,6 +846,30 @@ const RESPONSE_URL_TTL_MS = 30 * 60_000;
 const TRIGGER_TTL_MS = 3_000;
 const TRIGGER_ID_RE = /^\d+\.\d+\.[0-9a-f]+$/;
 const USER_ID_RE = /^[UW][A-Z0-9]{2,}$/;
+/** Methods that take the app-level token (and only it). */
+const APP_TOKEN_METHODS = new Set(['apps.connections.open']);
+
+interface SocketRecord {
+  info: SocketConnection;
+  ws: WebSocket;
+  pingTimer?: NodeJS.Timeout;
+  closeTimer?: NodeJS.Timeout;
+}
+
+interface PendingAck {
+  socket: SocketRecord;
+  envelope: Json;
+  startedAt: number;
+  timer: NodeJS.Timeout;
+  resolve(ack: SocketAck): void;
+  reject(err: Error): void;
+}
+
+function rawDataToBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
 
 type Handler = (args: Args) => Outcome;
 
@@ -735,6 +877,7 @@ class FakeSlackServer implements FakeSlack {
   apiUrl = '';
   baseUrl = '';
   readonly botToken: string;
+  readonly appToken: string;
   readonly botUserId: string;
   readonly calls: Call[] = [];
   readonly messages = new Map<string, FakeMessage[]>();
@@ -758,9 +901,20 @@ class FakeSlackServer implements FakeSlack {
   private counter = 0;
   private ratelimitedCount = 0;
   private readonly handlers: Record<string, Handler>;
+  // Socket Mode
+  private readonly wss: WebSocketServer;
+  private readonly socketOpts: Required<SocketModeOptions>;
+  /** The opaque `app_id` query parameter of link URLs (Slack's is hex, not the A… ID). */
+  private readonly linkAppId = randomBytes(20).toString('hex');
+  private readonly sockets: SocketRecord[] = [];
+  private readonly socketTickets = new Map<string, { issuedAt: number; used: boolean }>();
+  private readonly pendingAcks = new Map<string, PendingAck>();
+  private socketCounter = 0;
 
   constructor(opts: FakeSlackOptions) {
     this.botToken = opts.botToken ?? DEFAULT_BOT_TOKEN;
+    this.appToken = opts.appToken ?? DEFAULT_APP_TOKEN;
+    this.socketOpts = { ackTimeoutMs: 3_000, pingIntervalMs: 10_000, answerPings: true, ...opts.socketMode };
     this.botUserId = opts.botUserId ?? DEFAULT_BOT_USER_ID;
     this.userGroups = { ...opts.userGroups };
     this.validate = opts.validateBlocks ?? true;
@@ -785,6 +939,7 @@ class FakeSlackServer implements FakeSlack {
       'views.update': (a) => this.updateView(a),
       'files.getUploadURLExternal': (a) => this.getUploadURL(a),
       'files.completeUploadExternal': (a) => this.completeUpload(a),
+      'apps.connections.open': () => this.openConnection(),
     };
 
     this.server = createServer((req, res) => {
@@ -798,6 +953,10 @@ class FakeSlackServer implements FakeSlack {
     });
     // Keep-alive sockets from undici would otherwise hold close() open.
     this.server.keepAliveTimeout = 1_000;
+    // Socket Mode shares the port: WebSocket upgrades arrive on the same server. Pings are answered
+    // by hand (not ws's autoPong) so a test can make the link look dead.
+    this.wss = new WebSocketServer({ noServer: true, autoPong: false, clientTracking: false });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
   }
 
   async listen(port = 0): Promise<void> {
@@ -975,6 +1134,13 @@ class FakeSlackServer implements FakeSlack {
     this.responseUrls.clear();
     this.triggers.clear();
     this.ratelimitedCount = 0;
+    // Open WebSockets stay connected (the client owns them); their traffic and closed ones are forgotten.
+    this.socketTickets.clear();
+    for (let i = this.sockets.length - 1; i >= 0; i--) if (!this.sockets[i]!.info.open) this.sockets.splice(i, 1);
+    for (const s of this.sockets) {
+      s.info.sent.length = 0;
+      s.info.received.length = 0;
+    }
   }
 
   private describeRecentCalls(n = 20): string {
@@ -1095,7 +1261,9 @@ class FakeSlackServer implements FakeSlack {
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : 'formToken' in parsed ? parsed.formToken : undefined;
     if (!token) return this.send(res, call, slackError('not_authed'));
-    if (token !== this.botToken) return this.send(res, call, slackError('invalid_auth'));
+    if (token !== this.botToken && token !== this.appToken) return this.send(res, call, slackError('invalid_auth'));
+    // Slack keeps the token types apart: apps.connections.open wants the app-level token, the rest a bot token.
+    if (APP_TOKEN_METHODS.has(method) !== (token === this.appToken)) return this.send(res, call, slackError('not_allowed_token_type'));
 
     const limited = this.rateLimit(method, args);
     if (limited) return this.send(res, call, limited);
@@ -1531,8 +1699,248 @@ class FakeSlackServer implements FakeSlack {
     return finish(200, { ok: true }, 'ephemeral');
   }
 
+  // --- Socket Mode ----------------------------------------------------------------------------
+
+  /** apps.connections.open: a one-time link URL on this server. */
+  private openConnection(): Outcome {
+    const ticket = randomUUID();
+    this.socketTickets.set(ticket, { issuedAt: this.now(), used: false });
+    const wsBase = this.baseUrl.replace(/^http/, 'ws');
+    return ok({ url: `${wsBase}link/?ticket=${ticket}&app_id=${this.linkAppId}` });
+  }
+
+  private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', this.baseUrl || 'http://127.0.0.1/');
+    const ticket = url.searchParams.get('ticket') ?? '';
+    const call: Call = { method: '@socket', args: { path: `${url.pathname}${url.search}` }, at: this.now(), status: 0, response: undefined };
+    const refuse = (status: number, text: string): void => {
+      // Before the upgrade it is plain HTTP: answer and hang up.
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+      Object.assign(call, { status, response: text });
+      this.calls.push(call);
+    };
+    socket.on('error', () => undefined); // a client that vanishes mid-handshake is not the fake's problem
+    if (url.pathname !== '/link/' && url.pathname !== '/link') return refuse(404, 'Not Found');
+    const rec = this.socketTickets.get(ticket);
+    // Unknown, reused or foreign tickets: the link is refused (Slack's own answer isn't documented).
+    if (!rec || rec.used || url.searchParams.get('app_id') !== this.linkAppId) return refuse(401, 'Unauthorized');
+    rec.used = true;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      Object.assign(call, { status: 101, response: 'Switching Protocols' });
+      this.calls.push(call);
+      this.onSocket(ws, `${url.pathname}${url.search}`);
+    });
+  }
+
+  private openSockets(): SocketRecord[] {
+    return this.sockets.filter((s) => s.info.open);
+  }
+
+  private onSocket(ws: WebSocket, path: string): void {
+    this.socketCounter += 1;
+    const info: SocketConnection = {
+      id: `ws${this.socketCounter}`,
+      path,
+      host: `applink-fake-${this.socketCounter}`,
+      openedAt: this.now(),
+      open: true,
+      sent: [],
+      received: [],
+      pingsReceived: 0,
+      pongsSent: 0,
+      pingsSent: 0,
+      pongsReceived: 0,
+    };
+    const rec: SocketRecord = { info, ws };
+    this.sockets.push(rec);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onSocketMessage(rec, data, isBinary));
+    ws.on('ping', (data: Buffer) => {
+      info.pingsReceived += 1;
+      if (this.socketOpts.answerPings && ws.readyState === ws.OPEN) {
+        ws.pong(data);
+        info.pongsSent += 1;
+      }
+    });
+    ws.on('pong', () => {
+      info.pongsReceived += 1;
+    });
+    ws.on('close', (code: number, reason: Buffer) => this.onSocketClose(rec, code, reason.toString('utf8')));
+    ws.on('error', () => undefined); // 'close' follows and says what happened
+    if (this.socketOpts.pingIntervalMs > 0) {
+      rec.pingTimer = setInterval(() => {
+        if (ws.readyState !== ws.OPEN) return;
+        ws.ping(Buffer.from(`ping from fake-slack ${Date.now()}`));
+        info.pingsSent += 1;
+      }, this.socketOpts.pingIntervalMs);
+      rec.pingTimer.unref();
+    }
+    this.sendOnSocket(rec, {
+      type: 'hello',
+      num_connections: this.openSockets().length,
+      debug_info: { host: info.host, build_number: 1, approximate_connection_time: 18060 },
+      connection_info: { app_id: FAKE_APP_ID },
+    });
+  }
+
+  private sendOnSocket(rec: SocketRecord, msg: Json): void {
+    rec.info.sent.push(msg);
+    rec.ws.send(JSON.stringify(msg));
+  }
+
+  private onSocketMessage(rec: SocketRecord, data: RawData, isBinary: boolean): void {
+    const text = rawDataToBuffer(data).toString('utf8');
+    let msg: Json;
+    try {
+      msg = isBinary ? { raw: text, binary: true } : JSON.parse(text);
+    } catch {
+      msg = { raw: text };
+    }
+    rec.info.received.push(msg);
+    const id = msg && typeof msg === 'object' ? msg.envelope_id : undefined;
+    const pending = typeof id === 'string' ? this.pendingAcks.get(id) : undefined;
+    if (!pending) return; // a stray or late ack: recorded in `received`, nothing waits for it
+    this.pendingAcks.delete(id);
+    clearTimeout(pending.timer);
+    const ack: SocketAck = {
+      envelope_id: id,
+      ...(msg.payload !== undefined ? { payload: msg.payload } : {}),
+      envelope: pending.envelope,
+      connectionId: rec.info.id,
+      elapsedMs: performance.now() - pending.startedAt,
+    };
+    const blocks = msg.payload?.blocks;
+    if (this.validate && blocks !== undefined && blocks !== null && !(Array.isArray(blocks) && blocks.length === 0)) {
+      const problems = validateBlocks(blocks);
+      if (problems.length) ack.invalidBlocks = problems;
+    }
+    pending.resolve(ack);
+  }
+
+  private onSocketClose(rec: SocketRecord, code: number, reason: string): void {
+    Object.assign(rec.info, { open: false, closedAt: this.now(), closeCode: code, closeReason: reason });
+    clearInterval(rec.pingTimer);
+    clearTimeout(rec.closeTimer);
+    for (const [id, pending] of this.pendingAcks) {
+      if (pending.socket !== rec) continue;
+      this.pendingAcks.delete(id);
+      clearTimeout(pending.timer);
+      pending.reject(new Error(`fake-slack: Socket Mode connection ${rec.info.id} closed (code ${code}) before the client acked ${pending.envelope.type} envelope ${id}.\n${this.describeSocket(rec)}`));
+    }
+  }
+
+  private describeSocket(rec: SocketRecord): string {
+    const i = rec.info;
+    const last = i.received.slice(-5).map((m) => `  ← ${JSON.stringify(m).slice(0, 200)}`);
+    return [
+      `${i.id} (${i.open ? 'open' : `closed, code ${i.closeCode ?? '?'}`}): sent ${i.sent.length} message(s), received ${i.received.length}, pings in/out ${i.pingsReceived}/${i.pingsSent}`,
+      ...(last.length ? [`last messages from the client:`, ...last] : ['the client sent nothing.']),
+    ].join('\n');
+  }
+
+  socketConnections(): SocketConnection[] {
+    return this.sockets.map((s) => s.info);
+  }
+
+  waitForSocket(opts: WaitOptions & { since?: number } = {}): Promise<SocketConnection> {
+    const since = opts.since ?? 0;
+    return this.waitFor(() => this.sockets.find((s, i) => i >= since && s.info.open)?.info, {
+      ...opts,
+      description: opts.description ?? `an open Socket Mode connection${since ? ` (index ≥ ${since})` : ''}`,
+    });
+  }
+
+  private pickSocket(connectionId?: string): SocketRecord {
+    if (connectionId !== undefined) {
+      const s = this.sockets.find((x) => x.info.id === connectionId);
+      if (!s) throw new Error(`fake-slack: no Socket Mode connection ${connectionId}`);
+      if (!s.info.open) throw new Error(`fake-slack: Socket Mode connection ${connectionId} is closed`);
+      return s;
+    }
+    const open = this.openSockets();
+    const newest = open[open.length - 1];
+    if (!newest) {
+      const opened = this.callsTo('apps.connections.open');
+      throw new Error(
+        `fake-slack: no open Socket Mode connection to send on (${this.sockets.length} closed; apps.connections.open called ${opened.length} time(s)` +
+          `${opened.length ? `, last answer ${JSON.stringify(opened[opened.length - 1]?.response)}` : ''}). Is the app in Socket Mode, and did it start? Use waitForSocket() first.`,
+      );
+    }
+    return newest;
+  }
+
+  async sendEnvelopeOverSocket(type: SocketEnvelopeType, payload: Json, opts: SocketSendOptions = {}): Promise<SocketAck> {
+    const rec = this.pickSocket(opts.connectionId);
+    const envelopeId = randomUUID();
+    const defaultAccepts = type === 'slash_commands' || (type === 'interactive' && (payload?.type === 'view_submission' || payload?.type === 'block_suggestion'));
+    const envelope: Json = {
+      envelope_id: envelopeId,
+      payload,
+      type,
+      accepts_response_payload: opts.acceptsResponsePayload ?? defaultAccepts,
+      ...(type === 'events_api' ? { retry_attempt: opts.retryAttempt ?? 0, retry_reason: opts.retryReason ?? '' } : {}),
+    };
+    const timeoutMs = opts.ackTimeoutMs ?? this.socketOpts.ackTimeoutMs;
+    return new Promise<SocketAck>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingAcks.delete(envelopeId);
+        reject(
+          new Error(
+            `fake-slack: no ack for ${type} envelope ${envelopeId} on ${rec.info.id} within ${timeoutMs} ms; Slack would give up ` +
+              `(the user sees the command fail with operation_timeout).\n${this.describeSocket(rec)}`,
+          ),
+        );
+      }, timeoutMs);
+      this.pendingAcks.set(envelopeId, { socket: rec, envelope, startedAt: performance.now(), timer, resolve, reject });
+      this.sendOnSocket(rec, envelope);
+    });
+  }
+
+  sendSlashCommandOverSocket(fields: SlashCommandFields = {}, opts: SocketSendOptions = {}): Promise<SocketAck> {
+    // Same fields, same defaults and order as the HTTP form; Socket Mode carries them as JSON strings.
+    const payload: Record<string, string> = Object.fromEntries(new URLSearchParams(slashCommandForm(fields)));
+    if (fields.response_url === undefined) payload.response_url = this.responseUrl({ ...(payload.channel_id ? { channel: payload.channel_id } : {}), ...(payload.user_id ? { user: payload.user_id } : {}) });
+    if (fields.trigger_id === undefined) payload.trigger_id = this.triggerId();
+    return this.sendEnvelopeOverSocket('slash_commands', payload, opts);
+  }
+
+  sendInteractiveOverSocket(payload: Json, opts: SocketSendOptions = {}): Promise<SocketAck> {
+    return this.sendEnvelopeOverSocket('interactive', payload, opts);
+  }
+
+  disconnectSocket(opts: { reason?: string; connectionId?: string; closeAfterMs?: number } = {}): SocketConnection[] {
+    const targets = opts.connectionId !== undefined ? [this.pickSocket(opts.connectionId)] : this.openSockets();
+    for (const rec of targets) {
+      this.sendOnSocket(rec, { type: 'disconnect', reason: opts.reason ?? 'refresh_requested', debug_info: { host: rec.info.host } });
+      if (opts.closeAfterMs !== undefined) {
+        clearTimeout(rec.closeTimer);
+        rec.closeTimer = setTimeout(() => {
+          if (rec.ws.readyState === rec.ws.OPEN) rec.ws.close(1001, 'server going away');
+        }, opts.closeAfterMs);
+        rec.closeTimer.unref();
+      }
+    }
+    return targets.map((r) => r.info);
+  }
+
+  dropSocket(connectionId?: string): SocketConnection[] {
+    const targets = connectionId !== undefined ? [this.pickSocket(connectionId)] : this.openSockets();
+    for (const rec of targets) rec.ws.terminate();
+    return targets.map((r) => r.info);
+  }
+
+  setSocketPongs(enabled: boolean): void {
+    this.socketOpts.answerPings = enabled;
+  }
+
   /** Idempotent, so tests can close in both a test and an afterEach. */
   close(): Promise<void> {
+    // Upgraded sockets are no longer the HTTP server's: end them here or close() would wait on them.
+    for (const rec of this.sockets) {
+      clearInterval(rec.pingTimer);
+      clearTimeout(rec.closeTimer);
+      if (rec.ws.readyState !== rec.ws.CLOSED) rec.ws.terminate();
+    }
+    this.wss.close();
     if (!this.server.listening) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.server.close((err) => (err ? reject(err) : resolve()));
