@@ -9,6 +9,7 @@ export const ErrorCode = {
   ChannelNotAllowed: 'CHANNEL_NOT_ALLOWED',
   EnvUnknown: 'ENV_UNKNOWN',
   Forbidden: 'FORBIDDEN',
+  Locked: 'LOCKED',
   QueueUnavailable: 'QUEUE_UNAVAILABLE',
   SshHostKeyMismatch: 'SSH_HOST_KEY_MISMATCH',
   SshAuthFailed: 'SSH_AUTH_FAILED',

@@ -1,6 +1,7 @@
 import type { WebClient } from '@slack/web-api';
 import type { EnvOptions } from './config/env.js';
 import { resolveEnvSecrets, type Config, type EnvSecrets, type Role } from './config/load.js';
+import { handleAction } from './commands/actions.js';
 import { handleCommand } from './commands/handle.js';
 import { createProducer, type Producer } from './jobs/queue.js';
 import type { Outbox } from './jobs/types.js';
@@ -19,6 +20,7 @@ export interface BotOptions {
   processEnv: NodeJS.ProcessEnv;
   /** Tests pass an outbox of their own only for the console; Slack modes build theirs. */
   outbox?: Outbox;
+  workerOptions?: { lockTtlMs?: number; minCardIntervalMs?: number; concurrency?: number };
 }
 
 export interface Bot {
@@ -51,7 +53,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
     if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
     if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
     const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics);
-    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics });
+    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...(opts.workerOptions ?? {}) });
   }
 
   let slackAuth: SlackAuth = 'unchecked';
@@ -75,24 +77,32 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
   if (producer && env.slack.kind !== 'console') {
     const p = producer;
     void checkSlack();
-    app = await startSlackApp({
-      mode: env.slack,
-      slackApiUrl: env.slackApiUrl,
-      port: env.port,
-      log,
-      onCommand: (text, origin) => handleCommand({ text, origin }, { config, producer: p, log, metrics }),
-      healthz: async () => {
-        const [redisOk, slack] = await Promise.all([p.ping(), checkSlack()]);
-        const workers = redisOk ? await p.workerCount().catch(() => 0) : 0;
-        // Without a worker somewhere, commands would queue and never run: not ready.
-        const ok = redisOk && slack === 'ok' && workers > 0;
-        return {
-          httpStatus: ok ? 200 : 503,
-          body: { status: ok ? 'ok' : 'error', redis: redisOk ? 'ok' : 'down', slack, workers, version: BOT_VERSION },
-        };
-      },
-      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-    });
+    try {
+      app = await startSlackApp({
+        mode: env.slack,
+        slackApiUrl: env.slackApiUrl,
+        port: env.port,
+        log,
+        onCommand: (text, origin) => handleCommand({ text, origin }, { config, producer: p, log, metrics }),
+        onAction: (req) => handleAction(req, { config, producer: p, log, metrics }),
+        healthz: async () => {
+          const [redisOk, slack] = await Promise.all([p.ping(), checkSlack()]);
+          const workers = redisOk ? await p.workerCount().catch(() => 0) : 0;
+          // Without a worker somewhere, commands would queue and never run: not ready.
+          const ok = redisOk && slack === 'ok' && workers > 0;
+          return {
+            httpStatus: ok ? 200 : 503,
+            body: { status: ok ? 'ok' : 'error', redis: redisOk ? 'ok' : 'down', slack, workers, version: BOT_VERSION },
+          };
+        },
+        metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+      });
+    } catch (err) {
+      // Leave nothing running behind a failed start: callers in the same process would leak it.
+      await worker?.close().catch(() => undefined);
+      await producer.close().catch(() => undefined);
+      throw err;
+    }
   }
 
   return {

@@ -5,7 +5,8 @@ import type { Metrics } from '../metrics.js';
 import type { Producer } from '../jobs/queue.js';
 import type { Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
-import { code, type Msg, type Part } from '../render/model.js';
+import { code, esc, type Msg, type Part } from '../render/model.js';
+import { randomBytes } from 'node:crypto';
 import { parseCommand, type Command } from './grammar.js';
 import { SPECS, specOf } from './specs.js';
 
@@ -16,7 +17,7 @@ export interface CommandRequest {
 
 export interface CommandDeps {
   config: Config;
-  producer: Pick<Producer, 'enqueue'>;
+  producer: Pick<Producer, 'enqueue' | 'store' | 'ready'>;
   log: Logger;
   metrics?: Metrics;
 }
@@ -59,6 +60,60 @@ function reply(summary: string, parts: Part[], notes: string[] = []): Msg {
   return { summary, parts: [...notes.map((n): Part => ({ type: 'context', items: [`ℹ️ ${n}`] })), ...parts] };
 }
 
+export function ago(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 90) return `${s} s ago`;
+  const m = Math.round(s / 60);
+  return m < 90 ? `${m} min ago` : `${Math.round(m / 60)} h ago`;
+}
+
+export function newJobId(kind: string): string {
+  return `${kind}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+}
+
+/** Takes the environment lock before queueing, so a second deploy is refused at once, naming the holder. */
+async function startDeploy(command: Extract<Command, { name: 'deploy' }>, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Msg> {
+  const jobId = newJobId('deploy');
+  const data = {
+    kind: 'deploy' as const,
+    jobId,
+    env: command.env,
+    version: command.version,
+    maintenance: command.maintenance,
+    dryRun: command.dryRun,
+    origin: req.origin,
+    requestedAt: new Date().toISOString(),
+  };
+  const what = `${command.dryRun ? 'Dry run of deploy' : 'Deploying'} ${command.version} to ${command.env}`;
+  if (command.dryRun) {
+    await deps.producer.enqueue(data, { jobId });
+    return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `🧪 ${esc(what)}: the plan will be posted in the channel; nothing runs on the host. (job ${code(jobId)})` }], notes);
+  }
+  await deps.producer.ready();
+  const holder = { jobId, user: req.origin.user, command: `deploy ${command.version}`, startedAt: data.requestedAt };
+  const lock = await deps.producer.store.acquireLock(command.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
+    throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
+  });
+  if (!lock.ok) {
+    const h = lock.holder;
+    throw new ChatOpsError(
+      ErrorCode.Locked,
+      h ? `${command.env} is locked by ${h.command} (${h.user}, ${ago(h.startedAt)}).` : `${command.env} is locked by another job.`,
+      { env: command.env, ...(h ? { jobId: h.jobId, holderUser: h.user, holderCommand: h.command, since: ago(h.startedAt) } : {}) },
+    );
+  }
+  try {
+    await deps.producer.enqueue(data, { jobId });
+  } catch (err) {
+    await deps.producer.store.releaseLock(command.env, jobId).catch(() => undefined);
+    throw err;
+  }
+  return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `🚀 ${esc(what)}. Progress is posted in the channel, step by step. (job ${code(jobId)})` }], notes);
+}
+
+/** Long enough to cover the gap until the worker starts renewing it. */
+const DEPLOY_LOCK_TTL_MS = 10 * 60_000;
+
 /**
  * The transport-neutral command path: Slack's listener, the console and
  * buttons all come through here. It decides and enqueues; it never touches a host.
@@ -75,7 +130,12 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       return helpMsg();
     }
     checkRole(deps.config, command, req.origin.user);
-    if (!specOf(command.name).available || (command.name !== 'health' && command.name !== 'version')) {
+    if (command.name === 'deploy') {
+      const msg = await startDeploy(command, req, deps, notes);
+      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
+      return msg;
+    }
+    if (command.name !== 'health' && command.name !== 'version') {
       deps.metrics?.commands.inc({ command: name, outcome: 'unavailable' });
       return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
     }

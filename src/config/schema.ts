@@ -49,6 +49,10 @@ const environmentSchema = z.strictObject({
     .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'must not contain credentials: the URL is shown in messages (the key goes in apiKeyEnv)'),
   apiKeyEnv: envVarName,
   registry: registrySchema,
+  /** How long a gate waits for a decision before the job takes the safe branch. */
+  gateTimeoutSeconds: z.number().int().min(5).max(24 * 3600).default(900),
+  /** How long verification waits for a fresh container to report the new version. */
+  verifySettleSeconds: z.number().int().min(0).max(600).default(60),
 });
 
 export const configSchema = z.strictObject({

@@ -1,15 +1,21 @@
 import { once } from 'node:events';
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { OpsStore } from './store.js';
 import type { JobData } from './types.js';
 
 export const QUEUE_NAME = 'engramia-chatops';
 export const ENQUEUE_TIMEOUT_MS = 1500;
 
 export interface Producer {
-  enqueue(data: JobData): Promise<{ jobId: string }>;
+  enqueue(data: JobData, opts?: { jobId?: string }): Promise<{ jobId: string }>;
+  /** Resolves once Redis answers (a first connect may still be in progress); QUEUE_UNAVAILABLE otherwise. */
+  ready(): Promise<void>;
+  /** Locks, gates and history, on the same fail-fast connection. */
+  store: OpsStore;
+  getJob(id: string): Promise<Job<JobData> | undefined>;
   ping(timeoutMs?: number): Promise<boolean>;
   workerCount(): Promise<number>;
   counts(): Promise<Record<string, number>>;
@@ -63,11 +69,22 @@ export function createProducer(opts: { redisUrl: string; prefix: string; log: Lo
   const unavailable = (cause?: unknown) => new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause });
 
   return {
-    async enqueue(data) {
+    store: new OpsStore(connection, opts.prefix),
+    ready: () => whenReady(ENQUEUE_TIMEOUT_MS),
+    async getJob(id) {
+      await whenReady(ENQUEUE_TIMEOUT_MS);
+      return (await withTimeout(queue.getJob(id), ENQUEUE_TIMEOUT_MS, () => unavailable(new Error('getJob timed out')))) ?? undefined;
+    },
+    async enqueue(data, enqueueOpts = {}) {
       try {
         await whenReady(ENQUEUE_TIMEOUT_MS);
         const job = await withTimeout(
-          queue.add(data.kind, data, { removeOnComplete: { age: 24 * 3600, count: 1000 }, removeOnFail: { age: 7 * 24 * 3600 } }),
+          queue.add(data.kind, data, {
+            ...(enqueueOpts.jobId ? { jobId: enqueueOpts.jobId } : {}),
+            // Deploy history lives in its own list; finished jobs are kept a week so late gate presses can still be answered.
+            removeOnComplete: { age: 7 * 24 * 3600, count: 1000 },
+            removeOnFail: { age: 7 * 24 * 3600 },
+          }),
           ENQUEUE_TIMEOUT_MS,
           () => unavailable(new Error('enqueue timed out')),
         );

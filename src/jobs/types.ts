@@ -18,7 +18,7 @@ export interface ReadJobData {
   requestedAt: string;
 }
 
-export type JobData = ReadJobData;
+export type JobData = ReadJobData | import('../runbooks/deploy.js').DeployData;
 
 export interface PostedRef {
   channel: string;

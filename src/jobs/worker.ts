@@ -1,4 +1,4 @@
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config, EnvSecrets } from '../config/load.js';
 import { asChatOpsError } from '../errors.js';
@@ -7,8 +7,11 @@ import type { Metrics } from '../metrics.js';
 import { errorParts } from '../render/errors.js';
 import { code } from '../render/model.js';
 import { SshPool } from '../ssh/pool.js';
+import type { DeployData } from '../runbooks/deploy.js';
+import { runDeployJob } from './deploy-job.js';
 import { runReadJob } from './health.js';
 import { QUEUE_NAME } from './queue.js';
+import { OpsStore } from './store.js';
 import type { JobData, Outbox } from './types.js';
 
 export interface WorkerDeps {
@@ -19,8 +22,15 @@ export interface WorkerDeps {
   log: Logger;
   outbox: Outbox;
   metrics: Metrics;
+  /** Values scrubbed from anything sent to Slack. */
+  knownSecrets: string[];
   concurrency?: number;
+  /** Lock lifetime without renewal: how long a crashed worker can keep an environment locked. */
+  lockTtlMs?: number;
+  minCardIntervalMs?: number;
 }
+
+export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
 
 export interface RunningWorker {
   worker: Worker<JobData>;
@@ -31,13 +41,17 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   const ssh = new SshPool(deps.secrets, deps.log);
   // Workers block on Redis; BullMQ requires unlimited per-request retries so an outage never kills them.
   const connection = new Redis(deps.redisUrl, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(200 * times, 5000) });
+  // Locks and gates get their own connection, so they never queue behind BullMQ's blocking reads.
+  const storeConnection = new Redis(deps.redisUrl, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(200 * times, 5000) });
+  storeConnection.on('error', () => undefined);
+  const store = new OpsStore(storeConnection, deps.prefix);
   let lastError = '';
   connection.on('error', (err: Error) => {
     if (err.message !== lastError) deps.log.warn({ err: err.message }, 'redis (worker) error');
     lastError = err.message;
   });
 
-  const process = async (job: Job<JobData>) => {
+  const process = async (job: Job<JobData>, token?: string) => {
     const data = job.data;
     const log = deps.log.child({ jobId: job.id, job: job.name, env: data.env, user: data.origin.user });
     const timer = deps.metrics.jobDuration.startTimer({ name: job.name });
@@ -46,14 +60,38 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     log.info('job started');
     try {
       if (!env || !secrets) throw new Error(`environment ${data.env} is not configured on this worker`);
+      if (data.kind === 'deploy') {
+        const { outcome } = await runDeployJob(job as Job<DeployData>, token, {
+          env,
+          secrets,
+          ssh: ssh.for(env),
+          store,
+          outbox: deps.outbox,
+          log,
+          knownSecrets: deps.knownSecrets,
+          gateTimeoutMs: env.gateTimeoutSeconds * 1000,
+          verifySettleMs: env.verifySettleSeconds * 1000,
+          lockTtlMs: deps.lockTtlMs ?? DEFAULT_LOCK_TTL_MS,
+          ...(deps.minCardIntervalMs !== undefined ? { minCardIntervalMs: deps.minCardIntervalMs } : {}),
+        });
+        deps.metrics.jobs.inc({ name: job.name, outcome });
+        log.info({ outcome }, 'job finished');
+        return { outcome };
+      }
       const { msg, outcome } = await runReadJob(data, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
       await deps.outbox.post(data.origin, msg);
       deps.metrics.jobs.inc({ name: job.name, outcome });
       log.info({ outcome }, 'job finished');
       return { outcome };
     } catch (err) {
+      // Parked at a gate: not a failure, the job comes back when decided or expired.
+      if (err instanceof DelayedError) {
+        log.info('job parked');
+        throw err;
+      }
       const error = asChatOpsError(err);
       deps.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
+      if (data.kind === 'deploy') await store.releaseLock(data.env, data.jobId).catch(() => undefined);
       log.error({ code: error.code, err: error.message }, 'job failed');
       // Tell the person; if even that fails, the log line above is the record.
       await deps.outbox
@@ -80,6 +118,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       await worker.close();
       await ssh.close();
       connection.disconnect();
+      storeConnection.disconnect();
     },
   };
 }

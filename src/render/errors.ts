@@ -1,5 +1,5 @@
 import { ChatOpsError, ErrorCode } from '../errors.js';
-import { code, esc, type Part } from './model.js';
+import { code, esc, mention, type Part } from './model.js';
 
 export interface ErrorView {
   title: string;
@@ -29,6 +29,12 @@ export function describeError(err: ChatOpsError): ErrorView {
       return { title: esc(err.message), hint: `Known environments: ${(d.known as string[] | undefined)?.map(code).join(', ') ?? 'none'}.` };
     case ErrorCode.Forbidden:
       return { title: esc(err.message), ...(d.who ? { hint: esc(str(d.who)) } : {}) };
+    case ErrorCode.Locked:
+      return {
+        title: d.holderUser
+          ? `🔒 ${esc(str(d.env))} is locked by ${esc(str(d.holderCommand))} (${mention(str(d.holderUser))}, ${esc(str(d.since))}).`
+          : `🔒 ${esc(err.message)}`,
+        ...(d.jobId ? { hint: `Nothing was queued. Wait for job ${code(str(d.jobId))} to finish.` } : { hint: 'Nothing was queued.' }) };
     case ErrorCode.QueueUnavailable:
       return {
         title: 'The job queue is unavailable, so nothing was queued and nothing ran on the host.',

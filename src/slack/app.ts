@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Msg } from '../render/model.js';
 import { toSlackMessage } from '../render/slack.js';
 import type { Origin } from '../jobs/types.js';
+import type { ActionRequest, ActionResult } from '../commands/actions.js';
 
 export interface SlackAppDeps {
   mode: Extract<SlackMode, { kind: 'http' | 'socket' }>;
@@ -14,9 +15,12 @@ export interface SlackAppDeps {
   log: Logger;
   /** The neutral command path; this module only moves bytes between Slack and it. */
   onCommand(text: string, origin: Origin): Promise<Msg>;
+  onAction(req: ActionRequest): Promise<ActionResult>;
   healthz(): Promise<{ httpStatus: number; body: unknown }>;
   metrics(): Promise<{ contentType: string; body: string }>;
 }
+
+const SOCKET_START_TIMEOUT_MS = 30_000;
 
 export interface RunningSlackApp {
   app: App;
@@ -92,7 +96,14 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
       logger,
     });
   } else {
-    receiver = new SocketModeReceiver({ appToken: deps.mode.appToken.reveal(), customRoutes: routes, installerOptions: { port: deps.port }, logger });
+    // installerOptions.clientOptions is what Bolt hands to the SocketModeClient's own WebClient (the one that
+    // calls apps.connections.open with the app token); without it that client always uses https://slack.com/api/.
+    receiver = new SocketModeReceiver({
+      appToken: deps.mode.appToken.reveal(),
+      customRoutes: routes,
+      installerOptions: { port: deps.port, clientOptions: { slackApiUrl: deps.slackApiUrl } },
+      logger,
+    });
   }
 
   const app = new App({
@@ -109,6 +120,22 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
     await ack({ response_type: 'ephemeral', ...toSlackMessage(msg) });
   });
 
+  app.action(/^(deploy|maintenance|downgrade|rollback|step)\.[a-z]+$/, async ({ ack, body, action, client }) => {
+    await ack();
+    if (body.type !== 'block_actions' || action.type !== 'button' || !('action_id' in action)) return;
+    const channel = body.channel?.id ?? body.container?.channel_id ?? '';
+    const result = await deps.onAction({ actionId: action.action_id, value: action.value ?? '', user: body.user.id, channel });
+    const ts = body.message?.ts ?? body.container?.message_ts;
+    if (result.replace && ts) {
+      await client.chat.update({ channel, ts, ...toSlackMessage(result.replace) }).catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not update gate message'));
+    }
+    if (result.ephemeral) {
+      await client.chat
+        .postEphemeral({ channel, user: body.user.id, ...(body.message?.thread_ts ? { thread_ts: body.message.thread_ts } : {}), ...toSlackMessage(result.ephemeral) })
+        .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not answer a button press'));
+    }
+  });
+
   app.error(async (err) => {
     deps.log.error({ err: err.message, code: (err as { code?: string }).code }, 'bolt error');
   });
@@ -118,7 +145,22 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
     const server = (await app.start(deps.port)) as Server;
     port = (server.address() as AddressInfo).port;
   } else {
-    await app.start();
+    // The Socket Mode client retries a failed connection for a long time; at start-up that would look like a hang.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        app.start(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no Socket Mode connection within ${SOCKET_START_TIMEOUT_MS / 1000} s: check SLACK_APP_TOKEN and that ${deps.slackApiUrl} is reachable`)), SOCKET_START_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      await app.stop().catch(() => undefined);
+      const e = err as { data?: { error?: string }; message?: string };
+      throw new Error(`Slack Socket Mode start failed: ${e.data?.error ? `${e.data.error} (check SLACK_APP_TOKEN)` : (e.message ?? String(err))}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
   deps.log.info({ port, mode: deps.mode.kind }, 'slack app listening');
   return {

@@ -26,6 +26,18 @@ export interface WorldOptions {
   role?: Role;
   /** The key the bot is given; defaults to the one the host accepts. */
   apiKey?: string;
+  /**
+   * Socket Mode: SLACK_APP_TOKEN set (to `appToken`, default the token the fake accepts), no
+   * SLACK_SIGNING_SECRET, and PORT a fixed free port (in Socket Mode the app reports the configured
+   * port, so 0 would not tell the test where /healthz is). `slash()` then goes over the WebSocket.
+   */
+  socketMode?: boolean;
+  /** The app-level token the bot is given in Socket Mode. */
+  appToken?: string;
+  /** Extra keys for environments.production, e.g. { gateTimeoutSeconds: 5 }. */
+  envExtra?: Record<string, string | number | boolean>;
+  /** Fake Slack rate limits; off makes tests that post a lot fast. */
+  slackLimits?: false;
 }
 
 export interface World {
@@ -46,6 +58,7 @@ export interface World {
 }
 
 export function configYaml(opts: {
+  envExtra?: Record<string, string | number | boolean>;
   deployPath: string;
   apiUrl: string;
   sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
@@ -75,7 +88,9 @@ environments:
       host: ghcr.io
       username: engramia-bot
       tokenEnv: GHCR_TOKEN
-`;
+${Object.entries(opts.envExtra ?? {})
+  .map(([k, v]) => `    ${k}: ${v}\n`)
+  .join('')}`;
 }
 
 /** A closed loopback port: connecting to it is refused at once. */
@@ -109,9 +124,12 @@ export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWor
   const host = createHost(join(root, 'opt-engramia'));
   const api = await startEngramiaApi({ deployPath: host.deployPath });
   const apiUrl = opts.apiUnreachable ? `http://127.0.0.1:${await closedPort()}` : api.url;
-  const slack = await startFakeSlack({ channels: [{ id: OPS_CHANNEL, name: 'ops', member: true }, { id: OTHER_CHANNEL, name: 'random', member: true }] });
+  const slack = await startFakeSlack({
+    channels: [{ id: OPS_CHANNEL, name: 'ops', member: true }, { id: OTHER_CHANNEL, name: 'random', member: true }],
+    ...(opts.slackLimits === false ? { limits: false as const } : {}),
+  });
   const configPath = join(root, 'chatops.yml');
-  writeFileSync(configPath, configYaml({ deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
+  writeFileSync(configPath, configYaml({ ...(opts.envExtra ? { envExtra: opts.envExtra } : {}), deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
   const processEnv: NodeJS.ProcessEnv = {
     SLACK_BOT_TOKEN: slack.botToken,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,
@@ -124,6 +142,11 @@ export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWor
     ENGRAMIA_PROD_API_KEY: opts.apiKey ?? host.apiKey,
     GHCR_TOKEN: host.registryToken,
   };
+  if (opts.socketMode) {
+    processEnv.SLACK_APP_TOKEN = opts.appToken ?? slack.appToken;
+    delete processEnv.SLACK_SIGNING_SECRET;
+    processEnv.PORT = String(await closedPort());
+  }
   return {
     root,
     deployPath: host.deployPath,
@@ -146,6 +169,19 @@ export function slashSender(botUrl: string, slack: FakeSlack) {
 }
 
 /**
+ * `slash()` for Socket Mode: the command goes to the bot as a `slash_commands` envelope and the ack's
+ * payload comes back shaped like the HTTP answer (status 200, body = what the app acked with).
+ * `SendOptions` (signatures, retries) have no Socket Mode meaning and are ignored.
+ */
+export function socketSlashSender(slack: FakeSlack) {
+  return async (text: string, fields: Record<string, string> = {}, _sendOpts: SendOptions = {}): Promise<SlackHttpResult> => {
+    const ack = await slack.sendSlashCommandOverSocket({ text, user_id: ALICE, channel_id: OPS_CHANNEL, channel_name: 'ops', ...fields });
+    const body = ack.payload ?? '';
+    return { status: 200, body, text: typeof body === 'string' ? body : JSON.stringify(body), headers: {}, elapsedMs: ack.elapsedMs };
+  };
+}
+
+/**
  * Starts the whole chain in this process, with a queue prefix of its own so
  * test files running in parallel never take each other's jobs.
  */
@@ -155,7 +191,14 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const log = createLogger({ level: 'debug', destination: { write: (s: string) => void logs.push(s) } });
   let bot: Bot;
   try {
-    bot = await startBot({ env: readEnvOptions(w.processEnv), config: loadConfig(w.configPath), role: opts.role ?? 'all', log, processEnv: w.processEnv });
+    bot = await startBot({
+      env: readEnvOptions(w.processEnv),
+      config: loadConfig(w.configPath),
+      role: opts.role ?? 'all',
+      log,
+      processEnv: w.processEnv,
+      workerOptions: { minCardIntervalMs: 200 },
+    });
   } catch (err) {
     await w.close();
     throw err;
@@ -166,7 +209,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     bot,
     botUrl,
     logs,
-    slash: slashSender(botUrl, w.slack),
+    slash: opts.socketMode ? socketSlashSender(w.slack) : slashSender(botUrl, w.slack),
     async close() {
       await bot.close();
       await w.close();

@@ -25,6 +25,8 @@ function envConfig(over: Partial<EnvironmentConfig> = {}): EnvironmentConfig {
     apiBaseUrl: 'https://api.engramia.dev',
     apiKeyEnv: 'ENGRAMIA_PROD_API_KEY',
     registry: { host: 'ghcr.io', username: 'engramia-bot', tokenEnv: 'GHCR_TOKEN' },
+    gateTimeoutSeconds: 900,
+    verifySettleSeconds: 60,
     ...over,
   };
 }

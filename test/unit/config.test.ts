@@ -106,6 +106,8 @@ describe('parseConfig / loadConfig: a valid file', () => {
       apiBaseUrl: 'https://api.engramia.dev',
       apiKeyEnv: 'ENGRAMIA_PROD_API_KEY',
       registry: { host: 'ghcr.io', username: 'engramia-bot', tokenEnv: 'GHCR_TOKEN' },
+      gateTimeoutSeconds: 900,
+      verifySettleSeconds: 60,
     });
   });
 

@@ -465,6 +465,7 @@ const SAMPLE_ERRORS: ChatOpsError[] = [
   new ChatOpsError(ErrorCode.EnvUnknown, 'Unknown environment "prod".', { known: ['production', 'staging'] }),
   new ChatOpsError(ErrorCode.Forbidden, 'Only deployers may deploy.', { who: 'Deployers: <@U01ALICE>' }),
   new ChatOpsError(ErrorCode.QueueUnavailable, 'redis down', {}),
+  new ChatOpsError(ErrorCode.Locked, 'production is locked by deploy 0.6.1 (U01ALICE, 4 min ago).', { env: 'production', jobId: 'deploy-abc', holderUser: 'U01ALICE', holderCommand: 'deploy 0.6.1', since: '4 min ago' }),
   new ChatOpsError(ErrorCode.SshHostKeyMismatch, 'mismatch', { host: '203.0.113.10', expected: 'SHA256:aaa', presented: 'SHA256:bbb' }),
   new ChatOpsError(ErrorCode.SshAuthFailed, 'auth', { host: '203.0.113.10', username: 'deploy' }),
   new ChatOpsError(ErrorCode.SshConnectFailed, 'connect', { host: '203.0.113.10', reason: 'connection refused' }),
@@ -493,7 +494,7 @@ describe('describeError / errorParts', () => {
     const parts = errorParts(err);
     expect(parts[0]).toEqual({ type: 'section', text: `❌ *${view.title}*` });
     const out = slack({ summary: 'failed', parts });
-    expectNoRawMarkup(out.blocks, ['<#C0OPS>', '<#C0DEPLOY>']);
+    expectNoRawMarkup(out.blocks, ['<#C0OPS>', '<#C0DEPLOY>', '<@U01ALICE>']);
   });
 
   it('COMMAND_INVALID: the message and the usage line', () => {

@@ -282,6 +282,232 @@ describe('docker compose pull / up', () => {
   });
 });
 
+describe('docker compose up / exec with a tag from the environment or an edited .env', () => {
+  const login = () => docker(['login', 'ghcr.io', '-u', 'bot', '--password-stdin'], { input: `${host.registryToken}\n` });
+  /** Run a plain shell command in the deploy dir, as the bot does over SSH. */
+  const sh = (line: string) => spawnSync('sh', ['-c', line], { cwd: dir, env: shellEnv(), encoding: 'utf8' });
+
+  it('up -d engramia-api caddy with IMAGE_TAG=x re-creates the API on x and leaves caddy running', () => {
+    login();
+    const before = sim.readState(dir);
+    const up = docker([...F, 'up', '-d', 'engramia-api', 'caddy'], { env: { IMAGE_TAG: '0.6.1' } });
+    expect(up.code).toBe(0);
+    expect(up.stderr).toContain('Container engramia-api  Recreated');
+    expect(up.stderr).toContain('Container caddy  Running');
+    const after = sim.readState(dir);
+    expect(sim.runningApiTag(dir)).toBe('0.6.1');
+    expect(after.containers['engramia-api']).toMatchObject({ state: 'running', image: 'ghcr.io/engramia/engramia:0.6.1' });
+    expect(after.containers['engramia-api']?.id).not.toBe(before.containers['engramia-api']?.id);
+    expect(after.containers.caddy).toEqual(before.containers.caddy);
+    expect(after.containers.pgvector).toEqual(before.containers.pgvector);
+    // .env still pins the old tag: only the shell variable moved the API.
+    expect(sim.readEnvFile(dir)).toContain('IMAGE_TAG=0.6.0\n');
+  });
+
+  it('exec -T engramia-api alembic upgrade head with IMAGE_TAG=x uses the running container', () => {
+    login();
+    const T = { IMAGE_TAG: '0.6.1' };
+    // Still on 0.6.0: the exported tag does not change which container exec reaches.
+    const early = docker([...F, 'exec', '-T', 'engramia-api', 'alembic', 'upgrade', 'head'], { env: T });
+    expect(early.code).toBe(0);
+    expect(early.stderr).not.toContain('Running upgrade');
+    expect(sim.readState(dir).db.revision).toBe('031');
+
+    expect(docker([...F, 'up', '-d', 'engramia-api'], { env: T }).code).toBe(0);
+    const mig = docker([...F, 'exec', '-T', 'engramia-api', 'alembic', 'upgrade', 'head'], { env: T });
+    expect(mig.code).toBe(0);
+    expect(mig.stderr).toContain('Running upgrade 031 -> 032, admin auth');
+    expect(sim.readState(dir).db.revision).toBe('032');
+    expect(sim.readCommandLog(dir).at(-1)).toMatchObject({ argv: [...F, 'exec', '-T', 'engramia-api', 'alembic', 'upgrade', 'head'], env: { IMAGE_TAG: '0.6.1' }, exitCode: 0 });
+  });
+
+  it('.env edited with awk/grep and `cat tmp > .env` is picked up by the next up -d', () => {
+    login();
+    const set = sh(
+      `awk -v k=IMAGE_TAG -v v=0.6.1 'BEGIN{FS=OFS="="} $1==k{print k"="v; f=1; next} {print} END{if(!f) print k"="v}' .env > .env.tmp ` +
+        `&& cat .env.tmp > .env && rm -f .env.tmp`,
+    );
+    expect(set.status).toBe(0);
+    expect(sh(`awk 'BEGIN{print "ENGRAMIA_MAINTENANCE=true"} {print}' .env > .env.tmp && cat .env.tmp > .env && rm -f .env.tmp`).status).toBe(0);
+    expect(sim.readEnvFile(dir)).toMatch(/^ENGRAMIA_MAINTENANCE=true\n(.|\n)*IMAGE_TAG=0\.6\.1\n/);
+
+    const up = docker([...F, 'up', '-d', 'engramia-api']);
+    expect(up.code).toBe(0);
+    expect(up.stderr).toContain('Container engramia-api  Recreated');
+    expect(sim.runningApiTag(dir)).toBe('0.6.1');
+    expect(sim.readState(dir).containers['engramia-api']?.env).toMatchObject({ IMAGE_TAG: '0.6.1', ENGRAMIA_MAINTENANCE: 'true' });
+
+    // Removing a line with grep -v works the same way.
+    expect(sh(`grep -v '^ENGRAMIA_MAINTENANCE=' .env > .env.tmp; cat .env.tmp > .env && rm -f .env.tmp`).status).toBe(0);
+    expect(docker([...F, 'up', '-d', 'engramia-api']).stderr).toContain('Container engramia-api  Recreated');
+    const c = sim.readState(dir).containers['engramia-api'];
+    expect(c?.env.ENGRAMIA_MAINTENANCE).toBeUndefined();
+    expect(c?.image).toBe('ghcr.io/engramia/engramia:0.6.1');
+    expect(docker([...F, 'up', '-d', 'engramia-api']).stderr).toContain('Container engramia-api  Running');
+  });
+});
+
+describe('docker compose run (one-off containers)', () => {
+  const login = () => docker(['login', 'ghcr.io', '-u', 'bot', '--password-stdin'], { input: `${host.registryToken}\n` });
+  const run = (args: string[], env: Record<string, string> = {}) => docker([...F, 'run', ...args], { env });
+  const HEADS = ['engramia-api', 'alembic', 'heads'];
+
+  it('alembic heads of the running tag: the image is local, no login needed, flags in any order', () => {
+    const before = sim.readState(dir);
+    for (const flags of [['--rm', '--no-deps', '-T'], ['-T', '--rm', '--no-deps'], ['--no-deps', '-T', '--rm']]) {
+      const r = run([...flags, ...HEADS]);
+      expect(r).toMatchObject({ code: 0, stdout: '031 (head)\n', stderr: '' });
+    }
+    const v = run(['--rm', '--no-deps', '-T', ...HEADS, '--verbose']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.startsWith('Rev: 031 (head)\nParent: 030\nPath: /app/engramia/db/migrations/versions/031_')).toBe(true);
+    expect(v.stdout).toContain('    Revision ID: 031\n    Revises: 030\n');
+    const after = sim.readState(dir);
+    expect(after.containers).toEqual(before.containers);
+    expect(after.images).toEqual(before.images);
+    expect(after.db).toEqual(before.db);
+    expect(sim.oneOffContainers(dir)).toEqual([]);
+  });
+
+  it('heads of a newer tag: pulled on demand, running container and DB untouched', () => {
+    const T = { IMAGE_TAG: '0.6.1' };
+    const unauth = run(['--rm', '--no-deps', '-T', ...HEADS], T);
+    expect(unauth.code).toBe(1);
+    expect(unauth.stdout).toBe('');
+    expect(unauth.stderr).toContain('Error response from daemon: Head "https://ghcr.io/v2/engramia/engramia/manifests/0.6.1": unauthorized');
+
+    login();
+    const before = sim.readState(dir);
+    const r = run(['--rm', '--no-deps', '-T', ...HEADS], T);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('032 (head)\n');
+    expect(r.stderr).toContain(' engramia-api Pulling \n');
+    expect(r.stderr).toContain(' engramia-api Pulled \n');
+    expect(sim.localApiTags(dir).sort()).toEqual(['0.6.0', '0.6.1']);
+    const after = sim.readState(dir);
+    expect(after.containers).toEqual(before.containers);
+    expect(sim.runningApiTag(dir)).toBe('0.6.0');
+    expect(after.db.revision).toBe('031');
+    expect(sim.oneOffContainers(dir)).toEqual([]);
+
+    // Now local: no second pull.
+    const again = run(['--rm', '--no-deps', '-T', ...HEADS], T);
+    expect(again).toMatchObject({ code: 0, stdout: '032 (head)\n', stderr: '' });
+
+    // History of the image, newest first, like exec's.
+    const hist = run(['--rm', '--no-deps', '-T', 'engramia-api', 'alembic', 'history'], T).stdout.trim().split('\n');
+    expect(hist[0]).toBe('031 -> 032 (head), admin auth');
+    expect(hist[1]).toBe('030 -> 031, audit log actor user id');
+    expect(hist.at(-1)).toBe('<base> -> 001, initial schema');
+    // The running 0.6.0 container still knows only up to 031.
+    expect(docker([...F, 'exec', '-T', 'engramia-api', 'alembic', 'heads']).stdout).toBe('031 (head)\n');
+
+    const recs = sim.readCommandLog(dir).filter((x) => x.argv.includes('run'));
+    expect(recs.map((x) => [x.argv.join(' '), x.env.IMAGE_TAG, x.exitCode])).toContainEqual([
+      'compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
+      '0.6.1',
+      0,
+    ]);
+    expect(sim.readState(dir).db.revision).toBe('031');
+  });
+
+  it('takes the tag from the environment first, then .env', () => {
+    login();
+    sim.setEnvVar(dir, 'IMAGE_TAG', '0.5.9');
+    expect(run(['--rm', '--no-deps', '-T', ...HEADS]).stdout).toBe('030 (head)\n');
+    expect(run(['--rm', '--no-deps', '-T', ...HEADS], { IMAGE_TAG: '0.6.1' }).stdout).toBe('032 (head)\n');
+    sim.setEnvVar(dir, 'IMAGE_TAG', null);
+    const unset = run(['--rm', '--no-deps', '-T', ...HEADS]);
+    expect(unset.code).toBe(1);
+    expect(unset.stderr).toContain('WARN[0000] The "IMAGE_TAG" variable is not set. Defaulting to a blank string.');
+    expect(unset.stderr).toContain('invalid reference format');
+  });
+
+  it('an unknown tag fails like pull and changes nothing', () => {
+    login();
+    const before = sim.readState(dir);
+    const r = run(['--rm', '--no-deps', '-T', ...HEADS], { IMAGE_TAG: '9.9.9' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('Error response from daemon: manifest for ghcr.io/engramia/engramia:9.9.9 not found: manifest unknown: manifest unknown');
+    expect(sim.readState(dir)).toEqual(before);
+  });
+
+  it('without --no-deps pgvector is brought up first; alembic current reads the DB', () => {
+    sim.stopContainer(dir, 'pgvector');
+    const down = run(['--rm', '--no-deps', '-T', 'engramia-api', 'alembic', 'current']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('could not translate host name "pgvector"');
+    const r = run(['--rm', '-T', 'engramia-api', 'alembic', 'current']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('031 (head)\n');
+    expect(r.stderr).toContain('Container pgvector  Started');
+    expect(sim.readState(dir).containers.pgvector?.state).toBe('running');
+  });
+
+  it('without --rm a stopped one-off container stays behind, listed by ps -a and pinning its image', () => {
+    login();
+    const before = sim.readState(dir).containers;
+    const r = run(['--no-deps', '-T', ...HEADS], { IMAGE_TAG: '0.6.1' });
+    expect(r).toMatchObject({ code: 0, stdout: '032 (head)\n' });
+    const left = sim.oneOffContainers(dir);
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatchObject({ service: 'engramia-api', image: 'ghcr.io/engramia/engramia:0.6.1', state: 'exited', exitCode: 0, oneOff: true, command: 'alembic heads' });
+    expect(left[0]?.name).toMatch(/^engramia-engramia-api-run-[0-9a-f]{12}$/);
+    expect(sim.readState(dir).containers).toEqual(before);
+
+    const ps = docker([...F, 'ps', '-a', '--format', 'json', 'engramia-api']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(ps.map((x) => [x.Name, x.State])).toEqual([
+      ['engramia-api', 'running'],
+      [left[0]?.name, 'exited'],
+    ]);
+    expect(ps[1].Labels).toContain('com.docker.compose.oneoff=True');
+    expect(docker([...F, 'ps', '--format', 'json', 'engramia-api']).stdout.trim().split('\n')).toHaveLength(1);
+
+    docker(['image', 'prune', '-a', '-f']);
+    expect(sim.localApiTags(dir).sort()).toEqual(['0.6.0', '0.6.1']);
+  });
+
+  it('refuses what real compose would refuse or fail on', () => {
+    const tty = run(['--rm', '--no-deps', ...HEADS]);
+    expect(tty).toMatchObject({ code: 1, stderr: 'the input device is not a TTY\n' });
+    const pg = run(['--rm', '--no-deps', '-T', 'pgvector', 'alembic', 'heads']);
+    expect(pg.code).toBe(1);
+    expect(pg.stderr).toContain('exec: "alembic": executable file not found in $PATH');
+    const nope = run(['--rm', '--no-deps', '-T', 'nope', 'alembic', 'heads']);
+    expect(nope).toMatchObject({ code: 1, stderr: 'no such service: nope\n' });
+    const noCmd = run(['--rm', '--no-deps', '-T', 'engramia-api']);
+    expect(noCmd.code).toBe(1);
+    expect(run(['--rm', '--no-deps', '-T', '--bogus', ...HEADS]).stderr).toBe('unknown flag: --bogus\n');
+    expect(sim.oneOffContainers(dir)).toEqual([]);
+  });
+
+  it('faults apply to run like to any command', () => {
+    sim.setFault(dir, { match: ['run', 'alembic heads'], exitCode: 1, stderr: 'Error response from daemon: i/o timeout\n', times: 1 });
+    const r = run(['--rm', '--no-deps', '-T', ...HEADS]);
+    expect(r).toMatchObject({ code: 1, stdout: '', stderr: 'Error response from daemon: i/o timeout\n' });
+    expect(sim.readState(dir).faults).toEqual([]);
+    expect(run(['--rm', '--no-deps', '-T', ...HEADS]).stdout).toBe('031 (head)\n');
+
+    sim.setFault(dir, { match: ['run', 'alembic heads'], delayMs: 200, stderr: 'WARN noise\n' });
+    const t = Date.now();
+    const slow = run(['--rm', '--no-deps', '-T', ...HEADS]);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(200);
+    expect(slow).toMatchObject({ code: 0, stdout: '031 (head)\n', stderr: 'WARN noise\n' });
+    expect(sim.readCommandLog(dir).slice(-2).map((x) => x.phase)).toEqual(['start', 'end']);
+  });
+
+  it('a hanging run can be killed', async () => {
+    sim.setFault(dir, { match: ['run', 'alembic'], hang: true });
+    const { child, done } = dockerAsync([...F, 'run', '--rm', '--no-deps', '-T', ...HEADS]);
+    for (let i = 0; i < 100 && !sim.readCommandLog(dir).some((x) => x.phase === 'start'); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGTERM');
+    expect((await done).signal).toBe('SIGTERM');
+  });
+});
+
 describe('docker compose ps / logs', () => {
   it('ps --format json prints one object per line; stopped containers need -a', () => {
     sim.stopContainer(dir, 'engramia-api', 137);

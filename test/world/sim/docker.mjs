@@ -35,6 +35,7 @@ import {
 /** @typedef {import('./host.mjs').Container} Container */
 /** @typedef {import('./host.mjs').LocalImage} LocalImage */
 /** @typedef {import('./host.mjs').Fault} Fault */
+/** @typedef {import('./host.mjs').ServiceDef} ServiceDef */
 
 const COMPOSE_VERSION = '2.29.1';
 const DOCKER_VERSION = '27.3.1';
@@ -571,7 +572,7 @@ function imagePrune(state, args, o) {
   }
   // `-f` alone removes dangling (untagged) images only; a previous release's tagged
   // image survives until `-a`. Images used by any container (even stopped) stay.
-  const used = new Set(Object.values(state.containers).map((c) => c.imageId));
+  const used = new Set([...Object.values(state.containers), ...(state.oneOffs ?? [])].map((c) => c.imageId));
   const victims = state.images.filter((i) => !used.has(i.id) && (all || i.tag === null));
   if (!victims.length) {
     o.out('Total reclaimed space: 0B\n');
@@ -637,7 +638,7 @@ function compose(state, args, ctx, o) {
     else o.out(`Docker Compose version v${COMPOSE_VERSION}\n`);
     return 0;
   }
-  const known = ['pull', 'up', 'ps', 'exec', 'logs', 'config', 'stop', 'start', 'restart'];
+  const known = ['pull', 'up', 'ps', 'exec', 'run', 'logs', 'config', 'stop', 'start', 'restart'];
   if (!known.includes(sub)) o.fail(`unknown docker command: "compose ${sub}"`);
 
   ctx.dryRun = dryRun;
@@ -652,6 +653,8 @@ function compose(state, args, ctx, o) {
       return composePs(state, args, o);
     case 'exec':
       return composeExec(state, args, o);
+    case 'run':
+      return composeRun(state, project, args, o);
     case 'logs':
       return composeLogs(state, args, o);
     case 'config':
@@ -1026,7 +1029,7 @@ function psRow(state, c) {
   let status = 'Created';
   if (running) status = `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.createdAt))}${health ? ` (${health})` : ''}`;
   else if (c.state === 'exited') status = `Exited (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
-  const cmd = def?.command ?? '';
+  const cmd = c.command ?? def?.command ?? '';
   const publishers =
     c.service === PROXY_SERVICE
       ? [80, 443].map((p) => ({ URL: '0.0.0.0', TargetPort: p, PublishedPort: p, Protocol: 'tcp' }))
@@ -1038,7 +1041,7 @@ function psRow(state, c) {
     Health: health,
     ID: c.id,
     Image: c.image,
-    Labels: `com.docker.compose.config-hash=${sha256(JSON.stringify([c.image, c.env])).slice(0, 64)},com.docker.compose.container-number=1,com.docker.compose.oneoff=False,com.docker.compose.project=engramia,com.docker.compose.service=${c.service},com.docker.compose.version=${COMPOSE_VERSION}`,
+    Labels: `com.docker.compose.config-hash=${sha256(JSON.stringify([c.image, c.env])).slice(0, 64)},com.docker.compose.container-number=1,com.docker.compose.oneoff=${c.oneOff ? 'True' : 'False'},com.docker.compose.project=engramia,com.docker.compose.service=${c.service},com.docker.compose.version=${COMPOSE_VERSION}`,
     LocalVolumes: c.service === DB_SERVICE || c.service === PROXY_SERVICE ? '1' : '0',
     Mounts: c.service === DB_SERVICE ? 'engramia_pgdata' : c.service === PROXY_SERVICE ? `${cwd}/Caddyfile,engramia_caddy_data` : '',
     Name: c.name,
@@ -1085,7 +1088,8 @@ function composePs(state, args, o) {
   }
   checkServices(state, names, o);
   // Like compose v2: only running containers unless --all (or a --status filter).
-  let containers = Object.values(state.containers)
+  // One-off `run` containers left behind (no --rm) are listed too, like compose v2 does.
+  let containers = [...Object.values(state.containers), ...(state.oneOffs ?? [])]
     .filter((c) => !names.length || names.includes(c.service))
     .filter((c) => (statuses.length ? statuses.includes(c.state) : all || c.state === 'running'))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -1208,7 +1212,138 @@ function composeExec(state, args, o) {
     if (!isatty(0)) o.fail('the input device is not a TTY');
     o.tty = true;
   }
-  return runInContainer(state, svc, args, o);
+  return runInContainer(state, svc, args, o, serviceBox(state, svc));
+}
+
+/**
+ * What a program inside a container sees: its env, hostname and (for the API) the
+ * image tag whose migration scripts it ships.
+ * @typedef {{ env: Record<string, string>, hostname: string, tag: string | null, oneOff: boolean }} Box
+ */
+
+/** The service's own (running) container. @param {SimState} state @param {string} svc @returns {Box} */
+function serviceBox(state, svc) {
+  const c = /** @type {Container} */ (state.containers[svc]);
+  return { env: c.env, hostname: c.id.slice(0, 12), tag: svc === API_SERVICE ? apiContainerTag(state) : null, oneOff: false };
+}
+
+/**
+ * `docker compose run`: a throwaway container of the service's image (resolved from
+ * the compose file like `up` does, pulled first if missing) running one command. It
+ * never touches the service's running container; without `--rm` the stopped one-off
+ * container stays behind (in `state.oneOffs`, listed by `ps -a`, pinning its image).
+ * @param {SimState} state @param {Project} project @param {string[]} args @param {Out} o
+ */
+function composeRun(state, project, args, o) {
+  let tty = true;
+  let rm = false;
+  let noDeps = false;
+  let detach = false;
+  let quietPull = false;
+  let pull = 'missing';
+  /** @type {string | null} */
+  let name = null;
+  /** @type {Record<string, string>} */
+  const extraEnv = {};
+  while (args.length && /** @type {string} */ (args[0]).startsWith('-')) {
+    const a = /** @type {string} */ (args.shift());
+    const [flag, val] = splitEq(a);
+    if (a === '--') break;
+    if (flag === '-T' || flag === '--no-TTY' || flag === '--no-tty') tty = false;
+    else if (flag === '--rm') rm = true;
+    else if (flag === '--no-deps') noDeps = true;
+    else if (flag === '-d' || flag === '--detach') detach = true;
+    else if (flag === '--quiet-pull') quietPull = true;
+    else if (flag === '--pull') pull = val ?? args.shift() ?? 'missing';
+    else if (flag === '--name') name = val ?? args.shift() ?? '';
+    else if (flag === '-e' || flag === '--env') {
+      const kv = val ?? args.shift() ?? '';
+      const i = kv.indexOf('=');
+      if (i === -1) {
+        const v = process.env[kv];
+        if (v !== undefined) extraEnv[kv] = v;
+      } else extraEnv[kv.slice(0, i)] = kv.slice(i + 1);
+    } else if (['-i', '--interactive', '--service-ports', '--use-aliases', '--remove-orphans', '--build', '--no-build', '-P', '--privileged'].includes(flag)) continue;
+    else if (['--entrypoint', '-u', '--user', '-w', '--workdir', '-v', '--volume', '-p', '--publish', '-l', '--label', '--cap-add', '--cap-drop', '--env-from-file'].includes(flag)) {
+      if (val === undefined) args.shift();
+    } else if (/^-[TdiP]+$/.test(a)) {
+      if (a.includes('T')) tty = false;
+      if (a.includes('d')) detach = true;
+    } else o.fail(`unknown flag: ${a}`);
+  }
+  const svc = args.shift();
+  if (!svc) o.fail('"docker compose run" requires at least 1 argument.\nSee \'docker compose run --help\'.');
+  checkServices(state, [svc], o);
+  const def = /** @type {ServiceDef} */ (state.services[svc]);
+  if (!args.length) {
+    // The image's default command is the long-running server itself.
+    o.fail(`simulated docker: refusing \`compose run ${svc}\` without a command (it would run "${def.command}" in the foreground and never return)`);
+  }
+  const cmd = args;
+  if (tty && !detach) {
+    if (!isatty(0)) o.fail('the input device is not a TTY');
+    o.tty = true;
+  }
+
+  // Image first (pulled like `up` does when missing), then dependencies, then the container.
+  const image = serviceImage(state, svc, project);
+  /** @type {string} */
+  let imageId;
+  if (svc === API_SERVICE) {
+    if (!project.tag) o.fail('Error response from daemon: invalid reference format');
+    const local = localApiImage(state, project.tag);
+    if (pull === 'always' || (!local && pull !== 'never')) imageId = pullApi(state, project, o, quietPull).id;
+    else if (!local) o.fail(`Error response from daemon: No such image: ${project.apiRef}`);
+    else imageId = local.id;
+  } else {
+    imageId = state.containers[svc]?.imageId ?? imageIdFor(image);
+  }
+  if (!noDeps && def.dependsOn.length) composeUp(state, project, ['-d', ...def.dependsOn], o);
+
+  state.seq += 1;
+  const id = sha256(`container:${svc}:run:${state.seq}`);
+  const cname = name || `${state.project}-${svc}-run-${id.slice(0, 12)}`;
+  const now = new Date().toISOString();
+  const baseEnv = def.envFile ? project.containerEnv : (state.containers[svc]?.env ?? {});
+  const env = { ...baseEnv, ...extraEnv };
+  /** @type {Box} */
+  const box = { env, hostname: id.slice(0, 12), tag: svc === API_SERVICE ? project.tag : null, oneOff: true };
+
+  // The program's output: to the caller, or (detached) to the container's log only.
+  const inner = detach ? new Out() : o;
+  if (tty) inner.tty = true;
+  let code;
+  try {
+    code = runInContainer(state, svc, cmd, inner, box);
+  } catch (e) {
+    if (!(e instanceof Exit)) throw e;
+    code = e.code;
+  }
+  if (!rm) {
+    /** @type {Container} */
+    const c = {
+      id,
+      name: cname,
+      service: svc,
+      image,
+      imageId,
+      state: 'exited',
+      exitCode: code,
+      createdAt: now,
+      startedAt: now,
+      finishedAt: new Date().toISOString(),
+      env,
+      health: '',
+      oneOff: true,
+      command: cmd.join(' '),
+    };
+    (state.oneOffs ??= []).push(c);
+  }
+  if (detach) {
+    o.out(`${cname}\n`);
+    return 0;
+  }
+  return code;
 }
 
 /** Split a shell command line into words (quotes only; no operators). @param {string} s */
@@ -1245,25 +1380,24 @@ function shellWords(s) {
   return words;
 }
 
-/** @param {SimState} state @param {string} svc @param {string[]} cmd @param {Out} o @returns {number} */
-function runInContainer(state, svc, cmd, o) {
+/** @param {SimState} state @param {string} svc @param {string[]} cmd @param {Out} o @param {Box} box @returns {number} */
+function runInContainer(state, svc, cmd, o, box) {
   const [prog, ...rest] = cmd;
-  const c = /** @type {Container} */ (state.containers[svc]);
   const name = (prog ?? '').replace(/^.*\//, '');
   if ((name === 'sh' || name === 'bash') && rest[0] === '-c') {
     const line = rest[1] ?? '';
     if (/[|;&<>`$]/.test(line)) o.fail(`simulated container shell: only one simple command is supported: ${line}`, 2);
     const words = shellWords(line);
     if (!words.length) return 0;
-    return runInContainer(state, svc, words, o);
+    return runInContainer(state, svc, words, o, box);
   }
   if (name === 'env' && !rest.length) {
-    o.out(Object.entries({ PATH: '/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: c.id.slice(0, 12), ...c.env }).map(([k, v]) => `${k}=${v}\n`).join(''));
+    o.out(Object.entries({ PATH: '/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: box.hostname, ...box.env }).map(([k, v]) => `${k}=${v}\n`).join(''));
     return 0;
   }
   if (name === 'printenv') {
-    if (!rest.length) return runInContainer(state, svc, ['env'], o);
-    const v = c.env[rest[0] ?? ''];
+    if (!rest.length) return runInContainer(state, svc, ['env'], o, box);
+    const v = box.env[rest[0] ?? ''];
     if (v === undefined) return 1;
     o.out(v + '\n');
     return 0;
@@ -1273,7 +1407,16 @@ function runInContainer(state, svc, cmd, o) {
     return 0;
   }
   if (name === 'true') return 0;
-  if (svc === API_SERVICE && name === 'alembic') return alembic(state, rest, o);
+  if (svc === API_SERVICE && name === 'alembic') return alembic(state, rest, o, box.tag);
+  if (svc === DB_SERVICE && box.oneOff && ['pg_dump', 'psql', 'pg_isready'].includes(name)) {
+    // A one-off postgres container has no server of its own; the socket is empty.
+    if (name === 'pg_isready') {
+      o.out('/var/run/postgresql:5432 - no response\n');
+      return 2;
+    }
+    o.err(`${name}: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?\n`);
+    return name === 'psql' ? 2 : 1;
+  }
   if (svc === DB_SERVICE && name === 'pg_dump') return pgDump(state, rest, o);
   if (svc === DB_SERVICE && name === 'psql') return psql(state, rest, o);
   if (svc === DB_SERVICE && name === 'pg_isready') {
@@ -1283,6 +1426,10 @@ function runInContainer(state, svc, cmd, o) {
   if (svc === PROXY_SERVICE && name === 'caddy' && rest[0] === 'version') {
     o.out('v2.8.4 h1:q3pe0wpBj1OcHFZ3n/1nl4V4bxBrYoSoab7rL9BMYNk=\n');
     return 0;
+  }
+  if (box.oneOff) {
+    // The container never starts: compose reports the daemon's error.
+    o.fail(`Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "${prog}": executable file not found in $PATH: unknown`);
   }
   o.fail(`OCI runtime exec failed: exec failed: unable to start container process: exec: "${prog}": executable file not found in $PATH: unknown`, 126);
 }
@@ -1321,8 +1468,11 @@ function migrationPath(m) {
   return `/app/engramia/db/migrations/versions/${m.revision}_${m.description.replace(/\W+/g, '_')}.py`;
 }
 
-/** @param {SimState} state @param {string[]} args @param {Out} o @returns {number} */
-function alembic(state, args, o) {
+/**
+ * alembic inside an API container whose image is `tag` (its scripts: the chain up to that image's head).
+ * @param {SimState} state @param {string[]} args @param {Out} o @param {string | null} tag @returns {number}
+ */
+function alembic(state, args, o, tag) {
   const a = [...args];
   while (a.length && /** @type {string} */ (a[0]).startsWith('-')) {
     const f = /** @type {string} */ (a.shift());
@@ -1336,7 +1486,6 @@ function alembic(state, args, o) {
   }
   const verbose = a.includes('-v') || a.includes('--verbose');
   const positional = a.filter((x) => !x.startsWith('-') || /^-\d+$/.test(x));
-  const tag = apiContainerTag(state);
   const chain = imageMigrations(state, tag);
   const headIdx = chain.length - 1;
   const head = chain[headIdx]?.revision ?? null;
@@ -1355,7 +1504,9 @@ function alembic(state, args, o) {
     return 0;
   }
   if (sub === 'heads') {
-    o.out(head ? `${head} (head)\n` : '');
+    // No database needed: the heads of the scripts shipped in the image.
+    const m = chain[headIdx];
+    o.out(m ? (verbose ? entry(m, true) : `${m.revision} (head)\n`) : '');
     return 0;
   }
   if (sub === 'show') {

@@ -58,6 +58,7 @@ const DAY_MS = 24 * 3600 * 1000;
  *   state: 'running' | 'exited' | 'created', exitCode: number,
  *   createdAt: string, startedAt: string | null, finishedAt: string | null,
  *   env: Record<string, string>, health: '' | 'healthy' | 'unhealthy' | 'starting',
+ *   oneOff?: boolean, command?: string,
  * }} Container
  * @typedef {{
  *   match: string | string[], exitCode?: number, stdout?: string, stderr?: string,
@@ -81,6 +82,7 @@ const DAY_MS = 24 * 3600 * 1000;
  *   images: LocalImage[],
  *   services: Record<string, ServiceDef>,
  *   containers: Record<string, Container>,
+ *   oneOffs?: Container[],
  *   db: {
  *     revision: string | null, patternCount: number,
  *     failUpgradeTo: string | null, failDowngradeFrom: string | null,
@@ -598,6 +600,7 @@ export function createHost(rootDir, opts = {}) {
         health: '',
       },
     },
+    oneOffs: [],
     db: {
       revision: opts.dbRevision === undefined ? runningMeta.head : opts.dbRevision,
       patternCount: opts.patternCount ?? 1234,
@@ -959,6 +962,11 @@ export function localApiTags(deployPath) {
   return readState(deployPath)
     .images.filter((i) => i.repository === API_IMAGE_REPO && i.tag)
     .map((i) => /** @type {string} */ (i.tag));
+}
+
+/** Stopped one-off containers left behind by `compose run` without `--rm`. @param {string} deployPath */
+export function oneOffContainers(deployPath) {
+  return readState(deployPath).oneOffs ?? [];
 }
 
 /** Tag of the image the API container runs (null if none). @param {string} deployPath */

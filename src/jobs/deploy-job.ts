@@ -1,0 +1,282 @@
+import { DelayedError, type Job } from 'bullmq';
+import type { EnvSecrets } from '../config/load.js';
+import type { EnvironmentConfig } from '../config/schema.js';
+import { probeHost } from '../engramia/host.js';
+import { asChatOpsError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { decidedGateMsg, deployCard, gateMsg, stepReply, type DeployView } from '../render/deploy.js';
+import { describeError } from '../render/errors.js';
+import { code, esc } from '../render/model.js';
+import { DEPLOY_STEPS, dryRunPlan, planHash, type DeployContext, type DeployData, type DeployState } from '../runbooks/deploy.js';
+import type { GateState } from '../runbooks/types.js';
+import type { SshExecutor } from '../ssh/executor.js';
+import { JobReporter } from './reporter.js';
+import type { OpsStore } from './store.js';
+import type { Outbox } from './types.js';
+
+export interface DeployJobDeps {
+  env: EnvironmentConfig;
+  secrets: EnvSecrets;
+  ssh: SshExecutor;
+  store: OpsStore;
+  outbox: Outbox;
+  log: Logger;
+  knownSecrets: string[];
+  gateTimeoutMs: number;
+  verifySettleMs: number;
+  lockTtlMs: number;
+  minCardIntervalMs?: number;
+}
+
+function view(data: DeployData, state: DeployState): DeployView {
+  return {
+    jobId: data.jobId,
+    kind: 'deploy',
+    env: data.env,
+    version: data.version,
+    fromVersion: state.fromVersion ?? state.pinnedBefore,
+    requestedBy: data.origin.user,
+    dryRun: data.dryRun,
+    steps: state.steps,
+    outcome: state.outcome,
+    ...(state.summary ? { summary: state.summary } : {}),
+    ...(state.maintenance ? { maintenance: `${state.maintenance.on ? 'on' : 'off'} (${state.maintenance.reason.replace(/<@([A-Z0-9]+)>/g, '@$1')})` } : {}),
+    warnings: state.warnings,
+  };
+}
+
+function initialState(data: DeployData): DeployState {
+  return {
+    steps: DEPLOY_STEPS.map((s) => ({ id: s.id, title: s.title(data), status: 'pending' as const })),
+    outcome: 'running',
+    gates: {},
+    warnings: [],
+    startedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * Runs the standard deployment one declared step at a time, saving the state
+ * after every step so a resumed job never repeats a finished one. Waiting on a
+ * gate parks the job (delayed) instead of holding a worker slot.
+ */
+export async function runDeployJob(job: Job<DeployData>, token: string | undefined, deps: DeployJobDeps): Promise<{ outcome: string }> {
+  const data = job.data;
+  const log = deps.log;
+  const state: DeployState = data.state ?? initialState(data);
+  const reporter = new JobReporter(data.origin, { outbox: deps.outbox, log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
+  // updateData replaces the whole data object: always write the full, merged value.
+  const save = async () => {
+    await job.updateData({ ...data, state });
+  };
+
+  if (data.dryRun) return dryRun(data, state, deps, reporter);
+
+  const card = await reporter.start(deployCard(view(data, state)), state.card);
+  if (!state.card) {
+    state.card = card;
+    await save();
+  } else if (state.outcome === 'waiting') {
+    state.outcome = 'running';
+  }
+
+  const renew = setInterval(() => {
+    void deps.store.renewLock(data.env, data.jobId, deps.lockTtlMs).catch(() => undefined);
+  }, Math.max(1000, Math.floor(deps.lockTtlMs / 3)));
+
+  const ctx: DeployContext = {
+    data,
+    state,
+    env: deps.env,
+    secrets: deps.secrets,
+    ssh: deps.ssh,
+    store: deps.store,
+    reporter,
+    log,
+    knownSecrets: deps.knownSecrets,
+    save,
+    gateTimeoutMs: deps.gateTimeoutMs,
+    verifySettleMs: deps.verifySettleMs,
+  };
+
+  try {
+    for (const [i, step] of DEPLOY_STEPS.entries()) {
+      const rec = state.steps[i]!;
+      if (rec.status === 'done' || rec.status === 'skipped') continue;
+      if (rec.status === 'running' && !step.safeToRepeat) {
+        return await finishFailed(ctx, i, `the worker stopped while "${rec.title}" ran; it is not safe to repeat, so the bot does not guess`);
+      }
+      rec.status = 'running';
+      rec.startedAt ??= new Date().toISOString();
+      rec.command = undefined;
+      rec.outputTail = undefined;
+      rec.exitCode = undefined;
+      await save();
+      reporter.setCard(deployCard(view(data, state)));
+      const began = Date.now();
+      let result;
+      try {
+        result = await step.run(ctx, rec);
+      } catch (err) {
+        const error = asChatOpsError(err);
+        rec.status = 'failed';
+        rec.endedAt = new Date().toISOString();
+        rec.durationMs = Date.now() - began;
+        rec.note = describeError(error).title.replace(/[*`]/g, '');
+        log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
+        await save();
+        void reporter.reply(stepReply(rec));
+        return await finishFailed(ctx, i, rec.note);
+      }
+      if (result.status === 'wait') {
+        state.outcome = 'waiting';
+        await save();
+        reporter.setCard(deployCard(view(data, state)));
+        await reporter.flush(15_000);
+        // The lock must outlive the wait, or another deploy could slip in while this one is parked.
+        await deps.store.renewLock(data.env, data.jobId, result.until - Date.now() + deps.lockTtlMs);
+        await job.moveToDelayed(result.until, token);
+        throw new DelayedError();
+      }
+      rec.status = result.status;
+      if (result.note !== undefined) rec.note = result.note;
+      rec.endedAt = new Date().toISOString();
+      rec.durationMs = Date.now() - Date.parse(rec.startedAt);
+      await save();
+      if (result.status === 'done') void reporter.reply(stepReply(rec));
+      reporter.setCard(deployCard(view(data, state)));
+      // A decided gate shows its decision in place of the buttons.
+      await refreshDecidedGates(ctx);
+    }
+    return await finishSucceeded(ctx);
+  } catch (err) {
+    if (err instanceof DelayedError) throw err;
+    const error = asChatOpsError(err);
+    log.error({ err: error.message, code: error.code }, 'deploy job crashed');
+    const i = state.steps.findIndex((s) => s.status === 'running');
+    return await finishFailed(ctx, Math.max(0, i), `the bot hit an unexpected error: ${error.message}`);
+  } finally {
+    clearInterval(renew);
+  }
+}
+
+async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
+  for (const gate of Object.values(ctx.state.gates)) {
+    if (gate.decision && gate.postedTs && !('shown' in gate)) {
+      (gate as GateState & { shown?: boolean }).shown = true;
+      const text =
+        gate.id === 'maintenance'
+          ? `Maintenance: ${ctx.state.maintenance?.on ? 'on for this deploy' : 'skipped for this deploy'}.`
+          : gate.decision.choice === 'go'
+            ? 'Approved.'
+            : 'Declined.';
+      void ctx.reporter.updateReply({ channel: ctx.data.origin.channel, ts: gate.postedTs }, decidedGateMsg(gate, text));
+      await ctx.save();
+    }
+  }
+}
+
+async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }> {
+  const { data, state } = ctx;
+  state.outcome = state.warnings.some((w) => w.startsWith('Deep health is degraded')) ? 'succeeded_with_warnings' : 'succeeded';
+  state.summary = `✅ ${code(data.version)} runs on *${esc(data.env)}* (was ${code(state.fromVersion ?? state.pinnedBefore ?? '?')}), pinned in .env. Maintenance is off.`;
+  await ctx.save();
+  await record(ctx);
+  // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
+  await ctx.store.releaseLock(data.env, data.jobId);
+  ctx.reporter.setCard(deployCard(view(data, state)));
+  await ctx.reporter.flush();
+  return { outcome: state.outcome };
+}
+
+/** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
+async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string): Promise<{ outcome: string }> {
+  const { data, state, env } = ctx;
+  state.outcome = 'failed';
+  const failedStep = DEPLOY_STEPS[stepIndex];
+  const lines: string[] = [`❌ Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
+  let runningTag: string | undefined;
+  let maintenanceOn: boolean | undefined;
+  try {
+    const host = await probeHost(ctx.ssh, env);
+    runningTag = host.runningTag;
+    maintenanceOn = host.maintenanceInEnvFile;
+    lines.push(
+      `*Host now:* engramia-api ${host.apiState === 'running' ? `runs ${code(host.runningTag ?? '?')}` : `is ${esc(host.apiState ?? 'missing')}`}; .env pins ${host.pinnedTag ? code(host.pinnedTag) : 'no tag'}; maintenance ${host.maintenanceInEnvFile ? '*ON* in .env' : 'off in .env'}.`,
+    );
+  } catch (err) {
+    lines.push(`*Host now:* could not be read (${esc(describeError(asChatOpsError(err)).title.replace(/[*`]/g, ''))}). Check it by hand before doing anything else.`);
+  }
+  if (maintenanceOn ?? state.maintenanceOnByUs) {
+    const tag = runningTag ?? state.fromVersion ?? '<running tag>';
+    lines.push(
+      `🚧 *Maintenance is still ON*${state.maintenanceOnByUs ? ' (this deploy turned it on)' : ''}: every endpoint but /v1/health answers 503. It was left on on purpose, so no traffic meets a half-finished deploy. To end it on the host: ${code(`sed -i '/^ENGRAMIA_MAINTENANCE=/d' .env && ${env.tagVariable}=${tag} docker compose -f ${env.composeFile} up -d engramia-api`)}`,
+    );
+  }
+  const changed = failedStep?.changesRunningVersion === true || (runningTag !== undefined && state.fromVersion != null && runningTag !== state.fromVersion);
+  const target = state.fromVersion ?? state.pinnedBefore ?? undefined;
+  if (!changed) {
+    lines.push(`*Next:* nothing changed what runs (${code(target ?? runningTag ?? '?')}). Fix the cause above and run ${code(`/engramia deploy ${data.version}${data.env ? ` ${data.env}` : ''}`)} again.`);
+  } else if (target) {
+    lines.push(`*Next:* roll back to ${code(target)} with the button in the thread, or fix forward.`);
+  } else {
+    lines.push('*Next:* the previous version is unknown, so the bot cannot offer a rollback; name one by hand.');
+  }
+  state.summary = lines.join('\n');
+  await ctx.save();
+
+  if (changed && target) {
+    const now = Date.now();
+    const g: GateState & { planHash: string } = {
+      id: 'rollback',
+      kind: 'rollback',
+      go: 'rollback.approve',
+      noGo: 'rollback.dismiss',
+      question: `Roll ${data.env} back to ${target}?`,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
+      planHash: planHash(data, [target]),
+    };
+    state.gates[g.id] = g;
+    const ref = await ctx.reporter.reply(gateMsg(g, data.jobId, [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`]));
+    if (ref) g.postedTs = ref.ts;
+    await ctx.save();
+  }
+  await record(ctx);
+  // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
+  await ctx.store.releaseLock(data.env, data.jobId);
+  ctx.reporter.setCard(deployCard(view(data, state)));
+  await ctx.reporter.flush();
+  return { outcome: 'failed' };
+}
+
+async function record(ctx: DeployContext): Promise<void> {
+  const { data, state } = ctx;
+  await ctx.store
+    .pushHistory({
+      jobId: data.jobId,
+      kind: 'deploy',
+      env: data.env,
+      version: data.version,
+      fromVersion: state.fromVersion ?? state.pinnedBefore ?? null,
+      user: data.origin.user,
+      outcome: state.outcome,
+      startedAt: state.startedAt,
+      endedAt: new Date().toISOString(),
+      channel: data.origin.channel,
+      ...(state.card?.ts ? { threadTs: state.card.ts } : {}),
+    })
+    .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'could not record deploy history'));
+}
+
+async function dryRun(data: DeployData, state: DeployState, deps: DeployJobDeps, reporter: JobReporter): Promise<{ outcome: string }> {
+  state.outcome = 'succeeded';
+  for (const s of state.steps) s.status = 'pending';
+  state.summary = `Nothing was run. These are the exact commands the deploy would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
+  await reporter.start(deployCard(view(data, state)));
+  await reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: dryRunPlan(deps.env, data).join('\n') }] });
+  await reporter.flush();
+  return { outcome: 'dry_run' };
+}
+
+

@@ -1,0 +1,88 @@
+import type { Redis } from 'ioredis';
+import type { GateDecision } from '../runbooks/types.js';
+
+export interface LockHolder {
+  jobId: string;
+  user: string;
+  /** What the holder is doing, e.g. "deploy 0.6.1". */
+  command: string;
+  startedAt: string;
+}
+
+export interface HistoryEntry {
+  jobId: string;
+  kind: 'deploy' | 'rollback';
+  env: string;
+  version: string;
+  fromVersion: string | null;
+  user: string;
+  outcome: string;
+  startedAt: string;
+  endedAt: string;
+  channel: string;
+  threadTs?: string;
+}
+
+// Compare-and-act scripts: only the job that holds a lock may extend or drop it.
+const RENEW = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).jobId == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+const RELEASE = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).jobId == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+
+const HISTORY_MAX = 200;
+const GATE_TTL_S = 30 * 24 * 3600;
+
+/**
+ * Locks, gate decisions and deploy history: small pieces of shared state that
+ * must be right across processes, so each change is one atomic Redis command.
+ */
+export class OpsStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  #key(...parts: string[]): string {
+    return [this.prefix, 'ops', ...parts].join(':');
+  }
+
+  async acquireLock(env: string, holder: LockHolder, ttlMs: number): Promise<{ ok: true } | { ok: false; holder: LockHolder | undefined }> {
+    const res = await this.redis.set(this.#key('lock', env), JSON.stringify(holder), 'PX', ttlMs, 'NX');
+    if (res === 'OK') return { ok: true };
+    return { ok: false, holder: await this.readLock(env) };
+  }
+
+  async readLock(env: string): Promise<LockHolder | undefined> {
+    const raw = await this.redis.get(this.#key('lock', env));
+    return raw ? (JSON.parse(raw) as LockHolder) : undefined;
+  }
+
+  async renewLock(env: string, jobId: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.#key('lock', env), jobId, String(ttlMs))) === 1;
+  }
+
+  async releaseLock(env: string, jobId: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE, 1, this.#key('lock', env), jobId)) === 1;
+  }
+
+  /** First decision wins; a later press gets the winning one back to show who decided. */
+  async decideGate(jobId: string, gateId: string, decision: GateDecision): Promise<{ ok: true } | { ok: false; existing: GateDecision }> {
+    const key = this.#key('gate', jobId, gateId);
+    const res = await this.redis.set(key, JSON.stringify(decision), 'EX', GATE_TTL_S, 'NX');
+    if (res === 'OK') return { ok: true };
+    const raw = await this.redis.get(key);
+    return { ok: false, existing: raw ? (JSON.parse(raw) as GateDecision) : decision };
+  }
+
+  async readGate(jobId: string, gateId: string): Promise<GateDecision | undefined> {
+    const raw = await this.redis.get(this.#key('gate', jobId, gateId));
+    return raw ? (JSON.parse(raw) as GateDecision) : undefined;
+  }
+
+  async pushHistory(entry: HistoryEntry): Promise<void> {
+    const key = this.#key('history', entry.env);
+    await this.redis.multi().lpush(key, JSON.stringify(entry)).ltrim(key, 0, HISTORY_MAX - 1).exec();
+  }
+
+  async readHistory(env: string, count = 20): Promise<HistoryEntry[]> {
+    return (await this.redis.lrange(this.#key('history', env), 0, count - 1)).map((r) => JSON.parse(r) as HistoryEntry);
+  }
+}

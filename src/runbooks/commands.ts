@@ -1,0 +1,64 @@
+import type { EnvironmentConfig } from '../config/schema.js';
+import { compose } from '../engramia/compose.js';
+import type { RemoteCommand } from '../ssh/quote.js';
+
+/**
+ * The runbook's host commands, as data. Values reach the shell only as quoted
+ * argv words or as positional parameters of a fixed script ($1, $2…), never
+ * spliced into script text.
+ */
+
+// Rewrites .env through a temp file and `cat >` so the file keeps its owner and mode;
+// the first matching line is replaced in place, any duplicates dropped, or one line appended.
+const SET_ENV_SCRIPT =
+  'set -eu; f=$1; k=$2; v=$3; t="$f.chatops.$$"; ' +
+  'awk -v k="$k" -v v="$v" \'BEGIN { n = length(k) + 1; done = 0 } substr($0, 1, n) == k "=" { if (!done) { print k "=" v; done = 1 } next } { print } END { if (!done) print k "=" v }\' "$f" > "$t" && cat "$t" > "$f"; rm -f "$t"';
+
+const UNSET_ENV_SCRIPT =
+  'set -eu; f=$1; k=$2; t="$f.chatops.$$"; ' +
+  'awk -v k="$k" \'BEGIN { n = length(k) + 1 } substr($0, 1, n) != k "=" { print }\' "$f" > "$t" && cat "$t" > "$f"; rm -f "$t"';
+
+export function setEnvVar(env: EnvironmentConfig, name: string, value: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['sh', '-c', SET_ENV_SCRIPT, 'chatops-set-env', '.env', name, value] };
+}
+
+export function unsetEnvVar(env: EnvironmentConfig, name: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['sh', '-c', UNSET_ENV_SCRIPT, 'chatops-unset-env', '.env', name] };
+}
+
+export function readEnvFlags(env: EnvironmentConfig): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['grep', '-E', `^(ENGRAMIA_MAINTENANCE|${env.tagVariable})=`, '.env'] };
+}
+
+/** The token goes on stdin (`--password-stdin`); it never appears in argv. */
+export function registryLogin(env: EnvironmentConfig): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['docker', 'login', env.registry.host, '-u', env.registry.username, '--password-stdin'] };
+}
+
+export const API = 'engramia-api';
+
+export function pull(env: EnvironmentConfig, tag: string): RemoteCommand {
+  return compose(env, ['pull', API], { tag });
+}
+
+export function imageHeads(env: EnvironmentConfig, tag: string): RemoteCommand {
+  return compose(env, ['run', '--rm', '--no-deps', '-T', API, 'alembic', 'heads'], { tag });
+}
+
+export function alembic(env: EnvironmentConfig, tag: string, args: readonly string[]): RemoteCommand {
+  return compose(env, ['exec', '-T', API, 'alembic', ...args], { tag });
+}
+
+export function up(env: EnvironmentConfig, tag: string, services: readonly string[]): RemoteCommand {
+  return compose(env, ['up', '-d', ...services], { tag });
+}
+
+export function prune(env: EnvironmentConfig): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['docker', 'image', 'prune', '-f'] };
+}
+
+/** `alembic current`/`heads` print "032 (head)" or "032"; the first revision-looking word is what we need. */
+export function parseRevision(output: string): string | null {
+  const m = /^([0-9A-Za-z_]+)(?:\s|$)/m.exec(output.trim());
+  return m ? m[1]! : null;
+}

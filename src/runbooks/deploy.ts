@@ -1,0 +1,379 @@
+import { createHash } from 'node:crypto';
+import type { EnvSecrets } from '../config/load.js';
+import type { EnvironmentConfig } from '../config/schema.js';
+import type { Secret } from '../config/secret.js';
+import { EngramiaApi } from '../engramia/client.js';
+import { probeHost, type HostState } from '../engramia/host.js';
+import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { gatherHealth } from '../jobs/health.js';
+import type { JobReporter } from '../jobs/reporter.js';
+import type { OpsStore } from '../jobs/store.js';
+import type { Origin, PostedRef } from '../jobs/types.js';
+import { gateMsg } from '../render/deploy.js';
+import { describeError } from '../render/errors.js';
+import { healthMsg, overallOf } from '../render/health.js';
+import { code } from '../render/model.js';
+import { scrub } from '../security/scrub.js';
+import type { ExecResult, SshExecutor } from '../ssh/executor.js';
+import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import * as cmd from './commands.js';
+import type { GateState, Outcome, StepRecord } from './types.js';
+
+export interface DeployData {
+  kind: 'deploy';
+  jobId: string;
+  env: string;
+  version: string;
+  /** From --maintenance / --no-maintenance; undefined means ask in the thread. */
+  maintenance: boolean | undefined;
+  dryRun: boolean;
+  origin: Origin;
+  requestedAt: string;
+  state?: DeployState;
+}
+
+export interface DeployState {
+  card?: PostedRef;
+  steps: StepRecord[];
+  outcome: Outcome;
+  fromVersion?: string | null;
+  pinnedBefore?: string | null;
+  newHead?: string | null;
+  dbRevision?: string | null;
+  maintenance?: { on: boolean; reason: string };
+  /** True once this job has put maintenance on: it must then say so until it is off again. */
+  maintenanceOnByUs?: boolean;
+  gates: Record<string, GateState & { planHash: string }>;
+  warnings: string[];
+  summary?: string;
+  startedAt: string;
+}
+
+export interface DeployContext {
+  data: DeployData;
+  state: DeployState;
+  env: EnvironmentConfig;
+  secrets: EnvSecrets;
+  ssh: SshExecutor;
+  store: OpsStore;
+  reporter: JobReporter;
+  log: Logger;
+  knownSecrets: string[];
+  /** Writes the state into the job: after this, a restarted worker continues from here. */
+  save(): Promise<void>;
+  gateTimeoutMs: number;
+  verifySettleMs: number;
+}
+
+export type StepResult = { status: 'done' | 'skipped'; note?: string } | { status: 'wait'; until: number };
+
+export interface StepDef {
+  id: string;
+  title(d: DeployData): string;
+  /** Whether running it again after an interruption is harmless. */
+  safeToRepeat: boolean;
+  /** Steps from here on may have changed what runs; a failure then offers a rollback. */
+  changesRunningVersion?: boolean;
+  run(ctx: DeployContext, rec: StepRecord): Promise<StepResult>;
+}
+
+const LOGIN_TIMEOUT = 60_000;
+const PULL_TIMEOUT = 15 * 60_000;
+const UP_TIMEOUT = 5 * 60_000;
+const MIGRATE_TIMEOUT = 15 * 60_000;
+const SHORT_TIMEOUT = 60_000;
+
+export function planHash(d: Pick<DeployData, 'env' | 'version' | 'jobId'>, extra: readonly string[] = []): string {
+  return createHash('sha256').update(JSON.stringify([d.jobId, d.env, d.version, ...extra])).digest('hex').slice(0, 16);
+}
+
+function tail(text: string, lines = 40): string {
+  return text.split('\n').slice(-lines).join('\n').trim();
+}
+
+/** Runs a command as part of a step and records what the host saw, secrets masked. */
+async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeoutMs: number; stdin?: Secret }): Promise<ExecResult> {
+  const shown = renderCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
+  rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
+  const res = await ctx.ssh.exec(command, { timeoutMs: opts.timeoutMs, ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+  const out = scrub(tail(`${res.stdout.toString('utf8')}\n${res.stderr}`), ctx.knownSecrets);
+  rec.outputTail = rec.outputTail ? `${rec.outputTail}\n${out}`.trim() : out;
+  rec.exitCode = res.exitCode;
+  return res;
+}
+
+function mustSucceed(res: ExecResult, what: string): ExecResult {
+  if (res.exitCode === 0) return res;
+  throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what} exited with ${res.exitCode ?? res.signal ?? 'no status'}`, {
+    command: res.command,
+    exitCode: res.exitCode,
+  });
+}
+
+/** The version that runs now; what maintenance is re-created on, and the rollback target. */
+function currentTag(state: DeployState): string {
+  const tag = state.fromVersion ?? state.pinnedBefore;
+  if (!tag) {
+    throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'cannot tell which version runs now (no running engramia-api and no tag pinned in .env), so maintenance cannot be re-created on it', {});
+  }
+  return tag;
+}
+
+export const DEPLOY_STEPS: readonly StepDef[] = [
+  {
+    id: 'preflight',
+    title: () => 'Check the host and record the running version',
+    safeToRepeat: true,
+    async run(ctx, rec) {
+      const host: HostState = await probeHost(ctx.ssh, ctx.env);
+      ctx.state.fromVersion = host.runningTag ?? null;
+      ctx.state.pinnedBefore = host.pinnedTag;
+      rec.command = `docker compose -f ${ctx.env.composeFile} ps -a --format json; grep .env`;
+      if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; deploying it again.`);
+      if (host.apiState !== 'running') ctx.state.warnings.push(`engramia-api was ${host.apiState ?? 'missing'} before the deploy.`);
+      if (host.maintenanceInEnvFile) ctx.state.warnings.push('ENGRAMIA_MAINTENANCE was already set in .env before this deploy.');
+      return { status: 'done', note: `running ${host.runningTag ?? 'nothing'}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
+    },
+  },
+  {
+    id: 'login',
+    title: (d) => `Log in to the registry`,
+    safeToRepeat: true,
+    async run(ctx, rec) {
+      mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeoutMs: LOGIN_TIMEOUT, stdin: ctx.secrets.registryToken }), 'docker login');
+      return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}` };
+    },
+  },
+  {
+    id: 'pull',
+    title: (d) => `Pull ${d.version}`,
+    safeToRepeat: true,
+    async run(ctx, rec) {
+      mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeoutMs: PULL_TIMEOUT }), 'docker compose pull');
+      return { status: 'done' };
+    },
+  },
+  {
+    id: 'inspect',
+    title: () => 'Check for database migrations',
+    safeToRepeat: true,
+    async run(ctx, rec) {
+      // Read-only: the new image's alembic head against the revision the database is on.
+      const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeoutMs: SHORT_TIMEOUT });
+      ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
+      let db: string | null = null;
+      if (ctx.state.fromVersion) {
+        const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeoutMs: SHORT_TIMEOUT });
+        db = cur.exitCode === 0 ? cmd.parseRevision(cur.stdout.toString('utf8')) : null;
+      }
+      ctx.state.dbRevision = db;
+      rec.exitCode = undefined;
+      if (ctx.state.newHead && db) {
+        return { status: 'done', note: ctx.state.newHead === db ? `no migrations (database at ${db})` : `migrations: ${db} → ${ctx.state.newHead}` };
+      }
+      return { status: 'done', note: 'could not tell whether this version brings migrations' };
+    },
+  },
+  {
+    id: 'maintenance-decision',
+    title: () => 'Decide on maintenance mode',
+    safeToRepeat: true,
+    async run(ctx) {
+      const { data, state } = ctx;
+      if (data.maintenance !== undefined) {
+        state.maintenance = { on: data.maintenance, reason: data.maintenance ? 'requested with --maintenance' : 'skipped with --no-maintenance' };
+        return { status: 'done', note: state.maintenance.reason };
+      }
+      const gate = state.gates['maintenance'];
+      if (gate) {
+        const decision = gate.decision ?? (await ctx.store.readGate(data.jobId, gate.id));
+        if (decision && decision.choice !== 'expired') {
+          gate.decision = decision;
+          const on = decision.choice === 'go';
+          state.maintenance = { on, reason: `${on ? 'enabled' : 'skipped'} by <@${decision.by}>` };
+          return { status: 'done', note: `${on ? 'enable' : 'skip'}, decided by ${decision.by}` };
+        }
+        if (Date.now() >= Date.parse(gate.expiresAt)) {
+          // Nobody answered: the safe branch for this gate is to deploy without maintenance.
+          gate.decision = { choice: 'expired', at: new Date().toISOString() };
+          state.maintenance = { on: false, reason: `no answer within ${Math.round(ctx.gateTimeoutMs / 60_000)} min: skipped` };
+          return { status: 'done', note: state.maintenance.reason };
+        }
+        return { status: 'wait', until: Date.parse(gate.expiresAt) };
+      }
+      const now = Date.now();
+      const migrations =
+        state.newHead && state.dbRevision
+          ? state.newHead === state.dbRevision
+            ? `${data.version} brings no database migrations (database at ${code(state.dbRevision)}).`
+            : `${data.version} brings database migrations: ${code(state.dbRevision)} → ${code(state.newHead)}. For migrations that drop columns, the runbook says to enable maintenance.`
+          : 'The bot could not tell whether this version brings migrations.';
+      const g: GateState & { planHash: string } = {
+        id: 'maintenance',
+        kind: 'maintenance',
+        go: 'maintenance.enable',
+        noGo: 'maintenance.skip',
+        question: `Enable maintenance mode for deploying ${data.version} to ${data.env}?`,
+        createdAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
+        planHash: planHash(data, [state.dbRevision ?? '', state.newHead ?? '']),
+      };
+      state.gates[g.id] = g;
+      await ctx.save();
+      const ref = await ctx.reporter.reply(
+        gateMsg(g, data.jobId, [
+          migrations,
+          `Maintenance makes every endpoint but /v1/health answer 503 until the deploy turns it off again. With no answer, the deploy goes ahead *without* maintenance.`,
+        ]),
+      );
+      if (ref) g.postedTs = ref.ts;
+      return { status: 'wait', until: Date.parse(g.expiresAt) };
+    },
+  },
+  {
+    id: 'maintenance-on',
+    title: () => 'Turn maintenance on',
+    safeToRepeat: true,
+    async run(ctx, rec) {
+      if (!ctx.state.maintenance?.on) return { status: 'skipped', note: ctx.state.maintenance?.reason ?? 'not requested' };
+      const tag = currentTag(ctx.state);
+      mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeoutMs: SHORT_TIMEOUT }), 'setting ENGRAMIA_MAINTENANCE in .env');
+      ctx.state.maintenanceOnByUs = true;
+      // Re-created on the version running now: the new one starts only after this.
+      mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+      return { status: 'done', note: `engramia-api re-created on ${tag}` };
+    },
+  },
+  {
+    id: 'up',
+    title: (d) => `Start ${d.version} (engramia-api, caddy)`,
+    safeToRepeat: true,
+    changesRunningVersion: true,
+    async run(ctx, rec) {
+      mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API, 'caddy']), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d');
+      return { status: 'done' };
+    },
+  },
+  {
+    id: 'migrate',
+    title: () => 'Run database migrations',
+    // `upgrade head` after an interruption continues from wherever the database is.
+    safeToRepeat: true,
+    changesRunningVersion: true,
+    async run(ctx, rec) {
+      mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeoutMs: MIGRATE_TIMEOUT }), 'alembic upgrade head');
+      const upgraded = /Running upgrade/.test(rec.outputTail ?? '');
+      return { status: 'done', note: upgraded ? `database now at ${ctx.state.newHead ?? 'head'}` : 'already at head' };
+    },
+  },
+  {
+    id: 'maintenance-off',
+    title: () => 'Turn maintenance off',
+    safeToRepeat: true,
+    changesRunningVersion: true,
+    async run(ctx, rec) {
+      if (!ctx.state.maintenanceOnByUs) return { status: 'skipped', note: 'maintenance was not turned on' };
+      mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeoutMs: SHORT_TIMEOUT }), 'removing ENGRAMIA_MAINTENANCE from .env');
+      mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+      ctx.state.maintenanceOnByUs = false;
+      return { status: 'done', note: `engramia-api re-created on ${ctx.data.version}` };
+    },
+  },
+  {
+    id: 'pin',
+    title: (d) => `Pin ${d.version} in .env`,
+    safeToRepeat: true,
+    changesRunningVersion: true,
+    async run(ctx, rec) {
+      mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, ctx.env.tagVariable, ctx.data.version), { timeoutMs: SHORT_TIMEOUT }), `pinning ${ctx.env.tagVariable}`);
+      return { status: 'done', note: `${ctx.env.tagVariable}=${ctx.data.version}` };
+    },
+  },
+  {
+    id: 'prune',
+    title: () => 'Prune old images',
+    safeToRepeat: true,
+    changesRunningVersion: true,
+    async run(ctx, rec) {
+      const res = await run(ctx, rec, cmd.prune(ctx.env), { timeoutMs: UP_TIMEOUT });
+      // A failed prune leaves disk in use but the deploy intact: warn, don't fail.
+      if (res.exitCode !== 0) {
+        ctx.state.warnings.push(`docker image prune exited with ${res.exitCode}; old images were kept.`);
+        return { status: 'done', note: 'prune failed (warning)' };
+      }
+      const freed = /Total reclaimed space:\s*(.+)/.exec(res.stdout.toString('utf8') + res.stderr)?.[1];
+      return { status: 'done', ...(freed ? { note: `reclaimed ${freed.trim()}` } : {}) };
+    },
+  },
+  {
+    id: 'verify',
+    title: (d) => `Verify ${d.version}: version, health, deep health`,
+    safeToRepeat: true,
+    changesRunningVersion: true,
+    async run(ctx, rec) {
+      const { data } = ctx;
+      const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
+      const deadline = Date.now() + ctx.verifySettleMs;
+      // A fresh container needs a moment; poll the version briefly before judging.
+      let seen = 'no answer';
+      for (;;) {
+        const v = await api.version();
+        if (v.kind === 'ok' && v.value.app_version === data.version) break;
+        seen = v.kind === 'ok' ? v.value.app_version : v.kind === 'maintenance' ? 'maintenance (503)' : describeError(v.error).title;
+        if (Date.now() >= deadline) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const report = await gatherHealth({ kind: 'health', env: data.env, origin: data.origin, requestedAt: data.requestedAt }, { jobId: data.jobId, env: ctx.env, secrets: ctx.secrets, ssh: ctx.ssh });
+      void ctx.reporter.reply(healthMsg(report));
+      const version = report.version.kind === 'ok' ? report.version.value.app_version : undefined;
+      const overall = overallOf(report);
+      rec.command = `GET ${ctx.env.apiBaseUrl}/v1/version, /v1/health, /v1/health/deep`;
+      if (version !== data.version) {
+        throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the API reports ${version ?? seen}, not ${data.version}, after ${Math.round(ctx.verifySettleMs / 1000)} s`, {});
+      }
+      if (overall === 'error' || overall === 'unknown') {
+        throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `deep health is ${overall} after the deploy`, {});
+      }
+      if (overall === 'degraded') {
+        const failing = report.deep?.kind === 'ok' ? Object.entries(report.deep.value.checks).filter(([, c]) => c.status === 'error').map(([n]) => n) : [];
+        ctx.state.warnings.push(`Deep health is degraded (${failing.join(', ') || 'a check failed'}); the deploy itself succeeded.`);
+        return { status: 'done', note: `version ${version}, health degraded` };
+      }
+      return { status: 'done', note: `version ${version}, health ok` };
+    },
+  },
+];
+
+/** The commands a dry run shows: the plan as the host would see it, secrets masked. */
+export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+  const running = '<running tag>';
+  const lines: string[] = [];
+  const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  add(cmd.registryLogin(env), env.registry.tokenEnv);
+  add(cmd.pull(env, data.version));
+  add(cmd.imageHeads(env, data.version));
+  add(cmd.alembic(env, running, ['current']));
+  if (data.maintenance !== false) {
+    lines.push(data.maintenance === true ? '# maintenance on (--maintenance):' : '# if maintenance is chosen at the gate:');
+    add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
+    add(cmd.up(env, running, [cmd.API]));
+  }
+  add(cmd.up(env, data.version, [cmd.API, 'caddy']));
+  add(cmd.alembic(env, data.version, ['upgrade', 'head']));
+  if (data.maintenance !== false) {
+    lines.push('# then maintenance off:');
+    add(cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE'));
+    add(cmd.up(env, data.version, [cmd.API]));
+  }
+  add(cmd.setEnvVar(env, env.tagVariable, data.version));
+  add(cmd.prune(env));
+  lines.push(`# verify: GET ${env.apiBaseUrl}/v1/version (expect ${data.version}), /v1/health, /v1/health/deep`);
+  return lines;
+}
+
+export function errorNote(err: unknown): string {
+  const e = asChatOpsError(err);
+  return describeError(e).title.replace(/[*`]/g, '');
+}
+

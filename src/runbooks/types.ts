@@ -1,0 +1,50 @@
+import type { ExecResult } from '../ssh/executor.js';
+
+/** Where a step's state stands; saved in the job after every change. */
+export type StepStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
+
+export interface StepRecord {
+  id: string;
+  title: string;
+  status: StepStatus;
+  startedAt?: string;
+  endedAt?: string;
+  durationMs?: number;
+  /** Shown next to the step: "skipped: maintenance not requested", "0.6.0 → 0.6.1". */
+  note?: string;
+  exitCode?: number | null;
+  /** Last lines of output, already scrubbed of secrets. */
+  outputTail?: string;
+  /** The exact command, secrets masked, as the host saw it. */
+  command?: string;
+}
+
+export type GateKind = 'maintenance' | 'rollback' | 'plan' | 'downgrade' | 'step';
+
+/** A question the job waits on. Decided once, atomically, by someone allowed to. */
+export interface GateState {
+  id: string;
+  kind: GateKind;
+  /** Buttons' action_ids, from the contract. */
+  go: string;
+  noGo: string;
+  question: string;
+  postedTs?: string;
+  createdAt: string;
+  expiresAt: string;
+  decision?: GateDecision;
+}
+
+export interface GateDecision {
+  choice: 'go' | 'no-go' | 'expired';
+  by?: string;
+  at: string;
+}
+
+export type Outcome = 'running' | 'waiting' | 'succeeded' | 'succeeded_with_warnings' | 'failed' | 'cancelled';
+
+/** The command output a step produced, for the thread reply. */
+export interface StepOutput {
+  result?: ExecResult;
+  text?: string;
+}
