@@ -8,7 +8,7 @@ import { decidedGateMsg, deployCard, gateMsg, stepReply, type DeployView } from 
 import { describeError } from '../render/errors.js';
 import { code, esc } from '../render/model.js';
 import { DEPLOY_STEPS, dryRunPlan, planHash, type DeployContext, type DeployData, type DeployState } from '../runbooks/deploy.js';
-import type { GateState } from '../runbooks/types.js';
+import type { GateState, StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { JobReporter } from './reporter.js';
 import type { OpsStore } from './store.js';
@@ -94,6 +94,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
     reporter,
     log,
     knownSecrets: deps.knownSecrets,
+    fullOutput: new Map(),
     save,
     gateTimeoutMs: deps.gateTimeoutMs,
     verifySettleMs: deps.verifySettleMs,
@@ -125,7 +126,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
         rec.note = describeError(error).title.replace(/[*`]/g, '');
         log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
         await save();
-        void reporter.reply(stepReply(rec));
+        postStep(ctx, rec);
         return await finishFailed(ctx, i, rec.note);
       }
       if (result.status === 'wait') {
@@ -143,7 +144,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
       rec.endedAt = new Date().toISOString();
       rec.durationMs = Date.now() - Date.parse(rec.startedAt);
       await save();
-      if (result.status === 'done') void reporter.reply(stepReply(rec));
+      if (result.status === 'done') postStep(ctx, rec);
       reporter.setCard(deployCard(view(data, state)));
       // A decided gate shows its decision in place of the buttons.
       await refreshDecidedGates(ctx);
@@ -158,6 +159,20 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
   } finally {
     clearInterval(renew);
   }
+}
+
+/** Above this, output goes to the thread as a file rather than a cut-down code block. */
+const FILE_THRESHOLD = 2500;
+
+function postStep(ctx: DeployContext, rec: StepRecord): void {
+  const full = ctx.fullOutput.get(rec.id) ?? '';
+  ctx.fullOutput.delete(rec.id);
+  if (full.length <= FILE_THRESHOLD) {
+    void ctx.reporter.reply(stepReply(rec));
+    return;
+  }
+  void ctx.reporter.reply(stepReply(rec, { outputTail: `${rec.outputTail?.split('\n').slice(-8).join('\n') ?? ''}\n(full output in the file below)` }));
+  void ctx.reporter.replyFile(`${ctx.data.jobId}-${rec.id}.log`, `${rec.title}: output`, full);
 }
 
 async function refreshDecidedGates(ctx: DeployContext): Promise<void> {

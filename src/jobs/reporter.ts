@@ -71,6 +71,20 @@ export class JobReporter {
     return p;
   }
 
+  /** Queues a file in the thread, in order with the replies. */
+  replyFile(filename: string, title: string, content: string): Promise<void> {
+    const threadTs = this.#card?.ts;
+    const p = this.#chain.then(async () => {
+      try {
+        await this.#outbox.upload(this.#origin, { ...(threadTs ? { threadTs } : {}), filename, title, content });
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'output file not delivered');
+      }
+    });
+    this.#chain = p;
+    return p;
+  }
+
   /** Replaces an earlier reply (a decided gate), in order with the other replies. */
   updateReply(ref: PostedRef, msg: Msg): Promise<void> {
     const p = this.#chain.then(async () => {
@@ -84,15 +98,18 @@ export class JobReporter {
     return p;
   }
 
-  /** Delivers everything queued, then the latest card, within a bound so a dead Slack cannot hang the job. */
+  /**
+   * Delivers the latest card and everything queued, within a bound so a dead Slack cannot hang the job.
+   * The card does not wait behind thread replies: they are limited per channel, the card per method.
+   */
   async flush(timeoutMs = 60_000): Promise<boolean> {
-    const work = (async () => {
-      await this.#chain;
+    const card = (async () => {
       if (this.#updateTimer) clearTimeout(this.#updateTimer);
       this.#updateTimer = undefined;
       await this.#updating;
       if (this.#pendingCard) await this.#sendCard();
     })();
+    const work = Promise.all([card, this.#chain]);
     let timer: NodeJS.Timeout | undefined;
     const done = await Promise.race([work.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
     clearTimeout(timer);

@@ -32,4 +32,6 @@ export interface PostedRef {
 export interface Outbox {
   post(origin: Origin, msg: Msg, opts?: { threadTs?: string }): Promise<PostedRef>;
   update(ref: PostedRef, msg: Msg): Promise<void>;
+  /** Long output as a file (a snippet in Slack), so nothing has to be cut to fit a message. */
+  upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void>;
 }

@@ -60,6 +60,8 @@ export interface DeployContext {
   reporter: JobReporter;
   log: Logger;
   knownSecrets: string[];
+  /** Full output of the step running now, scrubbed; kept in memory only, for the file upload. */
+  fullOutput: Map<string, string>;
   /** Writes the state into the job: after this, a restarted worker continues from here. */
   save(): Promise<void>;
   gateTimeoutMs: number;
@@ -97,7 +99,9 @@ async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, 
   const shown = renderCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
   rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
   const res = await ctx.ssh.exec(command, { timeoutMs: opts.timeoutMs, ...(opts.stdin ? { stdin: opts.stdin } : {}) });
-  const out = scrub(tail(`${res.stdout.toString('utf8')}\n${res.stderr}`), ctx.knownSecrets);
+  const full = scrub(`${res.stdout.toString('utf8')}\n${res.stderr}`.trim(), ctx.knownSecrets);
+  ctx.fullOutput.set(rec.id, [ctx.fullOutput.get(rec.id), `$ ${shown}`, full].filter(Boolean).join('\n'));
+  const out = tail(full);
   rec.outputTail = rec.outputTail ? `${rec.outputTail}\n${out}`.trim() : out;
   rec.exitCode = res.exitCode;
   return res;

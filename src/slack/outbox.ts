@@ -85,6 +85,17 @@ export class SlackOutbox implements Outbox {
     }
   }
 
+  async upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void> {
+    try {
+      const base = { filename: file.filename, title: file.title, content: scrub(file.content, this.knownSecrets) };
+      await this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel });
+    } catch (err) {
+      const error = slackError('files.uploadV2', err);
+      this.metrics?.slackErrors.inc({ method: 'files.uploadV2', error: String(error.details.slackError ?? 'unknown') });
+      throw error;
+    }
+  }
+
   async #respond(url: string, body: Record<string, unknown>): Promise<void> {
     const res = await fetch(url, {
       method: 'POST',

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
-import { readCommandLog, readEnvFile, readState, runningApiTag, setDeepCheck, setDeepHealth, setMigrationFailure } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, runningApiTag, setDeepCheck, setDeepHealth, setFault, setMigrationFailure } from '../world/sim/host.mjs';
 import { ALICE, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World, type WorldOptions } from './harness.js';
 
 type Block = Record<string, any>;
@@ -257,5 +257,55 @@ describe('/engramia deploy: the standard deployment against the simulated host',
     const bob = await w.slash('deploy 0.6.1', { user_id: BOB });
     expect(text(bob.body.blocks)).toContain('You may not run `deploy`');
     expect(ran(w).filter((l) => l.includes('0.5.9'))).toEqual([]);
+  });
+
+  it('goes on through Slack 429s: replies arrive late but in order, and the final card is right', async () => {
+    // Slack's own limits (about 1 post per second per channel): a fast deploy outruns them.
+    world = await startWorld({ envExtra: { verifySettleSeconds: 5 } });
+    const w = world;
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await finalCard(w, /succeeded/);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.1');
+    expect(w.slack.rateLimited()).toBeGreaterThan(0);
+    // Every step's reply is delivered, in the order the steps ran.
+    const titles = ['Check the host', 'Log in to the registry', 'Pull 0.6.1', 'Check for database migrations', 'Start 0.6.1', 'Run database migrations', 'Pin 0.6.1', 'Prune old images', 'Verify 0.6.1'];
+    await w.slack.waitFor(() => replies(w).filter((r) => titles.some((t) => r.includes(t))).length >= titles.length, { timeoutMs: 30_000 });
+    const order = titles.map((t) => replies(w).findIndex((r) => r.includes(t)));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(w.slack.invalidBlockCalls()).toEqual([]);
+  }, 60_000);
+
+  it('posts long command output as a file in the thread instead of cutting it', async () => {
+    const w = await deployWorld();
+    const lines = Array.from({ length: 200 }, (_, i) => `layer ${String(i).padStart(3, '0')}: Pull complete`);
+    setFault(w.deployPath, { match: ['compose', 'pull'], stdout: `${lines.join('\n')}\n` });
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const c = await finalCard(w, /succeeded/);
+    const file = await w.slack.waitFor(() => w.slack.files.find((f) => f.completed && f.title?.includes('Pull 0.6.1')), { timeoutMs: 10_000 });
+    const content = file.content?.toString('utf8') ?? '';
+    expect(content).toContain('layer 000: Pull complete');
+    expect(content).toContain('layer 199: Pull complete');
+    expect(content).not.toContain(w.registryToken);
+    expect(file.thread_ts).toBe(c.ts);
+  });
+
+  it('a job parked at a gate survives a restart of the bot and resumes without repeating a step', async () => {
+    const w = await deployWorld();
+    await w.slash('deploy 0.6.1');
+    await gateMessage(w, 'maintenance.enable');
+    await w.slack.waitFor(() => text(card(w)?.blocks).includes('waiting for a decision'), { timeoutMs: 5000 });
+    const before = ran(w);
+    await w.restart();
+    await press(w, BOB, 'maintenance.skip');
+    await finalCard(w, /succeeded/);
+    const after = ran(w);
+    expect(after.slice(0, before.length)).toEqual(before);
+    // Nothing that ran before the restart ran again.
+    for (const line of ['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml pull engramia-api']) {
+      expect(after.filter((l) => l === line)).toHaveLength(1);
+    }
+    expect(runningApiTag(w.deployPath)).toBe('0.6.1');
+    // The card posted before the restart is the one that was finished.
+    expect(w.slack.callsTo('chat.postMessage').filter((c) => !c.args.thread_ts && String(c.args.text).startsWith('Deploy '))).toHaveLength(1);
   });
 });

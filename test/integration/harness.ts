@@ -54,6 +54,8 @@ export interface World {
   /** Every JSON line the bot logged. */
   logs: string[];
   slash(text: string, fields?: Record<string, string>, opts?: SendOptions): Promise<SlackHttpResult>;
+  /** Stops the bot and starts a new one on the same Redis and queue. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -189,9 +191,8 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const w = await prepareWorld(opts);
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', destination: { write: (s: string) => void logs.push(s) } });
-  let bot: Bot;
-  try {
-    bot = await startBot({
+  const boot = () =>
+    startBot({
       env: readEnvOptions(w.processEnv),
       config: loadConfig(w.configPath),
       role: opts.role ?? 'all',
@@ -199,20 +200,30 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       processEnv: w.processEnv,
       workerOptions: { minCardIntervalMs: 200 },
     });
+  let bot: Bot;
+  try {
+    bot = await boot();
   } catch (err) {
     await w.close();
     throw err;
   }
-  const botUrl = `http://127.0.0.1:${bot.port}`;
-  return {
+  const world: World = {
     ...w,
     bot,
-    botUrl,
+    botUrl: `http://127.0.0.1:${bot.port}`,
     logs,
-    slash: opts.socketMode ? socketSlashSender(w.slack) : slashSender(botUrl, w.slack),
+    slash: opts.socketMode ? socketSlashSender(w.slack) : slashSender(`http://127.0.0.1:${bot.port}`, w.slack),
+    async restart() {
+      // Same Redis, same queue prefix: a new process picking up where the old one stopped.
+      await world.bot.close();
+      world.bot = await boot();
+      world.botUrl = `http://127.0.0.1:${world.bot.port}`;
+      if (!opts.socketMode) world.slash = slashSender(world.botUrl, w.slack);
+    },
     async close() {
-      await bot.close();
+      await world.bot.close();
       await w.close();
     },
   };
+  return world;
 }

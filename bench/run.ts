@@ -1,0 +1,115 @@
+// `npm run bench`: starts the bench world, runs every benchmark (for now: deploy), prints a table
+// and writes bench/results/latest.json. Not part of `npm test`; nothing here asserts on timings.
+//
+//   npm run bench                      7 counted rounds per series
+//   npm run bench -- --rounds=3        fewer (or BENCH_ROUNDS=3)
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runDeployBench, type DeployBenchResult, type Stats } from './deploy.js';
+import { startBenchWorld, type BenchWorld } from './world.js';
+
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+
+function roundsArg(): number {
+  const arg = process.argv.find((a) => a.startsWith('--rounds='))?.slice('--rounds='.length) ?? process.env.BENCH_ROUNDS;
+  if (arg === undefined) return 7;
+  const n = Number(arg);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`--rounds must be an integer 1-100, got "${arg}"`);
+  return n;
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
+const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r, ri) => {
+      const line = r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ');
+      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('   ')}` : line;
+    })
+    .join('\n');
+}
+
+function deployRows(d: DeployBenchResult): string[][] {
+  const base = d.stats.baseline;
+  const rows = (name: string, s: Stats): string[][] => [
+    [`${name}: median`, ms(s.median), ms(base.median), ratio(s.median, base.median)],
+    [`${name}: min`, ms(s.min), ms(base.min), ratio(s.min, base.min)],
+    [`${name}: max`, ms(s.max), ms(base.max), ratio(s.max, base.max)],
+  ];
+  return [
+    ...rows('deploy, Slack rate limits on', d.stats.bot),
+    ...rows('deploy, Slack rate limits off', d.stats.botNoLimits),
+    ['deploy job done incl. thread, limits on: median', ms(d.slack.bot.jobDone.median), ms(base.median), ratio(d.slack.bot.jobDone.median, base.median)],
+    ['deploy job done incl. thread, limits off: median', ms(d.slack.botNoLimits.jobDone.median), ms(base.median), ratio(d.slack.botNoLimits.jobDone.median, base.median)],
+  ];
+}
+
+function calls(by: Record<string, number>): string {
+  return Object.entries(by)
+    .map(([m, n]) => `${m} ${n}`)
+    .join(', ');
+}
+
+function printDeployDetail(d: DeployBenchResult): void {
+  const out: string[] = [];
+  out.push(`\n${d.command}: ${d.rounds} counted rounds per series (+${d.warmupRounds} warm-up), fresh host at 0.6.0 each round, verifySettleSeconds ${d.verifySettleSeconds}, baseline HTTP via ${d.httpClient}`);
+  out.push(`host commands identical (bot vs baseline, as the simulated docker recorded them): ${d.identicalHostCommands ? 'yes' : `NO ${JSON.stringify(d.hostCommandDiff)}`}`);
+  out.push(`Slack Web API calls per deploy (median), limits on:  ${calls(d.slack.bot.callsByMethod)}; 429s per deploy: [${d.slack.bot.rateLimitedPerDeploy.join(', ')}]`);
+  out.push(`Slack Web API calls per deploy (median), limits off: ${calls(d.slack.botNoLimits.callsByMethod)}; 429s per deploy: [${d.slack.botNoLimits.rateLimitedPerDeploy.join(', ')}]`);
+  out.push(`baseline ssh session setup (spawn → first command): median ${ms(d.baselineConnect.median)} (min ${ms(d.baselineConnect.min)}, max ${ms(d.baselineConnect.max)})`);
+  out.push('\nWhere the bot\'s time goes (median over rounds, ms):');
+  const keys = Object.keys(d.breakdown.bot);
+  out.push(table([['segment', 'limits on', 'limits off'], ...keys.map((k) => [k, String(Math.round(d.breakdown.bot[k]!)), String(Math.round(d.breakdown.botNoLimits[k]!))])]));
+  out.push('\nPer host command (median ms): bot = SSH exec round trip (limits-on rounds), baseline = in-session time between markers');
+  out.push(table([['command', 'bot', 'baseline', 'diff'], ...d.perCommand.map((c) => [c.label, c.bot.toFixed(0), c.baseline.toFixed(0), (c.bot - c.baseline).toFixed(0)])]));
+  console.log(out.join('\n'));
+}
+
+async function main(): Promise<void> {
+  const rounds = roundsArg();
+  const cpus = os.cpus();
+  const machine = { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, node: process.version, platform: `${os.platform()} ${os.release()}`, totalMemGb: +(os.totalmem() / 2 ** 30).toFixed(1) };
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
+
+  let world: BenchWorld | undefined;
+  let closing = false;
+  const stop = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    console.error(`\n${signal}: stopping the bench world`);
+    await world?.close().catch(() => undefined);
+    process.exit(130);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+
+  const startedAt = new Date().toISOString();
+  let deploy: DeployBenchResult;
+  try {
+    world = await startBenchWorld();
+    deploy = await runDeployBench(world, { rounds, progress: (l) => console.error(l) });
+  } finally {
+    closing = true;
+    await world?.close().catch(() => undefined);
+  }
+
+  console.log('');
+  console.log(table([['measure', 'ours', 'baseline', 'ratio'], ...deployRows(deploy)]));
+  printDeployDetail(deploy);
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = `${RESULTS_DIR}latest.json`;
+  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { deploy } }, null, 2)}\n`);
+  console.log(`\nwrote ${file}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exit(1);
+  },
+);
