@@ -57,6 +57,10 @@ export interface BotRound {
   /** HTTP requests the fake Slack answered, by method (429s included). */
   calls: Record<string, number>;
   rateLimited: number;
+  /** Thread replies Slack accepted. */
+  repliesDelivered: number;
+  /** Log lines of the bot saying a Slack message was given up on. */
+  undelivered: number;
   /** Critical-path segments, ms from sending the request. */
   segments: Record<string, number>;
   steps: { id: string; ms: number }[];
@@ -86,6 +90,8 @@ export interface DeployBenchResult {
   httpClient: string;
   verifySettleSeconds: number;
   series: { bot: BotRound[]; botNoLimits: BotRound[]; baseline: BaselineRound[] };
+  /** The uncounted first round of each series (the bot's first deploy opens its SSH connection). */
+  warmup: { bot?: BotRound; botNoLimits?: BotRound; baseline?: BaselineRound };
   stats: Record<SeriesName, Stats>;
   ratio: { botVsBaseline: number; botNoLimitsVsBaseline: number };
   slack: Record<'bot' | 'botNoLimits', { callsByMethod: Record<string, number>; rateLimitedPerDeploy: number[]; jobDone: Stats }>;
@@ -218,6 +224,9 @@ async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean
   const flush = of('reporter.flush').at(-1);
   const connects = of('ssh.connect');
   const redis = of('redis');
+  // The final card's chat.update as the job saw it: from handing it to the outbox to Slack's answer.
+  const finalUpdate = of('slack.update').filter((x) => x.ok).at(-1);
+  const firstLimited = w.slack.calls.find((c) => c.status === 429);
   const segments: Record<string, number> = {
     'request → Bolt ack': ack.elapsedMs,
     'request → job enqueued': job.timestamp - t0,
@@ -227,6 +236,8 @@ async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean
     'steps (sum of step durations)': steps.reduce((a, s) => a + s.ms, 0),
     'between steps (saves, card scheduling)': gaps,
     'last step ends → final card shown': final.at - lastEnd,
+    'final card: outbox.update → answered (queue wait incl.)': finalUpdate ? finalUpdate.end - finalUpdate.start : NaN,
+    'first 429 (ms from request; NaN = none)': firstLimited ? firstLimited.at - t0 : NaN,
     'final flush (card + thread), start → end': flush ? flush.end - flush.start : NaN,
     'final card shown → job done (thread tail)': job.finishedOn - final.at,
   };
@@ -238,6 +249,8 @@ async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean
     jobDoneMs: job.finishedOn - t0,
     calls,
     rateLimited: w.slack.calls.filter((c) => c.status === 429).length,
+    repliesDelivered: w.slack.calls.filter((c) => c.method === 'chat.postMessage' && c.status === 200 && c.args.thread_ts).length,
+    undelivered: logs.slice(logMark).filter((l) => /not delivered|still pending/.test(l)).length,
     segments,
     steps,
     execs: of('ssh.exec').map((s) => ({ label: s.label, ms: s.end - s.start, start: s.start - t0 })),
@@ -391,6 +404,7 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
   const bot = await startBot({ env: readEnvOptions(processEnv), config, role: 'all', log, processEnv });
   const botUrl = `http://127.0.0.1:${bot.port}`;
   const series: DeployBenchResult['series'] = { bot: [], botNoLimits: [], baseline: [] };
+  const warmup: DeployBenchResult['warmup'] = {};
   try {
     // The worker registers itself asynchronously; a deploy sent before that would measure start-up.
     const ready = Date.now() + 20_000;
@@ -403,13 +417,15 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
       if (name === 'baseline') {
         const r = await baselineRound(w, script);
         progress(`${label} baseline      ${r.ms.toFixed(0).padStart(6)} ms (ssh session setup ${r.connectMs.toFixed(0)} ms)`);
-        if (!label.startsWith('warm')) series.baseline.push(r);
+        if (label.startsWith('warm')) warmup.baseline = r;
+        else series.baseline.push(r);
       } else {
         const r = await botRound(w, bot, botUrl, name === 'bot', logs);
         progress(
-          `${label} ${name === 'bot' ? 'bot (limits)  ' : 'bot (no limit)'} ${r.ms.toFixed(0).padStart(6)} ms (job done at ${r.jobDoneMs} ms, ${r.rateLimited} × 429)`,
+          `${label} ${name === 'bot' ? 'bot (limits)  ' : 'bot (no limit)'} ${r.ms.toFixed(0).padStart(6)} ms (job done at ${r.jobDoneMs} ms, ${r.rateLimited} × 429, ${r.repliesDelivered} replies${r.undelivered ? `, ${r.undelivered} NOT DELIVERED` : ''})`,
         );
-        if (!label.startsWith('warm')) series[name].push(r);
+        if (label.startsWith('warm')) warmup[name] = r;
+        else series[name].push(r);
       }
     };
 
@@ -477,6 +493,7 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
     httpClient: http,
     verifySettleSeconds: VERIFY_SETTLE_SECONDS,
     series,
+    warmup,
     stats: st,
     ratio: { botVsBaseline: st.bot.median / st.baseline.median, botNoLimitsVsBaseline: st.botNoLimits.median / st.baseline.median },
     slack: { bot: slackSummary(series.bot), botNoLimits: slackSummary(series.botNoLimits) },

@@ -60,6 +60,8 @@ function printDeployDetail(d: DeployBenchResult): void {
   out.push(`Slack Web API calls per deploy (median), limits on:  ${calls(d.slack.bot.callsByMethod)}; 429s per deploy: [${d.slack.bot.rateLimitedPerDeploy.join(', ')}]`);
   out.push(`Slack Web API calls per deploy (median), limits off: ${calls(d.slack.botNoLimits.callsByMethod)}; 429s per deploy: [${d.slack.botNoLimits.rateLimitedPerDeploy.join(', ')}]`);
   out.push(`baseline ssh session setup (spawn → first command): median ${ms(d.baselineConnect.median)} (min ${ms(d.baselineConnect.min)}, max ${ms(d.baselineConnect.max)})`);
+  const first = d.warmup.bot;
+  if (first) out.push(`bot's first deploy after start-up (warm-up, not counted): ${ms(first.ms)}, of which SSH connect ${ms(first.sshConnectMs)} (${first.sshConnects} connect); later deploys reuse the connection`);
   out.push('\nWhere the bot\'s time goes (median over rounds, ms):');
   const keys = Object.keys(d.breakdown.bot);
   out.push(table([['segment', 'limits on', 'limits off'], ...keys.map((k) => [k, String(Math.round(d.breakdown.bot[k]!)), String(Math.round(d.breakdown.botNoLimits[k]!))])]));

@@ -10,6 +10,8 @@ export const ErrorCode = {
   EnvUnknown: 'ENV_UNKNOWN',
   Forbidden: 'FORBIDDEN',
   Locked: 'LOCKED',
+  Cancelled: 'CANCELLED',
+  NoRollbackTarget: 'NO_ROLLBACK_TARGET',
   QueueUnavailable: 'QUEUE_UNAVAILABLE',
   SshHostKeyMismatch: 'SSH_HOST_KEY_MISMATCH',
   SshAuthFailed: 'SSH_AUTH_FAILED',

@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { asChatOpsError } from '../errors.js';
+import { startRunbook } from './handle.js';
 import type { Producer } from '../jobs/queue.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -17,7 +18,7 @@ export interface ActionRequest {
 
 export interface ActionDeps {
   config: Config;
-  producer: Pick<Producer, 'getJob' | 'store'>;
+  producer: Pick<Producer, 'getJob' | 'store' | 'enqueue' | 'ready'>;
   log: Logger;
   metrics?: Metrics;
 }
@@ -68,17 +69,23 @@ export async function handleAction(req: ActionRequest, deps: ActionDeps): Promis
     if (existing) return say(already(existing));
     if (Date.now() >= Date.parse(gate.expiresAt)) return say(`⌛ This question expired at ${when(gate.expiresAt)}; the job took the safe branch. Nothing was done.`);
 
-    if (req.actionId === 'rollback.approve') {
-      // Not consumed: the rollback runbook is not part of this version yet.
-      return say(
-        `🚧 Automated rollback is not available in this version of the bot yet. To roll back by hand, follow the runbook's "Rollback procedure" (maintenance on, pg_dump snapshot, downgrade the migrations the bad version added, pin and start the previous tag).`,
-      );
-    }
-
     const decision = { choice: req.actionId === gate.go ? ('go' as const) : ('no-go' as const), by: req.user, at: new Date().toISOString() };
     const res = await deps.producer.store.decideGate(v.j, v.g, decision);
     if (!res.ok) return say(already(res.existing));
     log.info({ jobId: v.j, gate: v.g, choice: decision.choice }, 'gate decided');
+
+    if (gate.kind === 'rollback') {
+      if (decision.choice !== 'go') return { replace: decidedGateMsg({ ...gate, decision }, 'Dismissed: no rollback.') };
+      const target = data.state?.fromVersion ?? data.state?.pinnedBefore;
+      if (!target) return say('⚠️ The failed deploy recorded no previous version, so there is nothing to roll back to. Name one: `/engramia rollback VERSION`.');
+      try {
+        // The person who approved is the one who asked for the rollback: its own gates need someone else.
+        const rollbackId = await startRunbook({ kind: 'rollback', version: target, env: data.env, dryRun: false, origin: { ...data.origin, user: req.user } }, deps.producer);
+        return { replace: decidedGateMsg({ ...gate, decision }, `Rollback to ${target} started (job ${rollbackId}); its progress is posted in the channel.`) };
+      } catch (err) {
+        return { replace: decidedGateMsg({ ...gate, decision }, `Approved, but the rollback could not start: ${describeError(asChatOpsError(err)).title.replace(/[*`]/g, '')}`) };
+      }
+    }
 
     // Wake the parked job now rather than at the gate's expiry.
     if ((await job.getState()) === 'delayed') await job.promote().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'promote failed'));

@@ -3,6 +3,7 @@ import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Producer } from '../jobs/queue.js';
+import type { HistoryEntry } from '../jobs/store.js';
 import type { Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, type Msg, type Part } from '../render/model.js';
@@ -71,44 +72,85 @@ export function newJobId(kind: string): string {
   return `${kind}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 }
 
-/** Takes the environment lock before queueing, so a second deploy is refused at once, naming the holder. */
-async function startDeploy(command: Extract<Command, { name: 'deploy' }>, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Msg> {
-  const jobId = newJobId('deploy');
+/**
+ * Queues a deploy or rollback. It takes the environment lock first, so a second
+ * mutating job is refused at once, naming the holder; a dry run takes no lock.
+ */
+export async function startRunbook(
+  p: { kind: 'deploy' | 'rollback'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
+  producer: CommandDeps['producer'],
+): Promise<string> {
+  const jobId = newJobId(p.kind);
   const data = {
-    kind: 'deploy' as const,
+    kind: p.kind,
     jobId,
-    env: command.env,
-    version: command.version,
-    maintenance: command.maintenance,
-    dryRun: command.dryRun,
-    origin: req.origin,
+    env: p.env,
+    version: p.version,
+    maintenance: p.kind === 'rollback' ? true : p.maintenance,
+    dryRun: p.dryRun,
+    origin: p.origin,
     requestedAt: new Date().toISOString(),
   };
-  const what = `${command.dryRun ? 'Dry run of deploy' : 'Deploying'} ${command.version} to ${command.env}`;
-  if (command.dryRun) {
-    await deps.producer.enqueue(data, { jobId });
-    return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `🧪 ${esc(what)}: the plan will be posted in the channel; nothing runs on the host. (job ${code(jobId)})` }], notes);
+  if (p.dryRun) {
+    await producer.enqueue(data, { jobId });
+    return jobId;
   }
-  await deps.producer.ready();
-  const holder = { jobId, user: req.origin.user, command: `deploy ${command.version}`, startedAt: data.requestedAt };
-  const lock = await deps.producer.store.acquireLock(command.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
+  await producer.ready();
+  const holder = { jobId, user: p.origin.user, command: `${p.kind} ${p.version}`, startedAt: data.requestedAt };
+  const lock = await producer.store.acquireLock(p.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
     throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
   });
   if (!lock.ok) {
     const h = lock.holder;
     throw new ChatOpsError(
       ErrorCode.Locked,
-      h ? `${command.env} is locked by ${h.command} (${h.user}, ${ago(h.startedAt)}).` : `${command.env} is locked by another job.`,
-      { env: command.env, ...(h ? { jobId: h.jobId, holderUser: h.user, holderCommand: h.command, since: ago(h.startedAt) } : {}) },
+      h ? `${p.env} is locked by ${h.command} (${h.user}, ${ago(h.startedAt)}).` : `${p.env} is locked by another job.`,
+      { env: p.env, ...(h ? { jobId: h.jobId, holderUser: h.user, holderCommand: h.command, since: ago(h.startedAt) } : {}) },
     );
   }
   try {
-    await deps.producer.enqueue(data, { jobId });
+    await producer.enqueue(data, { jobId });
   } catch (err) {
-    await deps.producer.store.releaseLock(command.env, jobId).catch(() => undefined);
+    await producer.store.releaseLock(p.env, jobId).catch(() => undefined);
     throw err;
   }
-  return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `🚀 ${esc(what)}. Progress is posted in the channel, step by step. (job ${code(jobId)})` }], notes);
+  return jobId;
+}
+
+/**
+ * "The version before the current one": the from-version of the latest deploy,
+ * or, after a rollback, of the deploy that had brought in the version rolled back to.
+ */
+export function resolveRollbackTarget(history: HistoryEntry[]): string | undefined {
+  const latest = history[0];
+  if (!latest) return undefined;
+  if (latest.kind === 'deploy') return latest.fromVersion ?? undefined;
+  const current = latest.outcome.startsWith('succeeded') ? latest.version : latest.fromVersion;
+  return history.find((e) => e.kind === 'deploy' && e.version === current && e.outcome.startsWith('succeeded'))?.fromVersion ?? undefined;
+}
+
+async function startDeploy(command: Extract<Command, { name: 'deploy' }>, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Msg> {
+  const jobId = await startRunbook({ kind: 'deploy', version: command.version, env: command.env, maintenance: command.maintenance, dryRun: command.dryRun, origin: req.origin }, deps.producer);
+  const what = `${command.dryRun ? 'Dry run of deploy' : 'Deploying'} ${command.version} to ${command.env}`;
+  const text = command.dryRun
+    ? `🧪 ${esc(what)}: the plan will be posted in the channel; nothing runs on the host. (job ${code(jobId)})`
+    : `🚀 ${esc(what)}. Progress is posted in the channel, step by step. (job ${code(jobId)})`;
+  return reply(`${what} (job ${jobId})`, [{ type: 'section', text }], notes);
+}
+
+async function startRollback(command: Extract<Command, { name: 'rollback' }>, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Msg> {
+  await deps.producer.ready();
+  let target = command.version;
+  if (target === undefined) {
+    target = resolveRollbackTarget(await deps.producer.store.readHistory(command.env, 50));
+    if (target === undefined) {
+      throw new ChatOpsError(ErrorCode.NoRollbackTarget, `The bot's history has no version to go back to on ${command.env}.`, { env: command.env });
+    }
+    notes.push(`Target ${target}: the version that ran before the last deploy, from the bot's history.`);
+  }
+  const jobId = await startRunbook({ kind: 'rollback', version: target, env: command.env, dryRun: command.dryRun, origin: req.origin }, deps.producer);
+  const what = `${command.dryRun ? 'Dry run of rollback of' : 'Rolling back'} ${command.env} to ${target}`;
+  return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `⏪ ${esc(what)}. Maintenance goes on first and a snapshot is taken before anything is downgraded. (job ${code(jobId)})` }], notes);
 }
 
 /** Long enough to cover the gap until the worker starts renewing it. */
@@ -130,8 +172,8 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       return helpMsg();
     }
     checkRole(deps.config, command, req.origin.user);
-    if (command.name === 'deploy') {
-      const msg = await startDeploy(command, req, deps, notes);
+    if (command.name === 'deploy' || command.name === 'rollback') {
+      const msg = command.name === 'deploy' ? await startDeploy(command, req, deps, notes) : await startRollback(command, req, deps, notes);
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return msg;
     }

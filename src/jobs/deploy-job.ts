@@ -7,7 +7,8 @@ import type { Logger } from '../logger.js';
 import { decidedGateMsg, deployCard, gateMsg, stepReply, type DeployView } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc } from '../render/model.js';
-import { DEPLOY_STEPS, dryRunPlan, planHash, type DeployContext, type DeployData, type DeployState } from '../runbooks/deploy.js';
+import { DEPLOY_STEPS, dryRunPlan, planHash, type DeployContext, type DeployData, type DeployState, type StepDef } from '../runbooks/deploy.js';
+import { ROLLBACK_STEPS, rollbackDryRunPlan } from '../runbooks/rollback.js';
 import type { GateState, StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { JobReporter } from './reporter.js';
@@ -28,10 +29,15 @@ export interface DeployJobDeps {
   minCardIntervalMs?: number;
 }
 
+/** The declared step list of each runbook. */
+export function stepsFor(data: Pick<DeployData, 'kind'>): readonly StepDef[] {
+  return data.kind === 'rollback' ? ROLLBACK_STEPS : DEPLOY_STEPS;
+}
+
 function view(data: DeployData, state: DeployState): DeployView {
   return {
     jobId: data.jobId,
-    kind: 'deploy',
+    kind: data.kind,
     env: data.env,
     version: data.version,
     fromVersion: state.fromVersion ?? state.pinnedBefore,
@@ -47,7 +53,7 @@ function view(data: DeployData, state: DeployState): DeployView {
 
 function initialState(data: DeployData): DeployState {
   return {
-    steps: DEPLOY_STEPS.map((s) => ({ id: s.id, title: s.title(data), status: 'pending' as const })),
+    steps: stepsFor(data).map((s) => ({ id: s.id, title: s.title(data), status: 'pending' as const })),
     outcome: 'running',
     gates: {},
     warnings: [],
@@ -101,7 +107,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
   };
 
   try {
-    for (const [i, step] of DEPLOY_STEPS.entries()) {
+    for (const [i, step] of stepsFor(data).entries()) {
       const rec = state.steps[i]!;
       if (rec.status === 'done' || rec.status === 'skipped') continue;
       if (rec.status === 'running' && !step.safeToRepeat) {
@@ -194,7 +200,11 @@ async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
 async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }> {
   const { data, state } = ctx;
   state.outcome = state.warnings.some((w) => w.startsWith('Deep health is degraded')) ? 'succeeded_with_warnings' : 'succeeded';
-  state.summary = `✅ ${code(data.version)} runs on *${esc(data.env)}* (was ${code(state.fromVersion ?? state.pinnedBefore ?? '?')}), pinned in .env. Maintenance is off.`;
+  const was = code(state.fromVersion ?? state.pinnedBefore ?? '?');
+  state.summary =
+    data.kind === 'rollback'
+      ? `✅ Rolled back: ${code(data.version)} runs on *${esc(data.env)}* (was ${was}), pinned in .env; database ${state.downgraded ? `downgraded to ${code(state.targetHead ?? '?')}` : `unchanged at ${code(state.dbRevision ?? '?')}`}. Snapshot: ${code(state.snapshot?.path ?? 'none')}. Maintenance is off.`
+      : `✅ ${code(data.version)} runs on *${esc(data.env)}* (was ${was}), pinned in .env. Maintenance is off.`;
   await ctx.save();
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
@@ -208,7 +218,7 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
 async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
   state.outcome = 'failed';
-  const failedStep = DEPLOY_STEPS[stepIndex];
+  const failedStep = stepsFor(data)[stepIndex];
   const lines: string[] = [`❌ Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
   let runningTag: string | undefined;
   let maintenanceOn: boolean | undefined;
@@ -222,6 +232,11 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   } catch (err) {
     lines.push(`*Host now:* could not be read (${esc(describeError(asChatOpsError(err)).title.replace(/[*`]/g, ''))}). Check it by hand before doing anything else.`);
   }
+  if (data.kind === 'rollback') {
+    lines.push(
+      `*Database:* ${state.downgraded ? `downgraded to ${code(state.targetHead ?? '?')}` : state.dbRevision ? `not downgraded, at ${code(state.dbRevision)}` : 'not touched'}. *Snapshot:* ${state.snapshot ? `${code(state.snapshot.path)} (${state.snapshot.bytes} bytes)` : 'none taken'}.`,
+    );
+  }
   if (maintenanceOn ?? state.maintenanceOnByUs) {
     const tag = runningTag ?? state.fromVersion ?? '<running tag>';
     lines.push(
@@ -230,7 +245,13 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   }
   const changed = failedStep?.changesRunningVersion === true || (runningTag !== undefined && state.fromVersion != null && runningTag !== state.fromVersion);
   const target = state.fromVersion ?? state.pinnedBefore ?? undefined;
-  if (!changed) {
+  if (data.kind === 'rollback') {
+    lines.push(
+      state.snapshot
+        ? `*Next:* fix the cause above, then run ${code(`/engramia rollback ${data.version} ${data.env}`)} again (steps already done are checked, not repeated blindly), or restore from the snapshot by hand with ${code('pg_restore')}.`
+        : `*Next:* fix the cause above and run ${code(`/engramia rollback ${data.version} ${data.env}`)} again.`,
+    );
+  } else if (!changed) {
     lines.push(`*Next:* nothing changed what runs (${code(target ?? runningTag ?? '?')}). Fix the cause above and run ${code(`/engramia deploy ${data.version}${data.env ? ` ${data.env}` : ''}`)} again.`);
   } else if (target) {
     lines.push(`*Next:* roll back to ${code(target)} with the button in the thread, or fix forward.`);
@@ -240,7 +261,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   state.summary = lines.join('\n');
   await ctx.save();
 
-  if (changed && target) {
+  if (changed && target && data.kind === 'deploy') {
     const now = Date.now();
     const g: GateState & { planHash: string } = {
       id: 'rollback',
@@ -270,7 +291,7 @@ async function record(ctx: DeployContext): Promise<void> {
   await ctx.store
     .pushHistory({
       jobId: data.jobId,
-      kind: 'deploy',
+      kind: data.kind,
       env: data.env,
       version: data.version,
       fromVersion: state.fromVersion ?? state.pinnedBefore ?? null,
@@ -287,9 +308,10 @@ async function record(ctx: DeployContext): Promise<void> {
 async function dryRun(data: DeployData, state: DeployState, deps: DeployJobDeps, reporter: JobReporter): Promise<{ outcome: string }> {
   state.outcome = 'succeeded';
   for (const s of state.steps) s.status = 'pending';
-  state.summary = `Nothing was run. These are the exact commands the deploy would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
+  state.summary = `Nothing was run. These are the exact commands the ${data.kind} would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
   await reporter.start(deployCard(view(data, state)));
-  await reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: dryRunPlan(deps.env, data).join('\n') }] });
+  const plan = data.kind === 'rollback' ? rollbackDryRunPlan(deps.env, data) : dryRunPlan(deps.env, data);
+  await reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: plan.join('\n') }] });
   await reporter.flush();
   return { outcome: 'dry_run' };
 }

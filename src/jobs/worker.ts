@@ -12,7 +12,7 @@ import { runDeployJob } from './deploy-job.js';
 import { runReadJob } from './health.js';
 import { QUEUE_NAME } from './queue.js';
 import { OpsStore } from './store.js';
-import type { JobData, Outbox } from './types.js';
+import type { JobData, Outbox, ReadJobData } from './types.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -31,6 +31,10 @@ export interface WorkerDeps {
 }
 
 export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
+
+function isRunbookJob(data: JobData): data is DeployData {
+  return data.kind === 'deploy' || data.kind === 'rollback';
+}
 
 export interface RunningWorker {
   worker: Worker<JobData>;
@@ -60,7 +64,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     log.info('job started');
     try {
       if (!env || !secrets) throw new Error(`environment ${data.env} is not configured on this worker`);
-      if (data.kind === 'deploy') {
+      if (isRunbookJob(data)) {
         const { outcome } = await runDeployJob(job as Job<DeployData>, token, {
           env,
           secrets,
@@ -78,7 +82,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         log.info({ outcome }, 'job finished');
         return { outcome };
       }
-      const { msg, outcome } = await runReadJob(data, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
+      const { msg, outcome } = await runReadJob(data as ReadJobData, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
       await deps.outbox.post(data.origin, msg);
       deps.metrics.jobs.inc({ name: job.name, outcome });
       log.info({ outcome }, 'job finished');
@@ -91,7 +95,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       }
       const error = asChatOpsError(err);
       deps.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
-      if (data.kind === 'deploy') await store.releaseLock(data.env, data.jobId).catch(() => undefined);
+      if (isRunbookJob(data)) await store.releaseLock(data.env, data.jobId).catch(() => undefined);
       log.error({ code: error.code, err: error.message }, 'job failed');
       // Tell the person; if even that fails, the log line above is the record.
       await deps.outbox

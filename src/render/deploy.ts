@@ -3,7 +3,7 @@ import { code, esc, mention, type Button, type Msg, type Part } from './model.js
 
 export interface DeployView {
   jobId: string;
-  kind: 'deploy';
+  kind: 'deploy' | 'rollback';
   env: string;
   version: string;
   fromVersion: string | null | undefined;
@@ -39,7 +39,12 @@ function stepLine(s: StepRecord): string {
 
 /** The parent message: one card per job, updated in place. */
 export function deployCard(v: DeployView): Msg {
-  const title = v.dryRun ? `🧪 Dry run: deploy ${v.version} to ${v.env}` : `🚀 Deploy ${v.version} to ${v.env}`;
+  const title =
+    v.kind === 'rollback'
+      ? `${v.dryRun ? '🧪 Dry run: roll back' : '⏪ Roll back'} ${v.env} to ${v.version}`
+      : v.dryRun
+        ? `🧪 Dry run: deploy ${v.version} to ${v.env}`
+        : `🚀 Deploy ${v.version} to ${v.env}`;
   const parts: Part[] = [
     { type: 'header', text: title },
     {
@@ -56,7 +61,8 @@ export function deployCard(v: DeployView): Msg {
   if (v.summary) parts.push({ type: 'section', text: v.summary });
   for (const w of v.warnings) parts.push({ type: 'context', items: [`⚠️ ${w}`] });
   parts.push({ type: 'context', items: [`job ${code(v.jobId)} · details in the thread`] });
-  return { summary: `Deploy ${v.version} to ${v.env}: ${OUTCOME[v.outcome].replace(/^\S+ /, '')}`, parts };
+  const what = v.kind === 'rollback' ? `Rollback of ${v.env} to ${v.version}` : `Deploy ${v.version} to ${v.env}`;
+  return { summary: `${what}: ${OUTCOME[v.outcome].replace(/^\S+ /, '')}`, parts };
 }
 
 /** One thread reply per finished step: what ran, how it ended, the end of its output. */
@@ -99,7 +105,7 @@ const LABELS: Record<string, string> = {
   'rollback.dismiss': 'Dismiss',
   'deploy.approve': 'Approve',
   'deploy.cancel': 'Cancel',
-  'downgrade.confirm': 'Downgrade',
+  'downgrade.confirm': 'Downgrade the database',
   'downgrade.cancel': 'Cancel',
   'step.retry': 'Retry',
   'step.abort': 'Abort',
@@ -109,7 +115,16 @@ const LABELS: Record<string, string> = {
 export function gateMsg(gate: GateState & { planHash: string }, jobId: string, detail: string[]): Msg {
   const value = encodeGateValue({ j: jobId, g: gate.id, h: gate.planHash });
   const buttons: Button[] = [
-    { actionId: gate.go, text: LABELS[gate.go] ?? gate.go, value, style: gate.kind === 'rollback' ? 'danger' : 'primary' },
+    {
+      actionId: gate.go,
+      text: LABELS[gate.go] ?? gate.go,
+      value,
+      style: gate.kind === 'rollback' || gate.kind === 'downgrade' ? 'danger' : 'primary',
+      // Destructive: Slack asks "are you sure?" before the press is even sent.
+      ...(gate.kind === 'downgrade'
+        ? { confirm: { title: 'Downgrade the database?', text: `${esc(gate.question)} Data added by the newer revisions is dropped.`, confirm: 'Downgrade', deny: 'Keep it' } }
+        : {}),
+    },
     { actionId: gate.noGo, text: LABELS[gate.noGo] ?? gate.noGo, value },
   ];
   return {

@@ -35,6 +35,10 @@ export function describeError(err: ChatOpsError): ErrorView {
           ? `🔒 ${esc(str(d.env))} is locked by ${esc(str(d.holderCommand))} (${mention(str(d.holderUser))}, ${esc(str(d.since))}).`
           : `🔒 ${esc(err.message)}`,
         ...(d.jobId ? { hint: `Nothing was queued. Wait for job ${code(str(d.jobId))} to finish.` } : { hint: 'Nothing was queued.' }) };
+    case ErrorCode.Cancelled:
+      return { title: esc(err.message) };
+    case ErrorCode.NoRollbackTarget:
+      return { title: esc(err.message), hint: 'Name the version to go back to, e.g. `/engramia rollback 0.6.0`.' };
     case ErrorCode.QueueUnavailable:
       return {
         title: 'The job queue is unavailable, so nothing was queued and nothing ran on the host.',

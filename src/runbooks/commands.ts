@@ -57,6 +57,24 @@ export function prune(env: EnvironmentConfig): RemoteCommand {
   return { cwd: env.deployPath, argv: ['docker', 'image', 'prune', '-f'] };
 }
 
+// pg_dump's binary output goes straight to a file on the host (never through a TTY or the
+// SSH channel); it is written under a temporary name and renamed only when the dump succeeded.
+const SNAPSHOT_SCRIPT =
+  'set -eu; f=$1; out=$2; ' +
+  'docker compose -f "$f" exec -T pgvector pg_dump -U engramia engramia -Fc > "$out.partial" && mv "$out.partial" "$out" || { rm -f "$out.partial"; exit 1; }';
+
+export function snapshot(env: EnvironmentConfig, path: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['sh', '-c', SNAPSHOT_SCRIPT, 'chatops-snapshot', env.composeFile, path] };
+}
+
+export function fileSize(env: EnvironmentConfig, path: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['wc', '-c', path] };
+}
+
+export function fileMagic(env: EnvironmentConfig, path: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['head', '-c', '5', path] };
+}
+
 /** `alembic current`/`heads` print "032 (head)" or "032"; the first revision-looking word is what we need. */
 export function parseRevision(output: string): string | null {
   const m = /^([0-9A-Za-z_]+)(?:\s|$)/m.exec(output.trim());

@@ -20,8 +20,9 @@ import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
 import type { GateState, Outcome, StepRecord } from './types.js';
 
+/** Job data of a runbook job: a deploy, or a rollback (where `version` is the target). */
 export interface DeployData {
-  kind: 'deploy';
+  kind: 'deploy' | 'rollback';
   jobId: string;
   env: string;
   version: string;
@@ -48,6 +49,11 @@ export interface DeployState {
   warnings: string[];
   summary?: string;
   startedAt: string;
+  /** Rollback: the verified pre-downgrade snapshot on the host. */
+  snapshot?: { path: string; bytes: number };
+  /** Rollback: the revision the target version expects (its image's alembic head). */
+  targetHead?: string | null;
+  downgraded?: boolean;
 }
 
 export interface DeployContext {
@@ -80,22 +86,22 @@ export interface StepDef {
   run(ctx: DeployContext, rec: StepRecord): Promise<StepResult>;
 }
 
-const LOGIN_TIMEOUT = 60_000;
-const PULL_TIMEOUT = 15 * 60_000;
-const UP_TIMEOUT = 5 * 60_000;
-const MIGRATE_TIMEOUT = 15 * 60_000;
-const SHORT_TIMEOUT = 60_000;
+export const LOGIN_TIMEOUT = 60_000;
+export const PULL_TIMEOUT = 15 * 60_000;
+export const UP_TIMEOUT = 5 * 60_000;
+export const MIGRATE_TIMEOUT = 15 * 60_000;
+export const SHORT_TIMEOUT = 60_000;
 
 export function planHash(d: Pick<DeployData, 'env' | 'version' | 'jobId'>, extra: readonly string[] = []): string {
   return createHash('sha256').update(JSON.stringify([d.jobId, d.env, d.version, ...extra])).digest('hex').slice(0, 16);
 }
 
-function tail(text: string, lines = 40): string {
+export function tail(text: string, lines = 40): string {
   return text.split('\n').slice(-lines).join('\n').trim();
 }
 
 /** Runs a command as part of a step and records what the host saw, secrets masked. */
-async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeoutMs: number; stdin?: Secret }): Promise<ExecResult> {
+export async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeoutMs: number; stdin?: Secret }): Promise<ExecResult> {
   const shown = renderCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
   rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
   const res = await ctx.ssh.exec(command, { timeoutMs: opts.timeoutMs, ...(opts.stdin ? { stdin: opts.stdin } : {}) });
@@ -107,7 +113,7 @@ async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, 
   return res;
 }
 
-function mustSucceed(res: ExecResult, what: string): ExecResult {
+export function mustSucceed(res: ExecResult, what: string): ExecResult {
   if (res.exitCode === 0) return res;
   throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what} exited with ${res.exitCode ?? res.signal ?? 'no status'}`, {
     command: res.command,
@@ -116,7 +122,7 @@ function mustSucceed(res: ExecResult, what: string): ExecResult {
 }
 
 /** The version that runs now; what maintenance is re-created on, and the rollback target. */
-function currentTag(state: DeployState): string {
+export function currentTag(state: DeployState): string {
   const tag = state.fromVersion ?? state.pinnedBefore;
   if (!tag) {
     throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'cannot tell which version runs now (no running engramia-api and no tag pinned in .env), so maintenance cannot be re-created on it', {});
@@ -124,230 +130,242 @@ function currentTag(state: DeployState): string {
   return tag;
 }
 
-export const DEPLOY_STEPS: readonly StepDef[] = [
-  {
-    id: 'preflight',
-    title: () => 'Check the host and record the running version',
-    safeToRepeat: true,
-    async run(ctx, rec) {
-      const host: HostState = await probeHost(ctx.ssh, ctx.env);
-      ctx.state.fromVersion = host.runningTag ?? null;
-      ctx.state.pinnedBefore = host.pinnedTag;
-      rec.command = `docker compose -f ${ctx.env.composeFile} ps -a --format json; grep .env`;
-      if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; deploying it again.`);
-      if (host.apiState !== 'running') ctx.state.warnings.push(`engramia-api was ${host.apiState ?? 'missing'} before the deploy.`);
-      if (host.maintenanceInEnvFile) ctx.state.warnings.push('ENGRAMIA_MAINTENANCE was already set in .env before this deploy.');
-      return { status: 'done', note: `running ${host.runningTag ?? 'nothing'}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
-    },
+export const PREFLIGHT: StepDef = {
+  id: 'preflight',
+  title: () => 'Check the host and record the running version',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    const host: HostState = await probeHost(ctx.ssh, ctx.env);
+    ctx.state.fromVersion = host.runningTag ?? null;
+    ctx.state.pinnedBefore = host.pinnedTag;
+    rec.command = `docker compose -f ${ctx.env.composeFile} ps -a --format json; grep .env`;
+    const what = ctx.data.kind === 'rollback' ? 'rollback' : 'deploy';
+    if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; the ${what} goes ahead anyway.`);
+    if (host.apiState !== 'running') ctx.state.warnings.push(`engramia-api was ${host.apiState ?? 'missing'} before the ${what}.`);
+    if (host.maintenanceInEnvFile) ctx.state.warnings.push(`ENGRAMIA_MAINTENANCE was already set in .env before this ${what}.`);
+    return { status: 'done', note: `running ${host.runningTag ?? 'nothing'}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
   },
-  {
-    id: 'login',
-    title: (d) => `Log in to the registry`,
-    safeToRepeat: true,
-    async run(ctx, rec) {
-      mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeoutMs: LOGIN_TIMEOUT, stdin: ctx.secrets.registryToken }), 'docker login');
-      return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}` };
-    },
+};
+
+export const LOGIN: StepDef = {
+  id: 'login',
+  title: (d) => `Log in to the registry`,
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeoutMs: LOGIN_TIMEOUT, stdin: ctx.secrets.registryToken }), 'docker login');
+    return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}` };
   },
-  {
-    id: 'pull',
-    title: (d) => `Pull ${d.version}`,
-    safeToRepeat: true,
-    async run(ctx, rec) {
-      mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeoutMs: PULL_TIMEOUT }), 'docker compose pull');
-      return { status: 'done' };
-    },
+};
+
+export const PULL: StepDef = {
+  id: 'pull',
+  title: (d) => `Pull ${d.version}`,
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeoutMs: PULL_TIMEOUT }), 'docker compose pull');
+    return { status: 'done' };
   },
-  {
-    id: 'inspect',
-    title: () => 'Check for database migrations',
-    safeToRepeat: true,
-    async run(ctx, rec) {
-      // Read-only: the new image's alembic head against the revision the database is on.
-      const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeoutMs: SHORT_TIMEOUT });
-      ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
-      let db: string | null = null;
-      if (ctx.state.fromVersion) {
-        const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeoutMs: SHORT_TIMEOUT });
-        db = cur.exitCode === 0 ? cmd.parseRevision(cur.stdout.toString('utf8')) : null;
+};
+
+export const INSPECT: StepDef = {
+  id: 'inspect',
+  title: () => 'Check for database migrations',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    // Read-only: the new image's alembic head against the revision the database is on.
+    const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeoutMs: SHORT_TIMEOUT });
+    ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
+    let db: string | null = null;
+    if (ctx.state.fromVersion) {
+      const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeoutMs: SHORT_TIMEOUT });
+      db = cur.exitCode === 0 ? cmd.parseRevision(cur.stdout.toString('utf8')) : null;
+    }
+    ctx.state.dbRevision = db;
+    rec.exitCode = undefined;
+    if (ctx.state.newHead && db) {
+      return { status: 'done', note: ctx.state.newHead === db ? `no migrations (database at ${db})` : `migrations: ${db} → ${ctx.state.newHead}` };
+    }
+    return { status: 'done', note: 'could not tell whether this version brings migrations' };
+  },
+};
+
+export const MAINTENANCE_DECISION: StepDef = {
+  id: 'maintenance-decision',
+  title: () => 'Decide on maintenance mode',
+  safeToRepeat: true,
+  async run(ctx) {
+    const { data, state } = ctx;
+    if (data.maintenance !== undefined) {
+      state.maintenance = { on: data.maintenance, reason: data.maintenance ? 'requested with --maintenance' : 'skipped with --no-maintenance' };
+      return { status: 'done', note: state.maintenance.reason };
+    }
+    const gate = state.gates['maintenance'];
+    if (gate) {
+      const decision = gate.decision ?? (await ctx.store.readGate(data.jobId, gate.id));
+      if (decision && decision.choice !== 'expired') {
+        gate.decision = decision;
+        const on = decision.choice === 'go';
+        state.maintenance = { on, reason: `${on ? 'enabled' : 'skipped'} by <@${decision.by}>` };
+        return { status: 'done', note: `${on ? 'enable' : 'skip'}, decided by ${decision.by}` };
       }
-      ctx.state.dbRevision = db;
-      rec.exitCode = undefined;
-      if (ctx.state.newHead && db) {
-        return { status: 'done', note: ctx.state.newHead === db ? `no migrations (database at ${db})` : `migrations: ${db} → ${ctx.state.newHead}` };
-      }
-      return { status: 'done', note: 'could not tell whether this version brings migrations' };
-    },
-  },
-  {
-    id: 'maintenance-decision',
-    title: () => 'Decide on maintenance mode',
-    safeToRepeat: true,
-    async run(ctx) {
-      const { data, state } = ctx;
-      if (data.maintenance !== undefined) {
-        state.maintenance = { on: data.maintenance, reason: data.maintenance ? 'requested with --maintenance' : 'skipped with --no-maintenance' };
+      if (Date.now() >= Date.parse(gate.expiresAt)) {
+        // Nobody answered: the safe branch for this gate is to deploy without maintenance.
+        gate.decision = { choice: 'expired', at: new Date().toISOString() };
+        state.maintenance = { on: false, reason: `no answer within ${Math.round(ctx.gateTimeoutMs / 60_000)} min: skipped` };
         return { status: 'done', note: state.maintenance.reason };
       }
-      const gate = state.gates['maintenance'];
-      if (gate) {
-        const decision = gate.decision ?? (await ctx.store.readGate(data.jobId, gate.id));
-        if (decision && decision.choice !== 'expired') {
-          gate.decision = decision;
-          const on = decision.choice === 'go';
-          state.maintenance = { on, reason: `${on ? 'enabled' : 'skipped'} by <@${decision.by}>` };
-          return { status: 'done', note: `${on ? 'enable' : 'skip'}, decided by ${decision.by}` };
-        }
-        if (Date.now() >= Date.parse(gate.expiresAt)) {
-          // Nobody answered: the safe branch for this gate is to deploy without maintenance.
-          gate.decision = { choice: 'expired', at: new Date().toISOString() };
-          state.maintenance = { on: false, reason: `no answer within ${Math.round(ctx.gateTimeoutMs / 60_000)} min: skipped` };
-          return { status: 'done', note: state.maintenance.reason };
-        }
-        return { status: 'wait', until: Date.parse(gate.expiresAt) };
-      }
-      const now = Date.now();
-      const migrations =
-        state.newHead && state.dbRevision
-          ? state.newHead === state.dbRevision
-            ? `${data.version} brings no database migrations (database at ${code(state.dbRevision)}).`
-            : `${data.version} brings database migrations: ${code(state.dbRevision)} → ${code(state.newHead)}. For migrations that drop columns, the runbook says to enable maintenance.`
-          : 'The bot could not tell whether this version brings migrations.';
-      const g: GateState & { planHash: string } = {
-        id: 'maintenance',
-        kind: 'maintenance',
-        go: 'maintenance.enable',
-        noGo: 'maintenance.skip',
-        question: `Enable maintenance mode for deploying ${data.version} to ${data.env}?`,
-        createdAt: new Date(now).toISOString(),
-        expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
-        planHash: planHash(data, [state.dbRevision ?? '', state.newHead ?? '']),
-      };
-      state.gates[g.id] = g;
-      await ctx.save();
-      const ref = await ctx.reporter.reply(
-        gateMsg(g, data.jobId, [
-          migrations,
-          `Maintenance makes every endpoint but /v1/health answer 503 until the deploy turns it off again. With no answer, the deploy goes ahead *without* maintenance.`,
-        ]),
-      );
-      if (ref) g.postedTs = ref.ts;
-      return { status: 'wait', until: Date.parse(g.expiresAt) };
-    },
+      return { status: 'wait', until: Date.parse(gate.expiresAt) };
+    }
+    const now = Date.now();
+    const migrations =
+      state.newHead && state.dbRevision
+        ? state.newHead === state.dbRevision
+          ? `${data.version} brings no database migrations (database at ${code(state.dbRevision)}).`
+          : `${data.version} brings database migrations: ${code(state.dbRevision)} → ${code(state.newHead)}. For migrations that drop columns, the runbook says to enable maintenance.`
+        : 'The bot could not tell whether this version brings migrations.';
+    const g: GateState & { planHash: string } = {
+      id: 'maintenance',
+      kind: 'maintenance',
+      go: 'maintenance.enable',
+      noGo: 'maintenance.skip',
+      question: `Enable maintenance mode for deploying ${data.version} to ${data.env}?`,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
+      planHash: planHash(data, [state.dbRevision ?? '', state.newHead ?? '']),
+    };
+    state.gates[g.id] = g;
+    await ctx.save();
+    const ref = await ctx.reporter.reply(
+      gateMsg(g, data.jobId, [
+        migrations,
+        `Maintenance makes every endpoint but /v1/health answer 503 until the deploy turns it off again. With no answer, the deploy goes ahead *without* maintenance.`,
+      ]),
+    );
+    if (ref) g.postedTs = ref.ts;
+    return { status: 'wait', until: Date.parse(g.expiresAt) };
   },
-  {
-    id: 'maintenance-on',
-    title: () => 'Turn maintenance on',
-    safeToRepeat: true,
-    async run(ctx, rec) {
-      if (!ctx.state.maintenance?.on) return { status: 'skipped', note: ctx.state.maintenance?.reason ?? 'not requested' };
-      const tag = currentTag(ctx.state);
-      mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeoutMs: SHORT_TIMEOUT }), 'setting ENGRAMIA_MAINTENANCE in .env');
-      ctx.state.maintenanceOnByUs = true;
-      // Re-created on the version running now: the new one starts only after this.
-      mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
-      return { status: 'done', note: `engramia-api re-created on ${tag}` };
-    },
+};
+
+export const MAINTENANCE_ON: StepDef = {
+  id: 'maintenance-on',
+  title: () => 'Turn maintenance on',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    if (!ctx.state.maintenance?.on) return { status: 'skipped', note: ctx.state.maintenance?.reason ?? 'not requested' };
+    const tag = currentTag(ctx.state);
+    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeoutMs: SHORT_TIMEOUT }), 'setting ENGRAMIA_MAINTENANCE in .env');
+    ctx.state.maintenanceOnByUs = true;
+    // Re-created on the version running now: the new one starts only after this.
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+    return { status: 'done', note: `engramia-api re-created on ${tag}` };
   },
-  {
-    id: 'up',
-    title: (d) => `Start ${d.version} (engramia-api, caddy)`,
-    safeToRepeat: true,
-    changesRunningVersion: true,
-    async run(ctx, rec) {
-      mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API, 'caddy']), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d');
-      return { status: 'done' };
-    },
+};
+
+export const UP: StepDef = {
+  id: 'up',
+  title: (d) => `Start ${d.version} (engramia-api, caddy)`,
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API, 'caddy']), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d');
+    return { status: 'done' };
   },
-  {
-    id: 'migrate',
-    title: () => 'Run database migrations',
-    // `upgrade head` after an interruption continues from wherever the database is.
-    safeToRepeat: true,
-    changesRunningVersion: true,
-    async run(ctx, rec) {
-      mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeoutMs: MIGRATE_TIMEOUT }), 'alembic upgrade head');
-      const upgraded = /Running upgrade/.test(rec.outputTail ?? '');
-      return { status: 'done', note: upgraded ? `database now at ${ctx.state.newHead ?? 'head'}` : 'already at head' };
-    },
+};
+
+export const MIGRATE: StepDef = {
+  id: 'migrate',
+  title: () => 'Run database migrations',
+  // `upgrade head` after an interruption continues from wherever the database is.
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeoutMs: MIGRATE_TIMEOUT }), 'alembic upgrade head');
+    const upgraded = /Running upgrade/.test(rec.outputTail ?? '');
+    return { status: 'done', note: upgraded ? `database now at ${ctx.state.newHead ?? 'head'}` : 'already at head' };
   },
-  {
-    id: 'maintenance-off',
-    title: () => 'Turn maintenance off',
-    safeToRepeat: true,
-    changesRunningVersion: true,
-    async run(ctx, rec) {
-      if (!ctx.state.maintenanceOnByUs) return { status: 'skipped', note: 'maintenance was not turned on' };
-      mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeoutMs: SHORT_TIMEOUT }), 'removing ENGRAMIA_MAINTENANCE from .env');
-      mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
-      ctx.state.maintenanceOnByUs = false;
-      return { status: 'done', note: `engramia-api re-created on ${ctx.data.version}` };
-    },
+};
+
+export const MAINTENANCE_OFF: StepDef = {
+  id: 'maintenance-off',
+  title: () => 'Turn maintenance off',
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    if (!ctx.state.maintenanceOnByUs) return { status: 'skipped', note: 'maintenance was not turned on' };
+    mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeoutMs: SHORT_TIMEOUT }), 'removing ENGRAMIA_MAINTENANCE from .env');
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+    ctx.state.maintenanceOnByUs = false;
+    return { status: 'done', note: `engramia-api re-created on ${ctx.data.version}` };
   },
-  {
-    id: 'pin',
-    title: (d) => `Pin ${d.version} in .env`,
-    safeToRepeat: true,
-    changesRunningVersion: true,
-    async run(ctx, rec) {
-      mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, ctx.env.tagVariable, ctx.data.version), { timeoutMs: SHORT_TIMEOUT }), `pinning ${ctx.env.tagVariable}`);
-      return { status: 'done', note: `${ctx.env.tagVariable}=${ctx.data.version}` };
-    },
+};
+
+export const PIN: StepDef = {
+  id: 'pin',
+  title: (d) => `Pin ${d.version} in .env`,
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, ctx.env.tagVariable, ctx.data.version), { timeoutMs: SHORT_TIMEOUT }), `pinning ${ctx.env.tagVariable}`);
+    return { status: 'done', note: `${ctx.env.tagVariable}=${ctx.data.version}` };
   },
-  {
-    id: 'prune',
-    title: () => 'Prune old images',
-    safeToRepeat: true,
-    changesRunningVersion: true,
-    async run(ctx, rec) {
-      const res = await run(ctx, rec, cmd.prune(ctx.env), { timeoutMs: UP_TIMEOUT });
-      // A failed prune leaves disk in use but the deploy intact: warn, don't fail.
-      if (res.exitCode !== 0) {
-        ctx.state.warnings.push(`docker image prune exited with ${res.exitCode}; old images were kept.`);
-        return { status: 'done', note: 'prune failed (warning)' };
-      }
-      const freed = /Total reclaimed space:\s*(.+)/.exec(res.stdout.toString('utf8') + res.stderr)?.[1];
-      return { status: 'done', ...(freed ? { note: `reclaimed ${freed.trim()}` } : {}) };
-    },
+};
+
+export const PRUNE: StepDef = {
+  id: 'prune',
+  title: () => 'Prune old images',
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    const res = await run(ctx, rec, cmd.prune(ctx.env), { timeoutMs: UP_TIMEOUT });
+    // A failed prune leaves disk in use but the deploy intact: warn, don't fail.
+    if (res.exitCode !== 0) {
+      ctx.state.warnings.push(`docker image prune exited with ${res.exitCode}; old images were kept.`);
+      return { status: 'done', note: 'prune failed (warning)' };
+    }
+    const freed = /Total reclaimed space:\s*(.+)/.exec(res.stdout.toString('utf8') + res.stderr)?.[1];
+    return { status: 'done', ...(freed ? { note: `reclaimed ${freed.trim()}` } : {}) };
   },
-  {
-    id: 'verify',
-    title: (d) => `Verify ${d.version}: version, health, deep health`,
-    safeToRepeat: true,
-    changesRunningVersion: true,
-    async run(ctx, rec) {
-      const { data } = ctx;
-      const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
-      const deadline = Date.now() + ctx.verifySettleMs;
-      // A fresh container needs a moment; poll the version briefly before judging.
-      let seen = 'no answer';
-      for (;;) {
-        const v = await api.version();
-        if (v.kind === 'ok' && v.value.app_version === data.version) break;
-        seen = v.kind === 'ok' ? v.value.app_version : v.kind === 'maintenance' ? 'maintenance (503)' : describeError(v.error).title;
-        if (Date.now() >= deadline) break;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-      const report = await gatherHealth({ kind: 'health', env: data.env, origin: data.origin, requestedAt: data.requestedAt }, { jobId: data.jobId, env: ctx.env, secrets: ctx.secrets, ssh: ctx.ssh });
-      void ctx.reporter.reply(healthMsg(report));
-      const version = report.version.kind === 'ok' ? report.version.value.app_version : undefined;
-      const overall = overallOf(report);
-      rec.command = `GET ${ctx.env.apiBaseUrl}/v1/version, /v1/health, /v1/health/deep`;
-      if (version !== data.version) {
-        throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the API reports ${version ?? seen}, not ${data.version}, after ${Math.round(ctx.verifySettleMs / 1000)} s`, {});
-      }
-      if (overall === 'error' || overall === 'unknown') {
-        throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `deep health is ${overall} after the deploy`, {});
-      }
-      if (overall === 'degraded') {
-        const failing = report.deep?.kind === 'ok' ? Object.entries(report.deep.value.checks).filter(([, c]) => c.status === 'error').map(([n]) => n) : [];
-        ctx.state.warnings.push(`Deep health is degraded (${failing.join(', ') || 'a check failed'}); the deploy itself succeeded.`);
-        return { status: 'done', note: `version ${version}, health degraded` };
-      }
-      return { status: 'done', note: `version ${version}, health ok` };
-    },
+};
+
+export const VERIFY: StepDef = {
+  id: 'verify',
+  title: (d) => `Verify ${d.version}: version, health, deep health`,
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    const { data } = ctx;
+    const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
+    const deadline = Date.now() + ctx.verifySettleMs;
+    // A fresh container needs a moment; poll the version briefly before judging.
+    let seen = 'no answer';
+    for (;;) {
+      const v = await api.version();
+      if (v.kind === 'ok' && v.value.app_version === data.version) break;
+      seen = v.kind === 'ok' ? v.value.app_version : v.kind === 'maintenance' ? 'maintenance (503)' : describeError(v.error).title;
+      if (Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const report = await gatherHealth({ kind: 'health', env: data.env, origin: data.origin, requestedAt: data.requestedAt }, { jobId: data.jobId, env: ctx.env, secrets: ctx.secrets, ssh: ctx.ssh });
+    void ctx.reporter.reply(healthMsg(report));
+    const version = report.version.kind === 'ok' ? report.version.value.app_version : undefined;
+    const overall = overallOf(report);
+    rec.command = `GET ${ctx.env.apiBaseUrl}/v1/version, /v1/health, /v1/health/deep`;
+    if (version !== data.version) {
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the API reports ${version ?? seen}, not ${data.version}, after ${Math.round(ctx.verifySettleMs / 1000)} s`, {});
+    }
+    if (overall === 'error' || overall === 'unknown') {
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `deep health is ${overall} after the deploy`, {});
+    }
+    if (overall === 'degraded') {
+      const failing = report.deep?.kind === 'ok' ? Object.entries(report.deep.value.checks).filter(([, c]) => c.status === 'error').map(([n]) => n) : [];
+      ctx.state.warnings.push(`Deep health is degraded (${failing.join(', ') || 'a check failed'}); the deploy itself succeeded.`);
+      return { status: 'done', note: `version ${version}, health degraded` };
+    }
+    return { status: 'done', note: `version ${version}, health ok` };
   },
-];
+};
+
+export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, INSPECT, MAINTENANCE_DECISION, MAINTENANCE_ON, UP, MIGRATE, MAINTENANCE_OFF, PIN, PRUNE, VERIFY];
 
 /** The commands a dry run shows: the plan as the host would see it, secrets masked. */
 export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {

@@ -225,9 +225,10 @@ describe('/engramia deploy: the standard deployment against the simulated host',
     expect(readEnvFile(w.deployPath).match(/^ENGRAMIA_MAINTENANCE=.*$/gm)).toEqual(['ENGRAMIA_MAINTENANCE=true']);
     const gate = await gateMessage(w, 'rollback.approve');
     expect(text(gate.blocks)).toContain('Roll production back to 0.6.0?');
-    await press(w, BOB, 'rollback.approve');
-    await w.slack.waitFor(() => lastEphemeralFor(w, BOB).includes('not available in this version'), { timeoutMs: 5000 });
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    // Approving starts the rollback job right away (it takes the lock again).
+    await press(w, BOB, 'rollback.approve');
+    await w.slack.waitFor(() => text(w.slack.findMessage(OPS_CHANNEL, gate.ts)?.blocks).includes('Rollback to 0.6.0 started'), { timeoutMs: 5000 });
   });
 
   it('deep health error after the deploy fails it and offers the rollback', async () => {

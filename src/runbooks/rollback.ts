@@ -1,0 +1,210 @@
+import { EngramiaApi } from '../engramia/client.js';
+import { probeHost } from '../engramia/host.js';
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import { gateMsg } from '../render/deploy.js';
+import { code } from '../render/model.js';
+import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import type { EnvironmentConfig } from '../config/schema.js';
+import * as cmd from './commands.js';
+import {
+  LOGIN,
+  MAINTENANCE_OFF,
+  MAINTENANCE_ON,
+  MIGRATE_TIMEOUT,
+  PIN,
+  PREFLIGHT,
+  SHORT_TIMEOUT,
+  UP,
+  VERIFY,
+  currentTag,
+  mustSucceed,
+  planHash,
+  run,
+  type DeployData,
+  type StepDef,
+} from './deploy.js';
+import type { GateState } from './types.js';
+
+const SNAPSHOT_TIMEOUT = 30 * 60_000;
+
+/** `pre_rollback_YYYYmmddHHMM.dump`, as the runbook names it, in UTC. */
+export function snapshotName(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `pre_rollback_${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}${p(now.getUTCHours())}${p(now.getUTCMinutes())}.dump`;
+}
+
+const PREPARE: StepDef = {
+  id: 'prepare',
+  title: () => 'Plan the rollback: maintenance on for the whole procedure',
+  safeToRepeat: true,
+  async run(ctx) {
+    // The runbook's first move in an incident: stop traffic before touching anything.
+    ctx.state.maintenance = { on: true, reason: 'rollback procedure' };
+    return { status: 'done', note: `${ctx.state.fromVersion ?? '?'} → ${ctx.data.version}` };
+  },
+};
+
+const SNAPSHOT: StepDef = {
+  id: 'snapshot',
+  title: () => 'Snapshot the database (pg_dump)',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    if (ctx.state.snapshot) return { status: 'done', note: `${ctx.state.snapshot.path} (${ctx.state.snapshot.bytes} bytes, taken earlier)` };
+    const name = snapshotName();
+    const path = `${ctx.env.deployPath}/${name}`;
+    mustSucceed(await run(ctx, rec, cmd.snapshot(ctx.env, name), { timeoutMs: SNAPSHOT_TIMEOUT }), 'pg_dump');
+    // Trust the file, not the exit code: it must exist, be non-empty and be a custom-format dump.
+    const size = await run(ctx, rec, cmd.fileSize(ctx.env, name), { timeoutMs: SHORT_TIMEOUT });
+    const bytes = size.exitCode === 0 ? Number(/^\s*(\d+)/.exec(size.stdout.toString('utf8'))?.[1] ?? 0) : 0;
+    const magic = await run(ctx, rec, cmd.fileMagic(ctx.env, name), { timeoutMs: SHORT_TIMEOUT });
+    rec.outputTail = undefined;
+    if (bytes === 0 || magic.exitCode !== 0 || magic.stdout.toString('latin1') !== 'PGDMP') {
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the snapshot ${path} is not a usable pg_dump file (${bytes} bytes${magic.exitCode === 0 ? '' : ', unreadable'}); nothing was downgraded`, {});
+    }
+    ctx.state.snapshot = { path, bytes };
+    rec.exitCode = 0;
+    return { status: 'done', note: `${path} (${bytes} bytes, starts with PGDMP)` };
+  },
+};
+
+const INSPECT_TARGET: StepDef = {
+  id: 'inspect-target',
+  title: (d) => `Compare the database with what ${d.version} expects`,
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    const heads = mustSucceed(await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeoutMs: 15 * 60_000 }), `alembic heads of ${ctx.data.version}`);
+    ctx.state.targetHead = cmd.parseRevision(heads.stdout.toString('utf8'));
+    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['current']), { timeoutMs: SHORT_TIMEOUT }), 'alembic current');
+    ctx.state.dbRevision = cmd.parseRevision(cur.stdout.toString('utf8'));
+    if (!ctx.state.targetHead || !ctx.state.dbRevision) {
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'could not read the alembic revisions, so the bot will not guess a downgrade', {});
+    }
+    return {
+      status: 'done',
+      note:
+        ctx.state.targetHead === ctx.state.dbRevision
+          ? `database at ${ctx.state.dbRevision}, as ${ctx.data.version} expects: no downgrade needed`
+          : `database at ${ctx.state.dbRevision}, ${ctx.data.version} expects ${ctx.state.targetHead}`,
+    };
+  },
+};
+
+const DOWNGRADE_DECISION: StepDef = {
+  id: 'downgrade-decision',
+  title: () => 'Confirm the database downgrade',
+  safeToRepeat: true,
+  async run(ctx) {
+    const { state, data } = ctx;
+    if (state.targetHead === state.dbRevision) return { status: 'skipped', note: 'no migrations differ' };
+    const gate = state.gates['downgrade'];
+    if (gate) {
+      const decision = gate.decision ?? (await ctx.store.readGate(data.jobId, gate.id));
+      if (decision && decision.choice !== 'expired') {
+        gate.decision = decision;
+        if (decision.choice === 'go') return { status: 'done', note: `confirmed by ${decision.by}` };
+        throw new ChatOpsError(ErrorCode.Cancelled, `the downgrade was cancelled by ${decision.by}`, { by: decision.by });
+      }
+      if (Date.now() >= Date.parse(gate.expiresAt)) {
+        // No answer is a "no": a downgrade can drop data.
+        gate.decision = { choice: 'expired', at: new Date().toISOString() };
+        throw new ChatOpsError(ErrorCode.Cancelled, 'nobody confirmed the downgrade in time', {});
+      }
+      return { status: 'wait', until: Date.parse(gate.expiresAt) };
+    }
+    const now = Date.now();
+    const g: GateState & { planHash: string } = {
+      id: 'downgrade',
+      kind: 'downgrade',
+      go: 'downgrade.confirm',
+      noGo: 'downgrade.cancel',
+      question: `Downgrade the ${data.env} database ${state.dbRevision} → ${state.targetHead}?`,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
+      planHash: planHash(data, [state.dbRevision ?? '', state.targetHead ?? '']),
+    };
+    state.gates[g.id] = g;
+    await ctx.save();
+    const ref = await ctx.reporter.reply(
+      gateMsg(g, data.jobId, [
+        `${code(data.version)} expects revision ${code(state.targetHead ?? '?')}; the database is at ${code(state.dbRevision ?? '?')}. \`alembic downgrade ${state.targetHead}\` drops what the revisions after ${code(state.targetHead ?? '?')} added; data in those columns and tables is lost.`,
+        `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`,
+      ]),
+    );
+    if (ref) g.postedTs = ref.ts;
+    return { status: 'wait', until: Date.parse(g.expiresAt) };
+  },
+};
+
+const DOWNGRADE: StepDef = {
+  id: 'downgrade',
+  title: () => 'Downgrade the database',
+  // An exact revision, never "-1": running it again cannot go one revision too far.
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    const { state } = ctx;
+    if (state.targetHead === state.dbRevision) return { status: 'skipped', note: 'no migrations differ' };
+    if (!state.snapshot) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'no verified snapshot, so nothing is downgraded', {});
+    // The running (newer) image is the one that knows how to undo its own revisions.
+    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(state), ['downgrade', state.targetHead!]), { timeoutMs: MIGRATE_TIMEOUT }), `alembic downgrade ${state.targetHead}`);
+    state.downgraded = true;
+    return { status: 'done', note: `database now at ${state.targetHead}` };
+  },
+};
+
+const VERIFY_IN_MAINTENANCE: StepDef = {
+  id: 'verify-maintenance',
+  title: (d) => `Check ${d.version} runs and is healthy (still in maintenance)`,
+  safeToRepeat: true,
+  changesRunningVersion: true,
+  async run(ctx, rec) {
+    const host = await probeHost(ctx.ssh, ctx.env);
+    if (host.runningTag !== ctx.data.version) {
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `engramia-api runs ${host.runningTag ?? 'nothing'}, not ${ctx.data.version}`, {});
+    }
+    // /v1/health/deep answers during maintenance; /v1/version does not, so it is checked after.
+    const deep = await new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey }).deepHealth();
+    rec.command = `GET ${ctx.env.apiBaseUrl}/v1/health/deep`;
+    if (deep.kind !== 'ok') throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'deep health did not answer during maintenance', {});
+    if (deep.value.status === 'error') throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `deep health is error on ${ctx.data.version}; maintenance stays on`, {});
+    return { status: 'done', note: `runs ${host.runningTag}, deep health ${deep.value.status}` };
+  },
+};
+
+export const ROLLBACK_STEPS: readonly StepDef[] = [
+  PREFLIGHT,
+  PREPARE,
+  MAINTENANCE_ON,
+  SNAPSHOT,
+  LOGIN,
+  INSPECT_TARGET,
+  DOWNGRADE_DECISION,
+  DOWNGRADE,
+  PIN,
+  UP,
+  VERIFY_IN_MAINTENANCE,
+  MAINTENANCE_OFF,
+  VERIFY,
+];
+
+export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+  const running = '<running tag>';
+  const lines: string[] = [];
+  const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
+  add(cmd.up(env, running, [cmd.API]));
+  add(cmd.snapshot(env, snapshotName()));
+  lines.push('# check the snapshot: non-empty, starts with PGDMP');
+  add(cmd.registryLogin(env), env.registry.tokenEnv);
+  add(cmd.imageHeads(env, data.version));
+  add(cmd.alembic(env, running, ['current']));
+  lines.push('# only if the revisions differ, after a downgrade.confirm gate:');
+  add(cmd.alembic(env, running, ['downgrade', '<target head>']));
+  add(cmd.setEnvVar(env, env.tagVariable, data.version));
+  add(cmd.up(env, data.version, [cmd.API, 'caddy']));
+  lines.push(`# check: engramia-api runs ${data.version}, deep health not error (maintenance still on)`);
+  add(cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE'));
+  add(cmd.up(env, data.version, [cmd.API]));
+  lines.push(`# verify: GET ${env.apiBaseUrl}/v1/version (expect ${data.version}), /v1/health, /v1/health/deep`);
+  return lines;
+}

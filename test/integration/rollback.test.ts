@@ -1,0 +1,176 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
+import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+
+type Block = Record<string, any>;
+const BOB = 'U02BOB';
+const CAROL = 'U03CAROL';
+
+let world: World | undefined;
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === 'fail' && world) {
+    console.error(`--- bot log (last 30) ---\n${world.logs.slice(-30).join('')}`);
+  }
+  await world?.close();
+  world = undefined;
+});
+
+const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
+
+function cards(w: World) {
+  return w.slack.messagesIn(OPS_CHANNEL).filter((m) => !m.thread_ts || m.thread_ts === m.ts);
+}
+
+async function card(w: World, title: string, outcome: RegExp, timeoutMs = 30_000) {
+  return w.slack.waitFor(
+    () => {
+      const c = cards(w).find((m) => text(m.blocks).includes(title));
+      return c && outcome.test(text(c.blocks)) ? c : undefined;
+    },
+    { timeoutMs, description: `card "${title}" matching ${outcome}` },
+  );
+}
+
+async function press(w: World, user: string, actionId: string) {
+  const msg = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], actionId)), { timeoutMs: 20_000, description: actionId });
+  const res = await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, channel: OPS_CHANNEL, message: msg, action_id: actionId });
+  expect(res.status).toBe(200);
+  return msg;
+}
+
+/** Docker commands as the host recorded them, with the tag each was given. */
+function ran(w: World): string[] {
+  return readCommandLog(w.deployPath)
+    .filter((r: any) => r.phase !== 'start')
+    .map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`);
+}
+
+function dumps(w: World): string[] {
+  return readdirSync(w.deployPath).filter((f) => /^pre_rollback_\d{12}\.dump$/.test(f));
+}
+
+async function failedDeploy(w: World) {
+  setDeepHealth(w.deployPath, 'error');
+  await w.slash('deploy 0.6.1 --no-maintenance');
+  await card(w, 'Deploy 0.6.1', /failed/);
+  // The bad version was the cause: once it is gone, health is fine again.
+  setDeepHealth(w.deployPath, 'ok');
+}
+
+describe('/engramia rollback and the rollback button', () => {
+  it('rolls back a bad deploy from the button: snapshot, exact downgrade after confirmation, pin, maintenance off', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w);
+    expect(readState(w.deployPath).db.revision).toBe('032');
+
+    await press(w, BOB, 'rollback.approve');
+    const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000 });
+    const g = text(gate.blocks);
+    expect(g).toContain('032 → 031');
+    expect(g).toMatch(/pre_rollback_\d{12}\.dump/);
+    expect(findButton(gate.blocks as Block[], 'downgrade.confirm')?.element).toMatchObject({ style: 'danger', confirm: expect.any(Object) });
+    // Parked at the gate: maintenance is on, the snapshot exists, nothing is downgraded yet.
+    expect(readEnvFile(w.deployPath)).toContain('ENGRAMIA_MAINTENANCE=true');
+    expect(readState(w.deployPath).db.revision).toBe('032');
+    const [dump] = dumps(w);
+    expect(dump).toBeDefined();
+    expect(readFileSync(join(w.deployPath, dump!)).equals(expectedPgDump(w.deployPath))).toBe(true);
+
+    // Bob asked for the rollback, so four-eyes needs someone else for the downgrade.
+    await press(w, BOB, 'downgrade.confirm');
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('someone else must decide'), { timeoutMs: 5000 });
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('downgraded to `031`');
+
+    const lines = ran(w);
+    expect(lines.filter((l) => l.includes('alembic downgrade'))).toEqual(['IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic downgrade 031']);
+    expect(lines.some((l) => l.includes('downgrade -1'))).toBe(false);
+    const downgradeAt = lines.findIndex((l) => l.includes('alembic downgrade'));
+    expect(lines.findIndex((l) => l.includes('pg_dump'))).toBeLessThan(downgradeAt);
+    expect(lines.findIndex((l) => l === 'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml up -d engramia-api caddy')).toBeGreaterThan(downgradeAt);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readState(w.deployPath).db.revision).toBe('031');
+    const env = readEnvFile(w.deployPath);
+    expect(env.match(/^IMAGE_TAG=.*$/gm)).toEqual(['IMAGE_TAG=0.6.0']);
+    expect(env).not.toContain('ENGRAMIA_MAINTENANCE');
+    const [h] = await w.bot.producer!.store.readHistory('production');
+    expect(h).toMatchObject({ kind: 'rollback', version: '0.6.0', fromVersion: '0.6.1', user: BOB, outcome: 'succeeded' });
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    expect(w.slack.invalidBlockCalls()).toEqual([]);
+  });
+
+  it('skips the downgrade gate when no migrations differ, and finds the target in the history', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    setRemoteTag(w.deployPath, '0.6.2', { head: '031' });
+    await w.slash('deploy 0.6.2 --no-maintenance');
+    await card(w, 'Deploy 0.6.2', /succeeded/);
+    const ack = await w.slash('rollback');
+    expect(text(ack.body.blocks)).toContain('Target 0.6.0');
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('no migrations differ');
+    expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
+    expect(ran(w).some((l) => l.includes('alembic downgrade'))).toBe(false);
+    expect(dumps(w)).toHaveLength(1);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+  });
+
+  it('cancel at the downgrade gate stops there and reports the exact host state', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w);
+    await press(w, BOB, 'rollback.approve');
+    await press(w, CAROL, 'downgrade.cancel');
+    const c = await card(w, 'Roll back production to 0.6.0', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('cancelled by U03CAROL');
+    expect(t).toContain('runs `0.6.1`');
+    expect(t).toContain('not downgraded, at `032`');
+    expect(t).toMatch(/Snapshot:\* `[^`]*pre_rollback_\d{12}\.dump`/);
+    expect(t).toContain('Maintenance is still ON');
+    expect(ran(w).some((l) => l.includes('alembic downgrade'))).toBe(false);
+    expect(readState(w.deployPath).db.revision).toBe('032');
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+  });
+
+  it('a failed snapshot stops the rollback before anything is downgraded', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w);
+    setFault(w.deployPath, { match: ['pg_dump'], exitCode: 1, stderr: 'pg_dump: error: connection to server failed' });
+    await press(w, BOB, 'rollback.approve');
+    const c = await card(w, 'Roll back production to 0.6.0', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('Stopped at *Snapshot the database (pg_dump)*');
+    expect(t).toContain('none taken');
+    expect(ran(w).some((l) => l.includes('alembic downgrade'))).toBe(false);
+    expect(dumps(w)).toEqual([]);
+    expect(readState(w.deployPath).db.revision).toBe('032');
+  });
+
+  it('refuses a rollback with no resolvable target and says how to name one; nothing is queued', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const ack = await w.slash('rollback');
+    const t = text(ack.body.blocks);
+    expect(t).toContain('no version to go back to');
+    expect(t).toContain('/engramia rollback 0.6.0');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(readCommandLog(w.deployPath)).toEqual([]);
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    // Only deployers may roll back.
+    const bob = await w.slash('rollback 0.6.0', { user_id: BOB });
+    expect(text(bob.body.blocks)).toContain('You may not run `rollback`');
+  });
+
+  it('--dry-run shows the rollback plan, with the snapshot before any downgrade, and runs nothing', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    await w.slash('rollback 0.6.0 --dry-run');
+    const plan = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => text(m.blocks).includes('pg_dump -U')), { timeoutMs: 20_000 });
+    const t = text(plan.blocks);
+    expect(t.indexOf('pg_dump -U')).toBeLessThan(t.indexOf('alembic downgrade'));
+    expect(t).toContain('IMAGE_TAG=0.6.0 docker compose -f docker-compose.prod.yml up -d engramia-api caddy');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(readCommandLog(w.deployPath)).toEqual([]);
+  });
+});
