@@ -66,6 +66,8 @@ export interface BotRound {
   steps: { id: string; ms: number }[];
   /** Bot-side SSH exec round trips: label → ms. */
   execs: { label: string; ms: number; start: number }[];
+  /** Bot-side API probes (verify step). */
+  http: { label: string; ms: number; start: number }[];
   sshConnects: number;
   sshConnectMs: number;
   redis: { count: number; ms: number };
@@ -166,6 +168,7 @@ function assertDeployed(deployPath: string, who: string): void {
   }
 }
 
+const API_LABEL: Record<string, string> = { version: 'GET /v1/version', health: 'GET /v1/health', deepHealth: 'GET /v1/health/deep' };
 const cardText = (c: Call) => (typeof c.args.text === 'string' ? c.args.text : '');
 const OUTCOME_RE = new RegExp(`^Deploy ${TO_VERSION.replace(/\./g, '\\.')} to production: (.+)$`);
 
@@ -254,6 +257,7 @@ async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean
     segments,
     steps,
     execs: of('ssh.exec').map((s) => ({ label: s.label, ms: s.end - s.start, start: s.start - t0 })),
+    http: of('http.api').map((s) => ({ label: API_LABEL[s.label] ?? s.label, ms: s.end - s.start, start: s.start - t0 })),
     sshConnects: connects.length,
     sshConnectMs: connects.reduce((a, s) => a + (s.end - s.start), 0),
     redis: { count: redis.length, ms: redis.reduce((a, s) => a + (s.end - s.start), 0) },
@@ -468,7 +472,7 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
   const labels = [...new Set([...series.bot.flatMap((r) => r.execs.map((e) => e.label)), ...series.baseline.flatMap((r) => r.commands.map((c) => c.label.replace(/ \(verify\)$/, '')))])];
   const perCommand = labels.map((label) => ({
     label,
-    bot: median(series.bot.flatMap((r) => r.execs.filter((e) => e.label === label).map((e) => e.ms))),
+    bot: median(series.bot.flatMap((r) => [...r.execs, ...r.http].filter((e) => e.label === label).map((e) => e.ms))),
     baseline: median(series.baseline.flatMap((r) => r.commands.filter((c) => c.label.replace(/ \(verify\)$/, '') === label).map((c) => c.ms))),
   }));
 

@@ -65,7 +65,7 @@ function printDeployDetail(d: DeployBenchResult): void {
   out.push('\nWhere the bot\'s time goes (median over rounds, ms):');
   const keys = Object.keys(d.breakdown.bot);
   out.push(table([['segment', 'limits on', 'limits off'], ...keys.map((k) => [k, String(Math.round(d.breakdown.bot[k]!)), String(Math.round(d.breakdown.botNoLimits[k]!))])]));
-  out.push('\nPer host command (median ms): bot = SSH exec round trip (limits-on rounds), baseline = in-session time between markers');
+  out.push('\nPer host command (median ms): bot = SSH exec round trip or API probe (limits-on rounds), baseline = in-session time between markers');
   out.push(table([['command', 'bot', 'baseline', 'diff'], ...d.perCommand.map((c) => [c.label, c.bot.toFixed(0), c.baseline.toFixed(0), (c.bot - c.baseline).toFixed(0)])]));
   console.log(out.join('\n'));
 }

@@ -77,7 +77,7 @@ export function newJobId(kind: string): string {
  * mutating job is refused at once, naming the holder; a dry run takes no lock.
  */
 export async function startRunbook(
-  p: { kind: 'deploy' | 'rollback'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
+  p: { kind: 'deploy' | 'rollback' | 'maintenance'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
   producer: CommandDeps['producer'],
 ): Promise<string> {
   const jobId = newJobId(p.kind);
@@ -96,7 +96,7 @@ export async function startRunbook(
     return jobId;
   }
   await producer.ready();
-  const holder = { jobId, user: p.origin.user, command: `${p.kind} ${p.version}`, startedAt: data.requestedAt };
+  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : `${p.kind} ${p.version}`, startedAt: data.requestedAt };
   const lock = await producer.store.acquireLock(p.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
     throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
   });
@@ -172,6 +172,13 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       return helpMsg();
     }
     checkRole(deps.config, command, req.origin.user);
+    if (command.name === 'maintenance') {
+      const jobId = await startRunbook({ kind: 'maintenance', version: '', env: command.env, maintenance: command.state === 'on', dryRun: false, origin: req.origin }, deps.producer);
+      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
+      return reply(`Maintenance ${command.state} for ${command.env} (job ${jobId})`, [
+        { type: 'section', text: `🚧 Turning maintenance *${command.state}* on ${esc(command.env)}; engramia-api is re-created on the version running now. (job ${code(jobId)})` },
+      ], notes);
+    }
     if (command.name === 'deploy' || command.name === 'rollback') {
       const msg = command.name === 'deploy' ? await startDeploy(command, req, deps, notes) : await startRollback(command, req, deps, notes);
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });

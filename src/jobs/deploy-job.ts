@@ -7,8 +7,8 @@ import type { Logger } from '../logger.js';
 import { decidedGateMsg, deployCard, gateMsg, stepReply, type DeployView } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc } from '../render/model.js';
-import { DEPLOY_STEPS, dryRunPlan, planHash, type DeployContext, type DeployData, type DeployState, type StepDef } from '../runbooks/deploy.js';
-import { ROLLBACK_STEPS, rollbackDryRunPlan } from '../runbooks/rollback.js';
+import { RUNBOOKS } from '../runbooks/catalog.js';
+import { planHash, type DeployContext, type DeployData, type DeployState, type StepDef } from '../runbooks/deploy.js';
 import type { GateState, StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { JobReporter } from './reporter.js';
@@ -31,13 +31,14 @@ export interface DeployJobDeps {
 
 /** The declared step list of each runbook. */
 export function stepsFor(data: Pick<DeployData, 'kind'>): readonly StepDef[] {
-  return data.kind === 'rollback' ? ROLLBACK_STEPS : DEPLOY_STEPS;
+  return RUNBOOKS[data.kind].steps;
 }
 
 function view(data: DeployData, state: DeployState): DeployView {
   return {
     jobId: data.jobId,
-    kind: data.kind,
+    title: RUNBOOKS[data.kind].title(data),
+    label: RUNBOOKS[data.kind].label(data),
     env: data.env,
     version: data.version,
     fromVersion: state.fromVersion ?? state.pinnedBefore,
@@ -200,11 +201,7 @@ async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
 async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }> {
   const { data, state } = ctx;
   state.outcome = state.warnings.some((w) => w.startsWith('Deep health is degraded')) ? 'succeeded_with_warnings' : 'succeeded';
-  const was = code(state.fromVersion ?? state.pinnedBefore ?? '?');
-  state.summary =
-    data.kind === 'rollback'
-      ? `✅ Rolled back: ${code(data.version)} runs on *${esc(data.env)}* (was ${was}), pinned in .env; database ${state.downgraded ? `downgraded to ${code(state.targetHead ?? '?')}` : `unchanged at ${code(state.dbRevision ?? '?')}`}. Snapshot: ${code(state.snapshot?.path ?? 'none')}. Maintenance is off.`
-      : `✅ ${code(data.version)} runs on *${esc(data.env)}* (was ${was}), pinned in .env. Maintenance is off.`;
+  state.summary = RUNBOOKS[data.kind].success(ctx);
   await ctx.save();
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
@@ -232,36 +229,20 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   } catch (err) {
     lines.push(`*Host now:* could not be read (${esc(describeError(asChatOpsError(err)).title.replace(/[*`]/g, ''))}). Check it by hand before doing anything else.`);
   }
-  if (data.kind === 'rollback') {
-    lines.push(
-      `*Database:* ${state.downgraded ? `downgraded to ${code(state.targetHead ?? '?')}` : state.dbRevision ? `not downgraded, at ${code(state.dbRevision)}` : 'not touched'}. *Snapshot:* ${state.snapshot ? `${code(state.snapshot.path)} (${state.snapshot.bytes} bytes)` : 'none taken'}.`,
-    );
-  }
+  lines.push(...RUNBOOKS[data.kind].failureDetail(ctx));
   if (maintenanceOn ?? state.maintenanceOnByUs) {
     const tag = runningTag ?? state.fromVersion ?? '<running tag>';
     lines.push(
-      `🚧 *Maintenance is still ON*${state.maintenanceOnByUs ? ' (this deploy turned it on)' : ''}: every endpoint but /v1/health answers 503. It was left on on purpose, so no traffic meets a half-finished deploy. To end it on the host: ${code(`sed -i '/^ENGRAMIA_MAINTENANCE=/d' .env && ${env.tagVariable}=${tag} docker compose -f ${env.composeFile} up -d engramia-api`)}`,
+      `🚧 *Maintenance is still ON*${state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : ''}: every endpoint but /v1/health answers 503. It was left on on purpose, so no traffic meets a half-finished change. To end it on the host: ${code(`sed -i '/^ENGRAMIA_MAINTENANCE=/d' .env && ${env.tagVariable}=${tag} docker compose -f ${env.composeFile} up -d engramia-api`)}`,
     );
   }
   const changed = failedStep?.changesRunningVersion === true || (runningTag !== undefined && state.fromVersion != null && runningTag !== state.fromVersion);
   const target = state.fromVersion ?? state.pinnedBefore ?? undefined;
-  if (data.kind === 'rollback') {
-    lines.push(
-      state.snapshot
-        ? `*Next:* fix the cause above, then run ${code(`/engramia rollback ${data.version} ${data.env}`)} again (steps already done are checked, not repeated blindly), or restore from the snapshot by hand with ${code('pg_restore')}.`
-        : `*Next:* fix the cause above and run ${code(`/engramia rollback ${data.version} ${data.env}`)} again.`,
-    );
-  } else if (!changed) {
-    lines.push(`*Next:* nothing changed what runs (${code(target ?? runningTag ?? '?')}). Fix the cause above and run ${code(`/engramia deploy ${data.version}${data.env ? ` ${data.env}` : ''}`)} again.`);
-  } else if (target) {
-    lines.push(`*Next:* roll back to ${code(target)} with the button in the thread, or fix forward.`);
-  } else {
-    lines.push('*Next:* the previous version is unknown, so the bot cannot offer a rollback; name one by hand.');
-  }
+  lines.push(RUNBOOKS[data.kind].next(ctx, { changed, target, runningTag }));
   state.summary = lines.join('\n');
   await ctx.save();
 
-  if (changed && target && data.kind === 'deploy') {
+  if (changed && target && RUNBOOKS[data.kind].offersRollback) {
     const now = Date.now();
     const g: GateState & { planHash: string } = {
       id: 'rollback',
@@ -288,6 +269,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
 
 async function record(ctx: DeployContext): Promise<void> {
   const { data, state } = ctx;
+  if (data.kind === 'maintenance' || !RUNBOOKS[data.kind].recorded) return;
   await ctx.store
     .pushHistory({
       jobId: data.jobId,
@@ -310,7 +292,7 @@ async function dryRun(data: DeployData, state: DeployState, deps: DeployJobDeps,
   for (const s of state.steps) s.status = 'pending';
   state.summary = `Nothing was run. These are the exact commands the ${data.kind} would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
   await reporter.start(deployCard(view(data, state)));
-  const plan = data.kind === 'rollback' ? rollbackDryRunPlan(deps.env, data) : dryRunPlan(deps.env, data);
+  const plan = RUNBOOKS[data.kind].dryRunPlan(deps.env, data);
   await reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: plan.join('\n') }] });
   await reporter.flush();
   return { outcome: 'dry_run' };

@@ -77,6 +77,16 @@ export class OpsStore {
     return raw ? (JSON.parse(raw) as GateDecision) : undefined;
   }
 
+  /** When maintenance went on (by the bot), so operators can be told it has been on too long. */
+  async setMaintenanceSince(env: string, iso: string | null): Promise<void> {
+    if (iso === null) await this.redis.del(this.#key('maintenance', env));
+    else await this.redis.set(this.#key('maintenance', env), iso, 'NX');
+  }
+
+  async maintenanceSince(env: string): Promise<string | undefined> {
+    return (await this.redis.get(this.#key('maintenance', env))) ?? undefined;
+  }
+
   async pushHistory(entry: HistoryEntry): Promise<void> {
     const key = this.#key('history', entry.env);
     await this.redis.multi().lpush(key, JSON.stringify(entry)).ltrim(key, 0, HISTORY_MAX - 1).exec();

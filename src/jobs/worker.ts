@@ -33,7 +33,7 @@ export interface WorkerDeps {
 export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
 
 function isRunbookJob(data: JobData): data is DeployData {
-  return data.kind === 'deploy' || data.kind === 'rollback';
+  return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance';
 }
 
 export interface RunningWorker {
@@ -82,6 +82,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         log.info({ outcome }, 'job finished');
         return { outcome };
       }
+      if (data.kind !== 'health' && data.kind !== 'version') throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
       const { msg, outcome } = await runReadJob(data as ReadJobData, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
       await deps.outbox.post(data.origin, msg);
       deps.metrics.jobs.inc({ name: job.name, outcome });

@@ -3,7 +3,10 @@ import { code, esc, mention, type Button, type Msg, type Part } from './model.js
 
 export interface DeployView {
   jobId: string;
-  kind: 'deploy' | 'rollback';
+  /** Header, e.g. "🚀 Deploy 0.6.1 to production". */
+  title: string;
+  /** Plain name, e.g. "Deploy 0.6.1 to production". */
+  label: string;
   env: string;
   version: string;
   fromVersion: string | null | undefined;
@@ -39,18 +42,12 @@ function stepLine(s: StepRecord): string {
 
 /** The parent message: one card per job, updated in place. */
 export function deployCard(v: DeployView): Msg {
-  const title =
-    v.kind === 'rollback'
-      ? `${v.dryRun ? '🧪 Dry run: roll back' : '⏪ Roll back'} ${v.env} to ${v.version}`
-      : v.dryRun
-        ? `🧪 Dry run: deploy ${v.version} to ${v.env}`
-        : `🚀 Deploy ${v.version} to ${v.env}`;
   const parts: Part[] = [
-    { type: 'header', text: title },
+    { type: 'header', text: v.title },
     {
       type: 'fields',
       items: [
-        `*From → to*\n${code(v.fromVersion ?? '?')} → ${code(v.version)}`,
+        v.version ? `*From → to*\n${code(v.fromVersion ?? '?')} → ${code(v.version)}` : `*Version*\n${code(v.fromVersion ?? '?')}`,
         `*Requested by*\n${mention(v.requestedBy)}`,
         `*Status*\n${OUTCOME[v.outcome]}`,
         `*Maintenance*\n${esc(v.maintenance ?? 'not decided yet')}`,
@@ -61,8 +58,7 @@ export function deployCard(v: DeployView): Msg {
   if (v.summary) parts.push({ type: 'section', text: v.summary });
   for (const w of v.warnings) parts.push({ type: 'context', items: [`⚠️ ${w}`] });
   parts.push({ type: 'context', items: [`job ${code(v.jobId)} · details in the thread`] });
-  const what = v.kind === 'rollback' ? `Rollback of ${v.env} to ${v.version}` : `Deploy ${v.version} to ${v.env}`;
-  return { summary: `${what}: ${OUTCOME[v.outcome].replace(/^\S+ /, '')}`, parts };
+  return { summary: `${v.label}: ${OUTCOME[v.outcome].replace(/^\S+ /, '')}`, parts };
 }
 
 /** One thread reply per finished step: what ran, how it ended, the end of its output. */

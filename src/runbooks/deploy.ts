@@ -22,7 +22,7 @@ import type { GateState, Outcome, StepRecord } from './types.js';
 
 /** Job data of a runbook job: a deploy, or a rollback (where `version` is the target). */
 export interface DeployData {
-  kind: 'deploy' | 'rollback';
+  kind: 'deploy' | 'rollback' | 'maintenance';
   jobId: string;
   env: string;
   version: string;
@@ -255,6 +255,7 @@ export const MAINTENANCE_ON: StepDef = {
     const tag = currentTag(ctx.state);
     mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeoutMs: SHORT_TIMEOUT }), 'setting ENGRAMIA_MAINTENANCE in .env');
     ctx.state.maintenanceOnByUs = true;
+    await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     // Re-created on the version running now: the new one starts only after this.
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
     return { status: 'done', note: `engramia-api re-created on ${tag}` };
@@ -295,6 +296,7 @@ export const MAINTENANCE_OFF: StepDef = {
     mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeoutMs: SHORT_TIMEOUT }), 'removing ENGRAMIA_MAINTENANCE from .env');
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
     ctx.state.maintenanceOnByUs = false;
+    await ctx.store.setMaintenanceSince(ctx.data.env, null).catch(() => undefined);
     return { status: 'done', note: `engramia-api re-created on ${ctx.data.version}` };
   },
 };

@@ -1,0 +1,84 @@
+import type { EnvironmentConfig } from '../config/schema.js';
+import { code, esc } from '../render/model.js';
+import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
+import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
+
+export type RunbookKind = DeployData['kind'];
+
+/**
+ * What differs between runbooks, declared in one place: the steps, how the
+ * card names the job, and what the final summary says. The engine that runs
+ * them (src/jobs/deploy-job.ts) is the same for all.
+ */
+export interface RunbookSpec {
+  steps: readonly StepDef[];
+  /** Card header, e.g. "🚀 Deploy 0.6.1 to production". */
+  title(d: DeployData): string;
+  /** Plain name for summaries and history, e.g. "Deploy 0.6.1 to production". */
+  label(d: DeployData): string;
+  success(ctx: DeployContext): string;
+  /** Extra lines for a failure report, after the host's state. */
+  failureDetail(ctx: DeployContext): string[];
+  /** The "Next:" line of a failure report. */
+  next(ctx: DeployContext, f: { changed: boolean; target: string | undefined; runningTag: string | undefined }): string;
+  /** Whether a failure after the running version changed offers the rollback gate. */
+  offersRollback: boolean;
+  /** Recorded in the deploy history (rollback targets are found there). */
+  recorded: boolean;
+  dryRunPlan(env: EnvironmentConfig, d: DeployData): string[];
+}
+
+const was = (ctx: DeployContext) => code(ctx.state.fromVersion ?? ctx.state.pinnedBefore ?? '?');
+
+export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
+  deploy: {
+    steps: DEPLOY_STEPS,
+    title: (d) => `${d.dryRun ? '🧪 Dry run: deploy' : '🚀 Deploy'} ${d.version} to ${d.env}`,
+    label: (d) => `Deploy ${d.version} to ${d.env}`,
+    success: (ctx) => `✅ ${code(ctx.data.version)} runs on *${esc(ctx.data.env)}* (was ${was(ctx)}), pinned in .env. Maintenance is off.`,
+    failureDetail: () => [],
+    next: (ctx, f) =>
+      !f.changed
+        ? `*Next:* nothing changed what runs (${code(f.target ?? f.runningTag ?? '?')}). Fix the cause above and run ${code(`/engramia deploy ${ctx.data.version} ${ctx.data.env}`)} again.`
+        : f.target
+          ? `*Next:* roll back to ${code(f.target)} with the button in the thread, or fix forward.`
+          : '*Next:* the previous version is unknown, so the bot cannot offer a rollback; name one by hand.',
+    offersRollback: true,
+    recorded: true,
+    dryRunPlan,
+  },
+  rollback: {
+    steps: ROLLBACK_STEPS,
+    title: (d) => `${d.dryRun ? '🧪 Dry run: roll back' : '⏪ Roll back'} ${d.env} to ${d.version}`,
+    label: (d) => `Rollback of ${d.env} to ${d.version}`,
+    success: (ctx) => {
+      const s = ctx.state;
+      return `✅ Rolled back: ${code(ctx.data.version)} runs on *${esc(ctx.data.env)}* (was ${was(ctx)}), pinned in .env; database ${s.downgraded ? `downgraded to ${code(s.targetHead ?? '?')}` : `unchanged at ${code(s.dbRevision ?? '?')}`}. Snapshot: ${code(s.snapshot?.path ?? 'none')}. Maintenance is off.`;
+    },
+    failureDetail: (ctx) => {
+      const s = ctx.state;
+      return [
+        `*Database:* ${s.downgraded ? `downgraded to ${code(s.targetHead ?? '?')}` : s.dbRevision ? `not downgraded, at ${code(s.dbRevision)}` : 'not touched'}. *Snapshot:* ${s.snapshot ? `${code(s.snapshot.path)} (${s.snapshot.bytes} bytes)` : 'none taken'}.`,
+      ];
+    },
+    next: (ctx) =>
+      ctx.state.snapshot
+        ? `*Next:* fix the cause above, then run ${code(`/engramia rollback ${ctx.data.version} ${ctx.data.env}`)} again, or restore from the snapshot by hand with ${code('pg_restore')}.`
+        : `*Next:* fix the cause above and run ${code(`/engramia rollback ${ctx.data.version} ${ctx.data.env}`)} again.`,
+    offersRollback: false,
+    recorded: true,
+    dryRunPlan: rollbackDryRunPlan,
+  },
+  maintenance: {
+    steps: MAINTENANCE_STEPS,
+    title: (d) => `🚧 Maintenance ${d.maintenance ? 'on' : 'off'} for ${d.env}`,
+    label: (d) => `Maintenance ${d.maintenance ? 'on' : 'off'} for ${d.env}`,
+    success: (ctx) => `✅ Maintenance is *${ctx.data.maintenance ? 'on' : 'off'}* on ${esc(ctx.data.env)}. ${ctx.state.summary ?? ''}`,
+    failureDetail: () => [],
+    next: (ctx) => `*Next:* fix the cause above and run ${code(`/engramia maintenance ${ctx.data.maintenance ? 'on' : 'off'} ${ctx.data.env}`)} again.`,
+    offersRollback: false,
+    recorded: false,
+    dryRunPlan: maintenanceDryRunPlan,
+  },
+};

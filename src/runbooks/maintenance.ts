@@ -1,0 +1,62 @@
+import { EngramiaApi } from '../engramia/client.js';
+import { probeHost } from '../engramia/host.js';
+import type { EnvironmentConfig } from '../config/schema.js';
+import { renderCommand } from '../ssh/quote.js';
+import * as cmd from './commands.js';
+import { PREFLIGHT, SHORT_TIMEOUT, UP_TIMEOUT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+
+const TOGGLE: StepDef = {
+  id: 'toggle',
+  title: (d) => `Turn maintenance ${d.maintenance ? 'on' : 'off'}`,
+  safeToRepeat: true,
+  changesRunningVersion: false,
+  async run(ctx, rec) {
+    const on = ctx.data.maintenance === true;
+    const host = await probeHost(ctx.ssh, ctx.env);
+    const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
+    const v = await api.version();
+    const active = v.kind === 'maintenance';
+    // Both halves must agree before "already": .env asks for it, and the running container obeys it.
+    if (host.maintenanceInEnvFile === on && active === on) {
+      return { status: 'done', note: `already ${on ? 'on' : 'off'}: nothing changed` };
+    }
+    const tag = currentTag(ctx.state);
+    const edit = on ? cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE');
+    mustSucceed(await run(ctx, rec, edit, { timeoutMs: SHORT_TIMEOUT }), 'editing .env');
+    ctx.state.maintenanceOnByUs = on;
+    // Re-created on the version running now; the variable takes effect only on a new container.
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+    await ctx.store.setMaintenanceSince(ctx.data.env, on ? new Date().toISOString() : null).catch(() => undefined);
+    return { status: 'done', note: `engramia-api re-created on ${tag} with maintenance ${on ? 'on' : 'off'}` };
+  },
+};
+
+const REPORT: StepDef = {
+  id: 'report',
+  title: () => 'Check what the API answers now',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
+    const [health, version] = await Promise.all([api.health(), api.version()]);
+    rec.command = `GET ${ctx.env.apiBaseUrl}/v1/health, /v1/version`;
+    const h = health.kind === 'ok' ? `${health.httpStatus} ${health.value.status}` : health.kind === 'maintenance' ? '503 maintenance' : 'no answer';
+    const ver = version.kind === 'ok' ? `${version.httpStatus} ${version.value.app_version}` : version.kind === 'maintenance' ? '503 maintenance' : 'no answer';
+    const want = ctx.data.maintenance === true;
+    const ok = want ? version.kind === 'maintenance' : version.kind === 'ok';
+    if (!ok) ctx.state.warnings.push(`/v1/version answers ${ver}, which is not what maintenance ${want ? 'on' : 'off'} should give.`);
+    // Kept in state so the final summary can quote it.
+    ctx.state.summary = `/v1/health answers ${h}; /v1/version answers ${ver}.`;
+    return { status: 'done', note: `/v1/health: ${h} · /v1/version: ${ver}` };
+  },
+};
+
+/** Restores the fields a maintenance job does not use as a version, for the card. */
+export const MAINTENANCE_STEPS: readonly StepDef[] = [PREFLIGHT, TOGGLE, REPORT];
+
+export function maintenanceDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+  const running = '<running tag>';
+  return [
+    renderCommand(data.maintenance ? cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
+    renderCommand(cmd.up(env, running, [cmd.API])),
+  ];
+}
