@@ -52,7 +52,8 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
     const known = Object.values(secrets).flatMap((s) => [s.apiKey.reveal(), s.registryToken.reveal()]);
     if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
     if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
-    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics);
+    const updateClient = env.slack.kind === 'console' ? undefined : createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
+    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient);
     worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...(opts.workerOptions ?? {}) });
   }
 

@@ -144,6 +144,8 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
         // The lock must outlive the wait, or another deploy could slip in while this one is parked.
         await deps.store.renewLock(data.env, data.jobId, result.until - Date.now() + deps.lockTtlMs);
         await job.moveToDelayed(result.until, token);
+        // A press that landed while the job was still active could not wake it: look once more, now that it is parked.
+        if (await deps.store.readGate(data.jobId, result.gateId)) await job.promote().catch(() => undefined);
         throw new DelayedError();
       }
       rec.status = result.status;
@@ -255,7 +257,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
       planHash: planHash(data, [target]),
     };
     state.gates[g.id] = g;
-    const ref = await ctx.reporter.reply(gateMsg(g, data.jobId, [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`]));
+    const ref = await ctx.reporter.reply(gateMsg(g, data.jobId, [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`]), { own: true });
     if (ref) g.postedTs = ref.ts;
     await ctx.save();
   }

@@ -74,7 +74,7 @@ export interface DeployContext {
   verifySettleMs: number;
 }
 
-export type StepResult = { status: 'done' | 'skipped'; note?: string } | { status: 'wait'; until: number };
+export type StepResult = { status: 'done' | 'skipped'; note?: string } | { status: 'wait'; until: number; gateId: string };
 
 export interface StepDef {
   id: string;
@@ -214,7 +214,7 @@ export const MAINTENANCE_DECISION: StepDef = {
         state.maintenance = { on: false, reason: `no answer within ${Math.round(ctx.gateTimeoutMs / 60_000)} min: skipped` };
         return { status: 'done', note: state.maintenance.reason };
       }
-      return { status: 'wait', until: Date.parse(gate.expiresAt) };
+      return { status: 'wait', until: Date.parse(gate.expiresAt), gateId: gate.id };
     }
     const now = Date.now();
     const migrations =
@@ -240,9 +240,10 @@ export const MAINTENANCE_DECISION: StepDef = {
         migrations,
         `Maintenance makes every endpoint but /v1/health answer 503 until the deploy turns it off again. With no answer, the deploy goes ahead *without* maintenance.`,
       ]),
+      { own: true },
     );
     if (ref) g.postedTs = ref.ts;
-    return { status: 'wait', until: Date.parse(g.expiresAt) };
+    return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
   },
 };
 

@@ -109,7 +109,7 @@ const DOWNGRADE_DECISION: StepDef = {
         gate.decision = { choice: 'expired', at: new Date().toISOString() };
         throw new ChatOpsError(ErrorCode.Cancelled, 'nobody confirmed the downgrade in time', {});
       }
-      return { status: 'wait', until: Date.parse(gate.expiresAt) };
+      return { status: 'wait', until: Date.parse(gate.expiresAt), gateId: gate.id };
     }
     const now = Date.now();
     const g: GateState & { planHash: string } = {
@@ -129,9 +129,10 @@ const DOWNGRADE_DECISION: StepDef = {
         `${code(data.version)} expects revision ${code(state.targetHead ?? '?')}; the database is at ${code(state.dbRevision ?? '?')}. \`alembic downgrade ${state.targetHead}\` drops what the revisions after ${code(state.targetHead ?? '?')} added; data in those columns and tables is lost.`,
         `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`,
       ]),
+      { own: true },
     );
     if (ref) g.postedTs = ref.ts;
-    return { status: 'wait', until: Date.parse(g.expiresAt) };
+    return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
   },
 };
 

@@ -1,4 +1,5 @@
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@slack/bolt';
+import { WebClient } from '@slack/web-api';
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SlackMode } from '../config/env.js';
@@ -106,8 +107,24 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
     });
   }
 
+  // Bolt would otherwise call auth.test before every request it handles, inside Slack's 3 s ack window.
+  const botToken = deps.mode.botToken.reveal();
+  const authClient = new WebClient(botToken, { slackApiUrl: deps.slackApiUrl, retryConfig: { retries: 1 } });
+  let ids: { botId?: string; botUserId?: string } | undefined;
+  const authorize = async () => {
+    if (!ids) {
+      try {
+        const r = await authClient.auth.test();
+        ids = { ...(r.bot_id ? { botId: r.bot_id } : {}), ...(r.user_id ? { botUserId: r.user_id } : {}) };
+      } catch (err) {
+        deps.log.warn({ err: (err as Error).message }, 'auth.test failed; handling the request with the token alone');
+        return { botToken };
+      }
+    }
+    return { botToken, ...ids };
+  };
   const app = new App({
-    token: deps.mode.botToken.reveal(),
+    authorize,
     receiver,
     logger,
     tokenVerificationEnabled: false,

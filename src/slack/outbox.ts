@@ -41,11 +41,16 @@ function slackError(method: string, err: unknown): ChatOpsError {
 }
 
 export class SlackOutbox implements Outbox {
+  /**
+   * `updateClient` should be a second WebClient: the Slack client pauses its whole queue on a
+   * 429, so card updates would otherwise wait behind rate-limited thread posts.
+   */
   constructor(
     private readonly client: WebClient,
     private readonly log: Logger,
     private readonly knownSecrets: readonly string[],
     private readonly metrics?: Metrics,
+    private readonly updateClient: WebClient = client,
   ) {}
 
   async post(origin: Origin, msg: Msg, opts: { threadTs?: string } = {}): Promise<PostedRef> {
@@ -77,7 +82,7 @@ export class SlackOutbox implements Outbox {
   async update(ref: PostedRef, msg: Msg): Promise<void> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      await this.client.chat.update({ channel: ref.channel, ts: ref.ts, ...payload });
+      await this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload });
     } catch (err) {
       const error = slackError('chat.update', err);
       this.metrics?.slackErrors.inc({ method: 'chat.update', error: String(error.details.slackError ?? 'unknown') });
