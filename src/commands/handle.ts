@@ -184,14 +184,14 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return msg;
     }
-    if (command.name !== 'health' && command.name !== 'version') {
+    if (command.name !== 'health' && command.name !== 'version' && command.name !== 'migrations') {
       deps.metrics?.commands.inc({ command: name, outcome: 'unavailable' });
       return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
     }
     const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString() });
     log.info({ command: command.name, env: command.env, jobId }, 'command queued');
     deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-    const what = command.name === 'health' ? 'Checking health of' : 'Checking the version on';
+    const what = command.name === 'health' ? 'Checking health of' : command.name === 'migrations' ? 'Reading the migrations of' : 'Checking the version on';
     return reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes);
   } catch (err) {
     const error = asChatOpsError(err);

@@ -82,7 +82,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         log.info({ outcome }, 'job finished');
         return { outcome };
       }
-      if (data.kind !== 'health' && data.kind !== 'version') throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
+      if (data.kind !== 'health' && data.kind !== 'version' && data.kind !== 'migrations') throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
       const { msg, outcome } = await runReadJob(data as ReadJobData, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
       await deps.outbox.post(data.origin, msg);
       deps.metrics.jobs.inc({ name: job.name, outcome });
