@@ -1,7 +1,7 @@
 import type { WebClient } from '@slack/web-api';
 import type { EnvOptions } from './config/env.js';
 import { resolveEnvSecrets, type Config, type EnvSecrets, type Role } from './config/load.js';
-import { handleAction } from './commands/actions.js';
+import { handleAction, handleTypedConfirm } from './commands/actions.js';
 import { handleCommand } from './commands/handle.js';
 import { createProducer, type Producer } from './jobs/queue.js';
 import type { Outbox } from './jobs/types.js';
@@ -86,6 +86,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
         log,
         onCommand: (text, origin) => handleCommand({ text, origin }, { config, producer: p, log, metrics }),
         onAction: (req) => handleAction(req, { config, producer: p, log, metrics }),
+        onTypedConfirm: (sub) => handleTypedConfirm(sub, { config, producer: p, log, metrics }),
         healthz: async () => {
           const [redisOk, slack] = await Promise.all([p.ping(), checkSlack()]);
           const workers = redisOk ? await p.workerCount().catch(() => 0) : 0;

@@ -1,19 +1,24 @@
+import type { Job } from 'bullmq';
 import type { Config } from '../config/load.js';
 import { asChatOpsError } from '../errors.js';
-import { startRunbook } from './handle.js';
 import type { Producer } from '../jobs/queue.js';
+import type { JobData } from '../jobs/types.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { DeployData } from '../runbooks/deploy.js';
-import { decidedGateMsg, decodeGateValue } from '../render/deploy.js';
+import type { GateDecision, GateState } from '../runbooks/types.js';
+import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
+import { startRunbook } from './handle.js';
 
 export interface ActionRequest {
   actionId: string;
   value: string;
   user: string;
   channel: string;
+  /** The message the button is on, so a modal can update it later. */
+  messageTs?: string;
 }
 
 export interface ActionDeps {
@@ -23,12 +28,27 @@ export interface ActionDeps {
   metrics?: Metrics;
 }
 
+/** A Slack modal, as the neutral layer describes it; the transport renders it. */
+export interface TypedConfirmModal {
+  callbackId: string;
+  title: string;
+  prompt: string;
+  expected: string;
+  privateMetadata: string;
+}
+
 export interface ActionResult {
   /** Shown only to the person who pressed. */
   ephemeral?: Msg;
   /** Replaces the gate message: the decision, with the buttons gone. */
   replace?: Msg;
+  /** A second confirmation where the approver types a word. */
+  modal?: TypedConfirmModal;
 }
+
+export const TYPED_CONFIRM_CALLBACK = 'gate.typed_confirm';
+export const TYPED_CONFIRM_BLOCK = 'typed';
+export const TYPED_CONFIRM_ACTION = 'typed_value';
 
 function say(text: string): ActionResult {
   return { ephemeral: { summary: text.replace(/[*`]/g, ''), parts: [{ type: 'section', text }] } };
@@ -38,6 +58,82 @@ function when(iso: string): string {
   return `${iso.replace('T', ' ').slice(0, 16)} UTC`;
 }
 
+function already(d: GateDecision): string {
+  if (d.choice === 'expired') return `⌛ This question already expired at ${when(d.at)}. Nothing was done.`;
+  return `☑️ Already decided (${d.choice === 'go' ? 'yes' : 'no'}) by ${d.by ? mention(d.by) : 'someone'} at ${when(d.at)}. Nothing more was done.`;
+}
+
+interface Checked {
+  v: GateValue;
+  job: Job<JobData>;
+  data: DeployData;
+  gate: GateState & { planHash: string };
+}
+
+/** Every rule a press must pass, for buttons and modal submissions alike. */
+async function check(value: string, actionId: string, user: string, deps: ActionDeps, log: Logger): Promise<Checked | ActionResult> {
+  const v = decodeGateValue(value);
+  if (!v) return say('⚠️ This button is not one the bot understands (it may come from an older version). Nothing was done.');
+  const job = await deps.producer.getJob(v.j);
+  const data = job?.data as DeployData | undefined;
+  const gate = data?.state?.gates[v.g];
+  if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
+  if (actionId !== gate.go && actionId !== gate.noGo) return say('⚠️ That button does not belong to this question. Nothing was done.');
+  const { approvers, admins } = deps.config.access;
+  if (!approvers.includes(user) && !admins.includes(user)) {
+    log.info('gate press refused: not an approver');
+    return say('🚫 Only approvers (access.approvers) and admins may decide this. Nothing was done.');
+  }
+  const env = deps.config.environments[data.env];
+  if ((env?.fourEyes ?? true) && user === data.origin.user) {
+    log.info('gate press refused: four-eyes');
+    return say(`🚫 You requested this job; on ${esc(data.env)} (four-eyes) someone else must decide. Nothing was done.`);
+  }
+  if (v.h !== gate.planHash) return say('⚠️ The plan changed since these buttons were posted, so this press was refused. Use the newest buttons in the thread.');
+  const existing = gate.decision ?? (await deps.producer.store.readGate(v.j, v.g));
+  if (existing) return say(already(existing));
+  if (Date.now() >= Date.parse(gate.expiresAt)) return say(`⌛ This question expired at ${when(gate.expiresAt)}; the job took the safe branch. Nothing was done.`);
+  return { v, job, data, gate };
+}
+
+/** Records the decision once, atomically, then acts on it. */
+async function decide(c: Checked, choice: 'go' | 'no-go', user: string, deps: ActionDeps, log: Logger): Promise<ActionResult> {
+  const { v, job, data, gate } = c;
+  const decision: GateDecision = { choice, by: user, at: new Date().toISOString() };
+  const res = await deps.producer.store.decideGate(v.j, v.g, decision);
+  if (!res.ok) return say(already(res.existing));
+  log.info({ jobId: v.j, gate: v.g, choice }, 'gate decided');
+
+  if (gate.kind === 'rollback') {
+    if (choice !== 'go') return { replace: decidedGateMsg({ ...gate, decision }, 'Dismissed: no rollback.') };
+    const target = data.state?.fromVersion ?? data.state?.pinnedBefore;
+    if (!target) return say('⚠️ The failed deploy recorded no previous version, so there is nothing to roll back to. Name one: `/engramia rollback VERSION`.');
+    try {
+      // The person who approved is the one who asked for the rollback: its own gates need someone else.
+      const rollbackId = await startRunbook({ kind: 'rollback', version: target, env: data.env, dryRun: false, origin: { ...data.origin, user } }, deps.producer);
+      return { replace: decidedGateMsg({ ...gate, decision }, `Rollback to ${target} started (job ${rollbackId}); its progress is posted in the channel.`) };
+    } catch (err) {
+      return { replace: decidedGateMsg({ ...gate, decision }, `Approved, but the rollback could not start: ${describeError(asChatOpsError(err)).title.replace(/[*`]/g, '')}`) };
+    }
+  }
+
+  // Wake the parked job now rather than at the gate's expiry.
+  if ((await job.getState()) === 'delayed') await job.promote().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'promote failed'));
+  const outcome =
+    gate.kind === 'maintenance'
+      ? choice === 'go'
+        ? 'The deploy continues with maintenance on.'
+        : 'The deploy continues without maintenance.'
+      : gate.kind === 'downgrade'
+        ? choice === 'go'
+          ? 'Downgrading now.'
+          : 'Cancelled: nothing is downgraded.'
+        : choice === 'go'
+          ? 'Approved.'
+          : 'Declined.';
+  return { replace: decidedGateMsg({ ...gate, decision }, outcome) };
+}
+
 /**
  * Every button comes through here, whatever the transport. A press is checked
  * like a command (role, four-eyes, plan, expiry) and decided once, atomically.
@@ -45,59 +141,20 @@ function when(iso: string): string {
 export async function handleAction(req: ActionRequest, deps: ActionDeps): Promise<ActionResult> {
   const log = deps.log.child({ user: req.user, action: req.actionId });
   try {
-    const v = decodeGateValue(req.value);
-    if (!v) return say('⚠️ This button is not one the bot understands (it may come from an older version). Nothing was done.');
-    const job = await deps.producer.getJob(v.j);
-    const data = job?.data as DeployData | undefined;
-    const gate = data?.state?.gates[v.g];
-    if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
-    if (req.actionId !== gate.go && req.actionId !== gate.noGo) return say('⚠️ That button does not belong to this question. Nothing was done.');
-
-    const { approvers, admins } = deps.config.access;
-    if (!approvers.includes(req.user) && !admins.includes(req.user)) {
-      log.info('gate press refused: not an approver');
-      return say(`🚫 Only approvers (access.approvers) and admins may decide this. Nothing was done.`);
+    const c = await check(req.value, req.actionId, req.user, deps, log);
+    if (!('gate' in c)) return c;
+    if (c.gate.confirmText && req.actionId === c.gate.go) {
+      return {
+        modal: {
+          callbackId: TYPED_CONFIRM_CALLBACK,
+          title: 'Confirm the downgrade',
+          prompt: `This drops every table on ${c.data.env}. Type ${c.gate.confirmText} to confirm.`,
+          expected: c.gate.confirmText,
+          privateMetadata: JSON.stringify({ value: req.value, channel: req.channel, ts: req.messageTs ?? '' }),
+        },
+      };
     }
-    const env = deps.config.environments[data.env];
-    if ((env?.fourEyes ?? true) && req.user === data.origin.user) {
-      log.info('gate press refused: four-eyes');
-      return say(`🚫 You requested this job; on ${esc(data.env)} (four-eyes) someone else must decide. Nothing was done.`);
-    }
-    if (v.h !== gate.planHash) return say('⚠️ The plan changed since these buttons were posted, so this press was refused. Use the newest buttons in the thread.');
-
-    const existing = gate.decision ?? (await deps.producer.store.readGate(v.j, v.g));
-    if (existing) return say(already(existing));
-    if (Date.now() >= Date.parse(gate.expiresAt)) return say(`⌛ This question expired at ${when(gate.expiresAt)}; the job took the safe branch. Nothing was done.`);
-
-    const decision = { choice: req.actionId === gate.go ? ('go' as const) : ('no-go' as const), by: req.user, at: new Date().toISOString() };
-    const res = await deps.producer.store.decideGate(v.j, v.g, decision);
-    if (!res.ok) return say(already(res.existing));
-    log.info({ jobId: v.j, gate: v.g, choice: decision.choice }, 'gate decided');
-
-    if (gate.kind === 'rollback') {
-      if (decision.choice !== 'go') return { replace: decidedGateMsg({ ...gate, decision }, 'Dismissed: no rollback.') };
-      const target = data.state?.fromVersion ?? data.state?.pinnedBefore;
-      if (!target) return say('⚠️ The failed deploy recorded no previous version, so there is nothing to roll back to. Name one: `/engramia rollback VERSION`.');
-      try {
-        // The person who approved is the one who asked for the rollback: its own gates need someone else.
-        const rollbackId = await startRunbook({ kind: 'rollback', version: target, env: data.env, dryRun: false, origin: { ...data.origin, user: req.user } }, deps.producer);
-        return { replace: decidedGateMsg({ ...gate, decision }, `Rollback to ${target} started (job ${rollbackId}); its progress is posted in the channel.`) };
-      } catch (err) {
-        return { replace: decidedGateMsg({ ...gate, decision }, `Approved, but the rollback could not start: ${describeError(asChatOpsError(err)).title.replace(/[*`]/g, '')}`) };
-      }
-    }
-
-    // Wake the parked job now rather than at the gate's expiry.
-    if ((await job.getState()) === 'delayed') await job.promote().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'promote failed'));
-    const outcome =
-      gate.kind === 'maintenance'
-        ? decision.choice === 'go'
-          ? 'The deploy continues with maintenance on.'
-          : 'The deploy continues without maintenance.'
-        : decision.choice === 'go'
-          ? 'Approved.'
-          : 'Dismissed.';
-    return { replace: decidedGateMsg({ ...gate, decision }, outcome) };
+    return await decide(c, req.actionId === c.gate.go ? 'go' : 'no-go', req.user, deps, log);
   } catch (err) {
     const error = asChatOpsError(err);
     log.warn({ code: error.code, err: error.message }, 'gate press failed');
@@ -105,7 +162,44 @@ export async function handleAction(req: ActionRequest, deps: ActionDeps): Promis
   }
 }
 
-function already(d: { choice: string; by?: string; at: string }): string {
-  if (d.choice === 'expired') return `⌛ This question already expired at ${when(d.at)}. Nothing was done.`;
-  return `☑️ Already decided (${d.choice === 'go' ? 'yes' : 'no'}) by ${d.by ? mention(d.by) : 'someone'} at ${when(d.at)}. Nothing more was done.`;
+export interface TypedConfirmSubmission {
+  privateMetadata: string;
+  typed: string;
+  user: string;
+}
+
+export interface TypedConfirmResult {
+  /** Shown under the input; the modal stays open. */
+  error?: string;
+  /** Where the gate message is, and what it becomes. */
+  replace?: { channel: string; ts: string; msg: Msg };
+  ephemeral?: { channel: string; msg: Msg };
+}
+
+/** The modal's answer: the word must match exactly, then it is a "go" press with every check again. */
+export async function handleTypedConfirm(sub: TypedConfirmSubmission, deps: ActionDeps): Promise<TypedConfirmResult> {
+  const log = deps.log.child({ user: sub.user, action: 'typed_confirm' });
+  let meta: { value: string; channel: string; ts: string };
+  try {
+    meta = JSON.parse(sub.privateMetadata) as typeof meta;
+  } catch {
+    return { error: 'This confirmation is not valid any more; press the button again.' };
+  }
+  try {
+    const decoded = decodeGateValue(meta.value);
+    const job = decoded ? await deps.producer.getJob(decoded.j) : undefined;
+    const gate = decoded ? (job?.data as DeployData | undefined)?.state?.gates[decoded.g] : undefined;
+    const c = await check(meta.value, gate?.go ?? '', sub.user, deps, log);
+    if (!('gate' in c)) return { ...(c.ephemeral ? { ephemeral: { channel: meta.channel, msg: c.ephemeral } } : {}) };
+    if (sub.typed.trim() !== c.gate.confirmText) return { error: `Type ${c.gate.confirmText} exactly to confirm, or close this dialog.` };
+    const r = await decide(c, 'go', sub.user, deps, log);
+    return {
+      ...(r.replace && meta.ts ? { replace: { channel: meta.channel, ts: meta.ts, msg: r.replace } } : {}),
+      ...(r.ephemeral ? { ephemeral: { channel: meta.channel, msg: r.ephemeral } } : {}),
+    };
+  } catch (err) {
+    const error = asChatOpsError(err);
+    log.warn({ code: error.code, err: error.message }, 'typed confirmation failed');
+    return { error: `${describeError(error).title.replace(/[*`]/g, '')} Try again.` };
+  }
 }

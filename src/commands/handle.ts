@@ -77,7 +77,7 @@ export function newJobId(kind: string): string {
  * mutating job is refused at once, naming the holder; a dry run takes no lock.
  */
 export async function startRunbook(
-  p: { kind: 'deploy' | 'rollback' | 'maintenance'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
+  p: { kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
   producer: CommandDeps['producer'],
 ): Promise<string> {
   const jobId = newJobId(p.kind);
@@ -96,7 +96,7 @@ export async function startRunbook(
     return jobId;
   }
   await producer.ready();
-  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : `${p.kind} ${p.version}`, startedAt: data.requestedAt };
+  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : `${p.kind} ${p.version}`, startedAt: data.requestedAt };
   const lock = await producer.store.acquireLock(p.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
     throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
   });
@@ -177,6 +177,13 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return reply(`Maintenance ${command.state} for ${command.env} (job ${jobId})`, [
         { type: 'section', text: `🚧 Turning maintenance *${command.state}* on ${esc(command.env)}; engramia-api is re-created on the version running now. (job ${code(jobId)})` },
+      ], notes);
+    }
+    if (command.name === 'migrate') {
+      const jobId = await startRunbook({ kind: 'migrate', version: command.target, env: command.env, dryRun: false, origin: req.origin }, deps.producer);
+      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
+      return reply(`Database downgrade ${command.target} on ${command.env} (job ${jobId})`, [
+        { type: 'section', text: `⬇️ Snapshot first, then the exact revision is shown for confirmation before anything is downgraded. (job ${code(jobId)})` },
       ], notes);
     }
     if (command.name === 'deploy' || command.name === 'rollback') {

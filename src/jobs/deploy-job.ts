@@ -271,7 +271,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
 
 async function record(ctx: DeployContext): Promise<void> {
   const { data, state } = ctx;
-  if (data.kind === 'maintenance' || !RUNBOOKS[data.kind].recorded) return;
+  if (data.kind !== 'deploy' && data.kind !== 'rollback') return;
   await ctx.store
     .pushHistory({
       jobId: data.jobId,

@@ -33,7 +33,7 @@ export interface WorkerDeps {
 export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
 
 function isRunbookJob(data: JobData): data is DeployData {
-  return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance';
+  return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance' || data.kind === 'migrate';
 }
 
 export interface RunningWorker {

@@ -2,6 +2,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { code, esc } from '../render/model.js';
 import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type StepDef } from './deploy.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
+import { MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
 import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
 
 export type RunbookKind = DeployData['kind'];
@@ -80,5 +81,19 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     offersRollback: false,
     recorded: false,
     dryRunPlan: maintenanceDryRunPlan,
+  },
+  migrate: {
+    steps: MIGRATE_STEPS,
+    title: (d) => `⬇️ Downgrade the ${d.env} database (${d.version})`,
+    label: (d) => `Database downgrade (${d.version}) on ${d.env}`,
+    success: (ctx) =>
+      `✅ The ${esc(ctx.data.env)} database is at ${code(ctx.state.targetHead ?? '?')} (was ${code(ctx.state.dbRevision ?? '?')}). Snapshot: ${code(ctx.state.snapshot?.path ?? 'none')}. The running code is unchanged: make sure it works with this revision.`,
+    failureDetail: (ctx) => [
+      `*Database:* ${ctx.state.downgraded ? `downgraded to ${code(ctx.state.targetHead ?? '?')}` : ctx.state.dbRevision ? `not downgraded, at ${code(ctx.state.dbRevision)}` : 'not touched'}. *Snapshot:* ${ctx.state.snapshot ? `${code(ctx.state.snapshot.path)} (${ctx.state.snapshot.bytes} bytes)` : 'none taken'}.`,
+    ],
+    next: (ctx) => `*Next:* fix the cause above and run ${code(`/engramia migrate downgrade ${ctx.data.version} ${ctx.data.env}`)} again if still wanted.`,
+    offersRollback: false,
+    recorded: false,
+    dryRunPlan: migrateDryRunPlan,
   },
 };

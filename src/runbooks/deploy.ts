@@ -22,7 +22,7 @@ import type { GateState, Outcome, StepRecord } from './types.js';
 
 /** Job data of a runbook job: a deploy, or a rollback (where `version` is the target). */
 export interface DeployData {
-  kind: 'deploy' | 'rollback' | 'maintenance';
+  kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate';
   jobId: string;
   env: string;
   version: string;

@@ -44,7 +44,7 @@ const PREPARE: StepDef = {
   },
 };
 
-const SNAPSHOT: StepDef = {
+export const SNAPSHOT: StepDef = {
   id: 'snapshot',
   title: () => 'Snapshot the database (pg_dump)',
   safeToRepeat: true,
@@ -89,7 +89,7 @@ const INSPECT_TARGET: StepDef = {
   },
 };
 
-const DOWNGRADE_DECISION: StepDef = {
+export const DOWNGRADE_DECISION: StepDef = {
   id: 'downgrade-decision',
   title: () => 'Confirm the database downgrade',
   safeToRepeat: true,
@@ -121,12 +121,19 @@ const DOWNGRADE_DECISION: StepDef = {
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
       planHash: planHash(data, [state.dbRevision ?? '', state.targetHead ?? '']),
+      // `base` drops every table: the approver must also type the environment's name.
+      ...(state.targetHead === 'base' ? { confirmText: data.env } : {}),
     };
     state.gates[g.id] = g;
     await ctx.save();
+    const why = data.kind === 'rollback' ? `${code(data.version)} expects revision ${code(state.targetHead ?? '?')}` : `Requested: ${code(`migrate downgrade ${data.version}`)}, resolved to ${code(state.targetHead ?? '?')}`;
+    const loss =
+      state.targetHead === 'base'
+        ? '`alembic downgrade base` drops *every* table. The approver must type the environment name to confirm.'
+        : `\`alembic downgrade ${state.targetHead}\` drops what the revisions after ${code(state.targetHead ?? '?')} added; data in those columns and tables is lost.`;
     const ref = await ctx.reporter.reply(
       gateMsg(g, data.jobId, [
-        `${code(data.version)} expects revision ${code(state.targetHead ?? '?')}; the database is at ${code(state.dbRevision ?? '?')}. \`alembic downgrade ${state.targetHead}\` drops what the revisions after ${code(state.targetHead ?? '?')} added; data in those columns and tables is lost.`,
+        `${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`,
         `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`,
       ]),
       { own: true },
@@ -136,7 +143,7 @@ const DOWNGRADE_DECISION: StepDef = {
   },
 };
 
-const DOWNGRADE: StepDef = {
+export const DOWNGRADE: StepDef = {
   id: 'downgrade',
   title: () => 'Downgrade the database',
   // An exact revision, never "-1": running it again cannot go one revision too far.

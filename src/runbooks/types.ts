@@ -30,6 +30,8 @@ export interface GateState {
   noGo: string;
   question: string;
   postedTs?: string;
+  /** When set, "go" needs this typed in a modal too (a downgrade to base). */
+  confirmText?: string;
   createdAt: string;
   expiresAt: string;
   decision?: GateDecision;

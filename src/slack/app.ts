@@ -7,7 +7,15 @@ import type { Logger } from '../logger.js';
 import type { Msg } from '../render/model.js';
 import { toSlackMessage } from '../render/slack.js';
 import type { Origin } from '../jobs/types.js';
-import type { ActionRequest, ActionResult } from '../commands/actions.js';
+import {
+  TYPED_CONFIRM_ACTION,
+  TYPED_CONFIRM_BLOCK,
+  TYPED_CONFIRM_CALLBACK,
+  type ActionRequest,
+  type ActionResult,
+  type TypedConfirmResult,
+  type TypedConfirmSubmission,
+} from '../commands/actions.js';
 
 export interface SlackAppDeps {
   mode: Extract<SlackMode, { kind: 'http' | 'socket' }>;
@@ -17,6 +25,7 @@ export interface SlackAppDeps {
   /** The neutral command path; this module only moves bytes between Slack and it. */
   onCommand(text: string, origin: Origin): Promise<Msg>;
   onAction(req: ActionRequest): Promise<ActionResult>;
+  onTypedConfirm(sub: TypedConfirmSubmission): Promise<TypedConfirmResult>;
   healthz(): Promise<{ httpStatus: number; body: unknown }>;
   metrics(): Promise<{ contentType: string; body: string }>;
 }
@@ -141,8 +150,28 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
     await ack();
     if (body.type !== 'block_actions' || action.type !== 'button' || !('action_id' in action)) return;
     const channel = body.channel?.id ?? body.container?.channel_id ?? '';
-    const result = await deps.onAction({ actionId: action.action_id, value: action.value ?? '', user: body.user.id, channel });
     const ts = body.message?.ts ?? body.container?.message_ts;
+    const result = await deps.onAction({ actionId: action.action_id, value: action.value ?? '', user: body.user.id, channel, ...(ts ? { messageTs: ts } : {}) });
+    if (result.modal) {
+      const m = result.modal;
+      await client.views
+        .open({
+          trigger_id: body.trigger_id,
+          view: {
+            type: 'modal',
+            callback_id: m.callbackId,
+            private_metadata: m.privateMetadata,
+            title: { type: 'plain_text', text: m.title.slice(0, 24) },
+            submit: { type: 'plain_text', text: 'Confirm' },
+            close: { type: 'plain_text', text: 'Cancel' },
+            blocks: [
+              { type: 'section', text: { type: 'mrkdwn', text: m.prompt } },
+              { type: 'input', block_id: TYPED_CONFIRM_BLOCK, label: { type: 'plain_text', text: 'Environment name' }, element: { type: 'plain_text_input', action_id: TYPED_CONFIRM_ACTION } },
+            ],
+          },
+        })
+        .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not open the confirmation dialog'));
+    }
     if (result.replace && ts) {
       await client.chat.update({ channel, ts, ...toSlackMessage(result.replace) }).catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not update gate message'));
     }
@@ -150,6 +179,26 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
       await client.chat
         .postEphemeral({ channel, user: body.user.id, ...(body.message?.thread_ts ? { thread_ts: body.message.thread_ts } : {}), ...toSlackMessage(result.ephemeral) })
         .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not answer a button press'));
+    }
+  });
+
+  app.view(TYPED_CONFIRM_CALLBACK, async ({ ack, body, view, client }) => {
+    const typed = view.state.values[TYPED_CONFIRM_BLOCK]?.[TYPED_CONFIRM_ACTION]?.value ?? '';
+    const r = await deps.onTypedConfirm({ privateMetadata: view.private_metadata ?? '', typed, user: body.user.id });
+    if (r.error) {
+      await ack({ response_action: 'errors', errors: { [TYPED_CONFIRM_BLOCK]: r.error } });
+      return;
+    }
+    await ack();
+    if (r.replace) {
+      await client.chat
+        .update({ channel: r.replace.channel, ts: r.replace.ts, ...toSlackMessage(r.replace.msg) })
+        .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not update gate message'));
+    }
+    if (r.ephemeral) {
+      await client.chat
+        .postEphemeral({ channel: r.ephemeral.channel, user: body.user.id, ...toSlackMessage(r.ephemeral.msg) })
+        .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not answer a confirmation'));
     }
   });
 
