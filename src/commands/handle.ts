@@ -9,6 +9,7 @@ import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
 import { parseCommand, type Command } from './grammar.js';
+import { ago } from './time.js';
 import { SPECS, specOf } from './specs.js';
 
 export interface CommandRequest {
@@ -61,12 +62,6 @@ function reply(summary: string, parts: Part[], notes: string[] = []): Msg {
   return { summary, parts: [...notes.map((n): Part => ({ type: 'context', items: [`ℹ️ ${n}`] })), ...parts] };
 }
 
-export function ago(iso: string, now = Date.now()): string {
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 90) return `${s} s ago`;
-  const m = Math.round(s / 60);
-  return m < 90 ? `${m} min ago` : `${Math.round(m / 60)} h ago`;
-}
 
 export function newJobId(kind: string): string {
   return `${kind}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
@@ -191,14 +186,14 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return msg;
     }
-    if (command.name !== 'health' && command.name !== 'version' && command.name !== 'migrations') {
+    if (command.name !== 'health' && command.name !== 'version' && command.name !== 'migrations' && command.name !== 'status') {
       deps.metrics?.commands.inc({ command: name, outcome: 'unavailable' });
       return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
     }
     const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString() });
     log.info({ command: command.name, env: command.env, jobId }, 'command queued');
     deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-    const what = command.name === 'health' ? 'Checking health of' : command.name === 'migrations' ? 'Reading the migrations of' : 'Checking the version on';
+    const what = { health: 'Checking health of', migrations: 'Reading the migrations of', status: 'Reading the status of', version: 'Checking the version on' }[command.name];
     return reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes);
   } catch (err) {
     const error = asChatOpsError(err);

@@ -38,7 +38,7 @@ export const SPECS: readonly CommandSpec[] = [
   { name: 'maintenance', usage: 'maintenance on|off [ENV]', summary: 'Turn maintenance mode on or off.', example: 'maintenance on', mutating: true, available: true },
   { name: 'migrations', usage: 'migrations [ENV]', summary: 'The current alembic revision, head and history.', example: 'migrations', mutating: false, available: true },
   { name: 'migrate', usage: 'migrate downgrade REV|-1|base [ENV]', summary: 'Downgrade the database, with a snapshot and confirmation.', example: 'migrate downgrade 031', mutating: true, available: true },
-  { name: 'status', usage: 'status [ENV]', summary: 'Running version, pinned tag, maintenance, lock and current job.', example: 'status', mutating: false, available: false },
+  { name: 'status', usage: 'status [ENV]', summary: 'Running version, pinned tag, maintenance, lock and current job.', example: 'status', mutating: false, available: true },
   { name: 'logs', usage: 'logs [ENV] [--tail N]', summary: 'The last lines of the engramia-api log, secrets removed.', example: 'logs --tail 200', mutating: false, available: false },
   { name: 'diagnose', usage: 'diagnose [ENV]', summary: "Match the host against the runbook's troubleshooting table.", example: 'diagnose', mutating: false, available: false },
   { name: 'history', usage: 'history [ENV]', summary: 'Recent deploys and rollbacks.', example: 'history', mutating: false, available: false },

@@ -27,6 +27,8 @@ export interface DeployJobDeps {
   verifySettleMs: number;
   lockTtlMs: number;
   minCardIntervalMs?: number;
+  /** True once the worker is shutting down: the job checkpoints at the next step boundary. */
+  stopping?: () => boolean;
 }
 
 /** The declared step list of each runbook. */
@@ -111,6 +113,13 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
     for (const [i, step] of stepsFor(data).entries()) {
       const rec = state.steps[i]!;
       if (rec.status === 'done' || rec.status === 'skipped') continue;
+      if (deps.stopping?.()) {
+        // Shutting down: hand the job back between steps, lock kept, for the next worker to continue.
+        log.info({ step: step.id }, 'worker stopping: job checkpointed before this step');
+        await save();
+        await job.moveToDelayed(Date.now() + 100, token);
+        throw new DelayedError();
+      }
       if (rec.status === 'running' && !step.safeToRepeat) {
         return await finishFailed(ctx, i, `the worker stopped while "${rec.title}" ran; it is not safe to repeat, so the bot does not guess`);
       }

@@ -5,6 +5,9 @@ import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { between, parseHistory } from '../engramia/alembic.js';
 import { migrationsMsg } from '../render/migrations.js';
+import { statusMsg } from '../render/status.js';
+import type { OpsStore } from './store.js';
+import { ago } from '../commands/time.js';
 import { alembic, parseRevision } from '../runbooks/commands.js';
 import { scrub } from '../security/scrub.js';
 import { healthMsg, overallOf, versionMsg, type HealthReport } from '../render/health.js';
@@ -14,6 +17,9 @@ import type { ReadJobData } from './types.js';
 
 export interface ReadJobContext {
   jobId: string;
+  /** Locks and maintenance times; absent where a caller only needs health. */
+  store?: OpsStore;
+  lookupJob?: (id: string) => Promise<{ channel?: string } | undefined>;
   env: EnvironmentConfig;
   secrets: EnvSecrets;
   ssh: SshExecutor;
@@ -69,8 +75,40 @@ async function migrations(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg
   return { msg, outcome: current === head ? 'at_head' : 'behind' };
 }
 
+/** The host's state, the lock and how long maintenance has been on. */
+async function status(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Msg; outcome: string }> {
+  const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
+  const [host, version, lock, since] = await Promise.all([
+    probeHost(ctx.ssh, ctx.env),
+    api.version(),
+    ctx.store?.readLock(ctx.env.name),
+    ctx.store?.maintenanceSince(ctx.env.name),
+  ]);
+  let revision: string | null | undefined;
+  if (host.runningTag) {
+    const cur = await ctx.ssh.exec(alembic(ctx.env, host.runningTag, ['current']), { timeoutMs: 60_000 });
+    revision = cur.exitCode === 0 ? parseRevision(cur.stdout.toString('utf8')) : undefined;
+  }
+  const holder = lock ? { ...lock, ago: ago(lock.startedAt), ...((await ctx.lookupJob?.(lock.jobId)) ?? {}) } : undefined;
+  const msg = statusMsg({
+    env: ctx.env.name,
+    host: ctx.ssh.label,
+    runningTag: host.runningTag,
+    pinnedTag: host.pinnedTag,
+    containers: host.containers,
+    revision,
+    maintenance: { inEnvFile: host.maintenanceInEnvFile, active: version.kind === 'maintenance', ...(since ? { since } : {}), warnAfterMinutes: ctx.env.maintenanceWarnMinutes },
+    ...(holder ? { lock: holder } : {}),
+    requestedBy: data.origin.user,
+    jobId: ctx.jobId,
+    now: new Date(),
+  });
+  return { msg, outcome: 'ok' };
+}
+
 export async function runReadJob(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Msg; outcome: string }> {
   if (data.kind === 'migrations') return migrations(data, ctx);
+  if (data.kind === 'status') return status(data, ctx);
   const report = await gatherHealth(data, ctx);
   const msg = data.kind === 'health' ? healthMsg(report) : versionMsg(report);
   const outcome = data.kind === 'health' ? overallOf(report) : report.version.kind;

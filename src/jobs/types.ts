@@ -9,7 +9,7 @@ export interface Origin {
   responseUrl?: string;
 }
 
-export type ReadJobName = 'health' | 'version' | 'migrations';
+export type ReadJobName = 'health' | 'version' | 'migrations' | 'status';
 
 export interface ReadJobData {
   kind: ReadJobName;

@@ -1,4 +1,4 @@
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config, EnvSecrets } from '../config/load.js';
 import { asChatOpsError } from '../errors.js';
@@ -55,6 +55,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     lastError = err.message;
   });
 
+  let stopping = false;
   const process = async (job: Job<JobData>, token?: string) => {
     const data = job.data;
     const log = deps.log.child({ jobId: job.id, job: job.name, env: data.env, user: data.origin.user });
@@ -76,14 +77,25 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
           gateTimeoutMs: env.gateTimeoutSeconds * 1000,
           verifySettleMs: env.verifySettleSeconds * 1000,
           lockTtlMs: deps.lockTtlMs ?? DEFAULT_LOCK_TTL_MS,
+          stopping: () => stopping,
           ...(deps.minCardIntervalMs !== undefined ? { minCardIntervalMs: deps.minCardIntervalMs } : {}),
         });
         deps.metrics.jobs.inc({ name: job.name, outcome });
         log.info({ outcome }, 'job finished');
         return { outcome };
       }
-      if (data.kind !== 'health' && data.kind !== 'version' && data.kind !== 'migrations') throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
-      const { msg, outcome } = await runReadJob(data as ReadJobData, { jobId: String(job.id), env, secrets, ssh: ssh.for(env) });
+      if (data.kind !== 'health' && data.kind !== 'version' && data.kind !== 'migrations' && data.kind !== 'status') throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
+      const { msg, outcome } = await runReadJob(data as ReadJobData, {
+        jobId: String(job.id),
+        env,
+        secrets,
+        ssh: ssh.for(env),
+        store,
+        lookupJob: async (id) => {
+          const other = await Job.fromId(worker, id).catch(() => undefined);
+          return other ? { channel: (other.data as JobData).origin.channel } : undefined;
+        },
+      });
       await deps.outbox.post(data.origin, msg);
       deps.metrics.jobs.inc({ name: job.name, outcome });
       log.info({ outcome }, 'job finished');
@@ -119,7 +131,8 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   return {
     worker,
     async close() {
-      // Let the jobs in hand finish (BullMQ waits for them), then drop connections.
+      // Runbook jobs checkpoint at their next step boundary; BullMQ waits for them to hand back.
+      stopping = true;
       await worker.close();
       await ssh.close();
       connection.disconnect();

@@ -173,4 +173,21 @@ describe('/engramia rollback and the rollback button', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(readCommandLog(w.deployPath)).toEqual([]);
   });
+
+  it('a rollback that had already downgraded resumes on a new worker without a second downgrade', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w);
+    // Slow start of the target version: the restart lands while it runs, after the downgrade.
+    setFault(w.deployPath, { match: ['up', '-d', 'caddy'], delayMs: 1500, times: 1 });
+    await press(w, BOB, 'rollback.approve');
+    await press(w, CAROL, 'downgrade.confirm');
+    await w.slack.waitFor(() => readCommandLog(w.deployPath).some((r: any) => r.phase === 'start' && r.argv.includes('caddy') && r.env?.IMAGE_TAG === '0.6.0'), { timeoutMs: 20_000, description: 'the slow up' });
+    await w.restart();
+    await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(ran(w).filter((l) => l.includes('alembic downgrade'))).toEqual(['IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic downgrade 031']);
+    expect(dumps(w)).toHaveLength(1);
+    expect(readState(w.deployPath).db.revision).toBe('031');
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(w.logs.join('')).toContain('worker stopping: job checkpointed before this step');
+  });
 });

@@ -27,6 +27,7 @@ function envConfig(over: Partial<EnvironmentConfig> = {}): EnvironmentConfig {
     registry: { host: 'ghcr.io', username: 'engramia-bot', tokenEnv: 'GHCR_TOKEN' },
     gateTimeoutSeconds: 900,
     verifySettleSeconds: 60,
+    maintenanceWarnMinutes: 30,
     ...over,
   };
 }

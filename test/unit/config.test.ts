@@ -108,6 +108,7 @@ describe('parseConfig / loadConfig: a valid file', () => {
       registry: { host: 'ghcr.io', username: 'engramia-bot', tokenEnv: 'GHCR_TOKEN' },
       gateTimeoutSeconds: 900,
       verifySettleSeconds: 60,
+      maintenanceWarnMinutes: 30,
     });
   });
 

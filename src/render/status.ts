@@ -1,0 +1,59 @@
+import type { ContainerState } from '../engramia/compose.js';
+import type { LockHolder } from '../jobs/store.js';
+import { code, esc, mention, type Msg, type Part } from './model.js';
+
+export interface StatusView {
+  env: string;
+  host: string;
+  runningTag: string | undefined;
+  pinnedTag: string | null;
+  containers: ContainerState[];
+  revision: string | null | undefined;
+  maintenance: { inEnvFile: boolean; active: boolean; since?: string; warnAfterMinutes: number };
+  lock?: LockHolder & { ago: string; channel?: string };
+  requestedBy: string;
+  jobId: string;
+  now: Date;
+}
+
+function minutes(since: string, now: Date): number {
+  return Math.floor((now.getTime() - Date.parse(since)) / 60_000);
+}
+
+export function statusMsg(v: StatusView): Msg {
+  const m = v.maintenance;
+  let maint = m.active ? '🚧 on' : m.inEnvFile ? '⚠️ set in .env, not active' : 'off';
+  const warnings: Part[] = [];
+  if ((m.active || m.inEnvFile) && m.since) {
+    const mins = minutes(m.since, v.now);
+    maint += ` for ${mins} min`;
+    if (mins >= m.warnAfterMinutes) {
+      warnings.push({ type: 'section', text: `⏰ *Maintenance has been on for ${mins} min* (longer than ${m.warnAfterMinutes} min): every endpoint but /v1/health answers 503. End it with ${code(`/engramia maintenance off ${v.env}`)} when the work is done.` });
+    }
+  }
+  const parts: Part[] = [
+    { type: 'header', text: `${v.env}: status` },
+    {
+      type: 'fields',
+      items: [
+        `*Running*\n${code(v.runningTag ?? 'nothing')}`,
+        `*Pinned in .env*\n${v.pinnedTag ? code(v.pinnedTag) : '_not pinned_'}`,
+        `*Maintenance*\n${maint}`,
+        `*Database*\n${v.revision === undefined ? '_unknown_' : code(v.revision ?? 'base')}`,
+      ],
+    },
+    ...warnings,
+    {
+      type: 'section',
+      text: `*Containers* on ${code(v.host)}\n${v.containers.map((c) => `${c.state === 'running' ? '🟢' : '🔴'} ${code(c.service)} ${esc(c.state)}${c.tag ? ` · ${code(c.tag)}` : ''}`).join('\n') || '_none_'}`,
+    },
+    {
+      type: 'section',
+      text: v.lock
+        ? `🔒 *Locked* by ${esc(v.lock.command)} (${mention(v.lock.user)}, ${esc(v.lock.ago)}), job ${code(v.lock.jobId)}${v.lock.channel ? `; its card is in <#${v.lock.channel}>` : ''}.`
+        : '🔓 Not locked: no job is changing this environment.',
+    },
+    { type: 'context', items: [`requested by ${mention(v.requestedBy)} · job ${code(v.jobId)}`] },
+  ];
+  return { summary: `${v.env}: running ${v.runningTag ?? 'nothing'}, maintenance ${m.active ? 'on' : 'off'}${v.lock ? `, locked by ${v.lock.command}` : ''}`, parts };
+}

@@ -1,0 +1,50 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { setMaintenance } from '../world/sim/host.mjs';
+import { OPS_CHANNEL, startWorld, type World } from './harness.js';
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
+
+async function status(w: World, n = 1) {
+  await w.slash('status');
+  const all = await w.slack.waitFor(() => {
+    const found = w.slack.messagesIn(OPS_CHANNEL).filter((m) => text(m.blocks).includes('production: status'));
+    return found.length >= n ? found : undefined;
+  }, { timeoutMs: 20_000 });
+  return text(all[n - 1]!.blocks);
+}
+
+describe('/engramia status', () => {
+  it('shows the running version, the pin, the database revision, the containers and no lock', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const t = await status(w);
+    expect(t).toContain('*Running*\\n`0.6.0`');
+    expect(t).toContain('*Pinned in .env*\\n`0.6.0`');
+    expect(t).toContain('*Database*\\n`031`');
+    expect(t).toContain('*Maintenance*\\noff');
+    expect(t).toMatch(/🟢 `engramia-api` running · `0\.6\.0`/);
+    expect(t).toContain('Not locked');
+  });
+
+  it('names the lock holder while a deploy waits, and warns when maintenance has been on too long', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { maintenanceWarnMinutes: 1 } }));
+    await w.slash('deploy 0.6.1');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).some((m) => text(m.blocks).includes('maintenance.enable')), { timeoutMs: 20_000 });
+    let t = await status(w);
+    expect(t).toMatch(/Locked\* by deploy 0\.6\.1 \(<@U01ALICE>, \d+ s ago\), job `deploy-/);
+    expect(t).toContain(`its card is in <#${OPS_CHANNEL}>`);
+
+    // Maintenance turned on an hour ago (as the bot records it), still on.
+    setMaintenance(w.deployPath, true);
+    await w.bot.producer!.store.setMaintenanceSince('production', new Date(Date.now() - 61 * 60_000).toISOString());
+    t = await status(w, 2);
+    expect(t).toMatch(/🚧 on for 6\d min/);
+    expect(t).toContain('Maintenance has been on for');
+    expect(t).toContain('longer than 1 min');
+  });
+});
