@@ -53,6 +53,8 @@ const environmentSchema = z.strictObject({
   gateTimeoutSeconds: z.number().int().min(5).max(24 * 3600).default(900),
   /** How long verification waits for a fresh container to report the new version. */
   verifySettleSeconds: z.number().int().min(0).max(600).default(60),
+  /** Where pre-downgrade snapshots go; deployPath when unset. */
+  backupPath: z.string().regex(SAFE_PATH, 'must be an absolute path of letters, digits, ".", "_", "-" and "/"').optional(),
   /** `status` warns when maintenance has been on longer than this. */
   maintenanceWarnMinutes: z.number().int().min(1).max(7 * 24 * 60).default(30),
 });

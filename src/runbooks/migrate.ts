@@ -51,7 +51,7 @@ export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, SNAPSHOT, RESOLVE, 
 export function migrateDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
-    renderCommand(cmd.snapshot(env, snapshotName())),
+    renderCommand(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`)),
     '# check the snapshot: non-empty, starts with PGDMP',
     renderCommand(cmd.alembic(env, running, ['current'])),
     renderCommand(cmd.alembic(env, running, ['history'])),

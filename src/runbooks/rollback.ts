@@ -50,13 +50,12 @@ export const SNAPSHOT: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     if (ctx.state.snapshot) return { status: 'done', note: `${ctx.state.snapshot.path} (${ctx.state.snapshot.bytes} bytes, taken earlier)` };
-    const name = snapshotName();
-    const path = `${ctx.env.deployPath}/${name}`;
-    mustSucceed(await run(ctx, rec, cmd.snapshot(ctx.env, name), { timeoutMs: SNAPSHOT_TIMEOUT }), 'pg_dump');
+    const path = `${(ctx.env.backupPath ?? ctx.env.deployPath).replace(/\/+$/, '')}/${snapshotName()}`;
+    mustSucceed(await run(ctx, rec, cmd.snapshot(ctx.env, path), { timeoutMs: SNAPSHOT_TIMEOUT }), 'pg_dump');
     // Trust the file, not the exit code: it must exist, be non-empty and be a custom-format dump.
-    const size = await run(ctx, rec, cmd.fileSize(ctx.env, name), { timeoutMs: SHORT_TIMEOUT });
+    const size = await run(ctx, rec, cmd.fileSize(ctx.env, path), { timeoutMs: SHORT_TIMEOUT });
     const bytes = size.exitCode === 0 ? Number(/^\s*(\d+)/.exec(size.stdout.toString('utf8'))?.[1] ?? 0) : 0;
-    const magic = await run(ctx, rec, cmd.fileMagic(ctx.env, name), { timeoutMs: SHORT_TIMEOUT });
+    const magic = await run(ctx, rec, cmd.fileMagic(ctx.env, path), { timeoutMs: SHORT_TIMEOUT });
     rec.outputTail = undefined;
     if (bytes === 0 || magic.exitCode !== 0 || magic.stdout.toString('latin1') !== 'PGDMP') {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the snapshot ${path} is not a usable pg_dump file (${bytes} bytes${magic.exitCode === 0 ? '' : ', unreadable'}); nothing was downgraded`, {});
@@ -201,7 +200,7 @@ export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): st
   const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
   add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
   add(cmd.up(env, running, [cmd.API]));
-  add(cmd.snapshot(env, snapshotName()));
+  add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
   add(cmd.registryLogin(env), env.registry.tokenEnv);
   add(cmd.imageHeads(env, data.version));

@@ -76,4 +76,20 @@ describe('/engramia migrate downgrade', () => {
     expect(downgrades(w)).toEqual([]);
     expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
   });
+
+  it('writes the snapshot to backupPath when one is configured', async () => {
+    const { mkdtempSync, readdirSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { expectedPgDump } = await import('../world/sim/host.mjs');
+    const backups = mkdtempSync(join(tmpdir(), 'chatops-backups-'));
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { backupPath: backups } }));
+    await w.slash('migrate downgrade -1');
+    const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000 });
+    const files = readdirSync(backups);
+    expect(files).toHaveLength(1);
+    expect(text(gate.blocks)).toContain(join(backups, files[0]!));
+    expect(readFileSync(join(backups, files[0]!)).equals(expectedPgDump(w.deployPath))).toBe(true);
+    expect(readdirSync(w.deployPath).filter((f) => f.endsWith('.dump'))).toEqual([]);
+  });
 });
