@@ -25,6 +25,7 @@ import type { DeployData } from '../src/runbooks/deploy.js';
 import { startBot, type Bot } from '../src/runtime.js';
 import { renderCommand, shellQuote, type RemoteCommand } from '../src/ssh/quote.js';
 import type { Call } from '../test/world/fake-slack.js';
+import { configYaml } from '../test/world/config.js';
 import { findBinary } from '../test/world/requirements.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag } from '../test/world/sim/host.mjs';
@@ -119,35 +120,8 @@ const median = (values: number[]): number => stats(values).median;
 // ------------------------------------------------------------------------------------------------
 // The bot
 
-function configYaml(w: BenchWorld): string {
-  // As test/integration/harness.ts writes it, with a short verify deadline.
-  return `slack:
-  allowedChannels: [${OPS_CHANNEL}]
-access:
-  deployers: [${ALICE}]
-  approvers: [U02BOB]
-  admins: [U03CAROL]
-environments:
-  production:
-    default: true
-    fourEyes: true
-    ssh:
-      host: ${w.sshd.host}
-      port: ${w.sshd.port}
-      username: ${w.sshd.username}
-      privateKeyPath: ${w.sshd.privateKeyPath}
-      hostKeySha256: "${w.sshd.hostKeySha256}"
-    deployPath: ${w.deployPath}
-    composeFile: docker-compose.prod.yml
-    tagVariable: IMAGE_TAG
-    apiBaseUrl: ${w.apiUrl}
-    apiKeyEnv: ENGRAMIA_PROD_API_KEY
-    registry:
-      host: ghcr.io
-      username: engramia-bot
-      tokenEnv: GHCR_TOKEN
-    verifySettleSeconds: ${VERIFY_SETTLE_SECONDS}
-`;
+function benchConfig(w: BenchWorld): string {
+  return configYaml({ deployPath: w.deployPath, apiUrl: w.apiUrl, sshd: w.sshd, envExtra: { verifySettleSeconds: VERIFY_SETTLE_SECONDS } });
 }
 
 /** What the simulated docker ran, as "IMAGE_TAG=x argv…" lines, sorted (the bot runs some probes in parallel). */
@@ -384,7 +358,7 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
   installTracing();
 
   const configPath = join(w.root, 'chatops.yml');
-  writeFileSync(configPath, configYaml(w));
+  writeFileSync(configPath, benchConfig(w));
   const config = loadConfig(configPath);
   const env = config.environments.production!;
   const processEnv: NodeJS.ProcessEnv = {

@@ -15,8 +15,8 @@ import { startEngramiaApi } from '../test/world/sim/api.mjs';
 import { clearFaults, createHost, readState, setApi } from '../test/world/sim/host.mjs';
 
 export const SIM_BIN_DIR = fileURLToPath(new URL('../test/world/sim/bin', import.meta.url));
-export const OPS_CHANNEL = 'C0OPS';
-export const ALICE = 'U01ALICE';
+import { OPS_CHANNEL } from '../test/world/config.js';
+export { ALICE, OPS_CHANNEL } from '../test/world/config.js';
 
 type EngramiaApiServer = Awaited<ReturnType<typeof startEngramiaApi>>;
 

@@ -4,12 +4,13 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { probeHost } from '../engramia/host.js';
 import { asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { decidedGateMsg, deployCard, gateMsg, stepReply, type DeployView } from '../render/deploy.js';
+import { decidedGateMsg, deployCard, stepReply, type DeployView } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc } from '../render/model.js';
 import { RUNBOOKS } from '../runbooks/catalog.js';
-import { planHash, type DeployContext, type DeployData, type DeployState, type StepDef } from '../runbooks/deploy.js';
-import type { GateState, StepRecord } from '../runbooks/types.js';
+import { openGate } from '../runbooks/gates.js';
+import { type DeployContext, type DeployData, type DeployState, type StepDef } from '../runbooks/deploy.js';
+import type { StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { JobReporter } from './reporter.js';
 import type { OpsStore } from './store.js';
@@ -195,8 +196,8 @@ function postStep(ctx: DeployContext, rec: StepRecord): void {
 
 async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
   for (const gate of Object.values(ctx.state.gates)) {
-    if (gate.decision && gate.postedTs && !('shown' in gate)) {
-      (gate as GateState & { shown?: boolean }).shown = true;
+    if (gate.decision && gate.postedTs && !gate.shown) {
+      gate.shown = true;
       const text =
         gate.id === 'maintenance'
           ? `Maintenance: ${ctx.state.maintenance?.on ? 'on for this deploy' : 'skipped for this deploy'}.`
@@ -254,20 +255,15 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   await ctx.save();
 
   if (changed && target && RUNBOOKS[data.kind].offersRollback) {
-    const now = Date.now();
-    const g: GateState & { planHash: string } = {
+    await openGate(ctx, {
       id: 'rollback',
       kind: 'rollback',
       go: 'rollback.approve',
       noGo: 'rollback.dismiss',
       question: `Roll ${data.env} back to ${target}?`,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
-      planHash: planHash(data, [target]),
-    };
-    state.gates[g.id] = g;
-    const ref = await ctx.reporter.reply(gateMsg(g, data.jobId, [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`]), { own: true });
-    if (ref) g.postedTs = ref.ts;
+      plan: [target],
+      detail: [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`],
+    });
     await ctx.save();
   }
   await record(ctx);

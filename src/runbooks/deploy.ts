@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import type { Secret } from '../config/secret.js';
@@ -10,7 +9,6 @@ import { gatherHealth } from '../jobs/health.js';
 import type { JobReporter } from '../jobs/reporter.js';
 import type { OpsStore } from '../jobs/store.js';
 import type { Origin, PostedRef } from '../jobs/types.js';
-import { gateMsg } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { healthMsg, overallOf } from '../render/health.js';
 import { code } from '../render/model.js';
@@ -18,7 +16,9 @@ import { scrub } from '../security/scrub.js';
 import type { ExecResult, SshExecutor } from '../ssh/executor.js';
 import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import type { GateState, Outcome, StepRecord } from './types.js';
+import { gateStatus, openGate, type Gate } from './gates.js';
+export { planHash } from './plan.js';
+import type { Outcome, StepRecord } from './types.js';
 
 /** Job data of a runbook job: a deploy, or a rollback (where `version` is the target). */
 export interface DeployData {
@@ -45,7 +45,7 @@ export interface DeployState {
   maintenance?: { on: boolean; reason: string };
   /** True once this job has put maintenance on: it must then say so until it is off again. */
   maintenanceOnByUs?: boolean;
-  gates: Record<string, GateState & { planHash: string }>;
+  gates: Record<string, Gate>;
   warnings: string[];
   summary?: string;
   startedAt: string;
@@ -92,9 +92,6 @@ export const UP_TIMEOUT = 5 * 60_000;
 export const MIGRATE_TIMEOUT = 15 * 60_000;
 export const SHORT_TIMEOUT = 60_000;
 
-export function planHash(d: Pick<DeployData, 'env' | 'version' | 'jobId'>, extra: readonly string[] = []): string {
-  return createHash('sha256').update(JSON.stringify([d.jobId, d.env, d.version, ...extra])).digest('hex').slice(0, 16);
-}
 
 export function tail(text: string, lines = 40): string {
   return text.split('\n').slice(-lines).join('\n').trim();
@@ -201,48 +198,35 @@ export const MAINTENANCE_DECISION: StepDef = {
     }
     const gate = state.gates['maintenance'];
     if (gate) {
-      const decision = gate.decision ?? (await ctx.store.readGate(data.jobId, gate.id));
-      if (decision && decision.choice !== 'expired') {
-        gate.decision = decision;
-        const on = decision.choice === 'go';
-        state.maintenance = { on, reason: `${on ? 'enabled' : 'skipped'} by <@${decision.by}>` };
-        return { status: 'done', note: `${on ? 'enable' : 'skip'}, decided by ${decision.by}` };
-      }
-      if (Date.now() >= Date.parse(gate.expiresAt)) {
+      const st = await gateStatus(ctx, gate);
+      if (st.kind === 'pending') return { status: 'wait', until: st.until, gateId: gate.id };
+      if (st.kind === 'expired') {
         // Nobody answered: the safe branch for this gate is to deploy without maintenance.
-        gate.decision = { choice: 'expired', at: new Date().toISOString() };
         state.maintenance = { on: false, reason: `no answer within ${Math.round(ctx.gateTimeoutMs / 60_000)} min: skipped` };
         return { status: 'done', note: state.maintenance.reason };
       }
-      return { status: 'wait', until: Date.parse(gate.expiresAt), gateId: gate.id };
+      const on = st.decision.choice === 'go';
+      state.maintenance = { on, reason: `${on ? 'enabled' : 'skipped'} by <@${st.decision.by}>` };
+      return { status: 'done', note: `${on ? 'enable' : 'skip'}, decided by ${st.decision.by}` };
     }
-    const now = Date.now();
     const migrations =
       state.newHead && state.dbRevision
         ? state.newHead === state.dbRevision
           ? `${data.version} brings no database migrations (database at ${code(state.dbRevision)}).`
           : `${data.version} brings database migrations: ${code(state.dbRevision)} → ${code(state.newHead)}. For migrations that drop columns, the runbook says to enable maintenance.`
         : 'The bot could not tell whether this version brings migrations.';
-    const g: GateState & { planHash: string } = {
+    const g = await openGate(ctx, {
       id: 'maintenance',
       kind: 'maintenance',
       go: 'maintenance.enable',
       noGo: 'maintenance.skip',
       question: `Enable maintenance mode for deploying ${data.version} to ${data.env}?`,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
-      planHash: planHash(data, [state.dbRevision ?? '', state.newHead ?? '']),
-    };
-    state.gates[g.id] = g;
-    await ctx.save();
-    const ref = await ctx.reporter.reply(
-      gateMsg(g, data.jobId, [
+      plan: [state.dbRevision ?? '', state.newHead ?? ''],
+      detail: [
         migrations,
         `Maintenance makes every endpoint but /v1/health answer 503 until the deploy turns it off again. With no answer, the deploy goes ahead *without* maintenance.`,
-      ]),
-      { own: true },
-    );
-    if (ref) g.postedTs = ref.ts;
+      ],
+    });
     return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
   },
 };

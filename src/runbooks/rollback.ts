@@ -1,11 +1,11 @@
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
-import { gateMsg } from '../render/deploy.js';
 import { code } from '../render/model.js';
 import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import * as cmd from './commands.js';
+import { gateStatus, openGate } from './gates.js';
 import {
   LOGIN,
   MAINTENANCE_OFF,
@@ -18,12 +18,10 @@ import {
   VERIFY,
   currentTag,
   mustSucceed,
-  planHash,
   run,
   type DeployData,
   type StepDef,
 } from './deploy.js';
-import type { GateState } from './types.js';
 
 const SNAPSHOT_TIMEOUT = 30 * 60_000;
 
@@ -97,47 +95,29 @@ export const DOWNGRADE_DECISION: StepDef = {
     if (state.targetHead === state.dbRevision) return { status: 'skipped', note: 'no migrations differ' };
     const gate = state.gates['downgrade'];
     if (gate) {
-      const decision = gate.decision ?? (await ctx.store.readGate(data.jobId, gate.id));
-      if (decision && decision.choice !== 'expired') {
-        gate.decision = decision;
-        if (decision.choice === 'go') return { status: 'done', note: `confirmed by ${decision.by}` };
-        throw new ChatOpsError(ErrorCode.Cancelled, `the downgrade was cancelled by ${decision.by}`, { by: decision.by });
-      }
-      if (Date.now() >= Date.parse(gate.expiresAt)) {
-        // No answer is a "no": a downgrade can drop data.
-        gate.decision = { choice: 'expired', at: new Date().toISOString() };
-        throw new ChatOpsError(ErrorCode.Cancelled, 'nobody confirmed the downgrade in time', {});
-      }
-      return { status: 'wait', until: Date.parse(gate.expiresAt), gateId: gate.id };
+      const st = await gateStatus(ctx, gate);
+      if (st.kind === 'pending') return { status: 'wait', until: st.until, gateId: gate.id };
+      // No answer is a "no": a downgrade can drop data.
+      if (st.kind === 'expired') throw new ChatOpsError(ErrorCode.Cancelled, 'nobody confirmed the downgrade in time', {});
+      if (st.decision.choice === 'go') return { status: 'done', note: `confirmed by ${st.decision.by}` };
+      throw new ChatOpsError(ErrorCode.Cancelled, `the downgrade was cancelled by ${st.decision.by}`, { by: st.decision.by });
     }
-    const now = Date.now();
-    const g: GateState & { planHash: string } = {
-      id: 'downgrade',
-      kind: 'downgrade',
-      go: 'downgrade.confirm',
-      noGo: 'downgrade.cancel',
-      question: `Downgrade the ${data.env} database ${state.dbRevision} → ${state.targetHead}?`,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
-      planHash: planHash(data, [state.dbRevision ?? '', state.targetHead ?? '']),
-      // `base` drops every table: the approver must also type the environment's name.
-      ...(state.targetHead === 'base' ? { confirmText: data.env } : {}),
-    };
-    state.gates[g.id] = g;
-    await ctx.save();
     const why = data.kind === 'rollback' ? `${code(data.version)} expects revision ${code(state.targetHead ?? '?')}` : `Requested: ${code(`migrate downgrade ${data.version}`)}, resolved to ${code(state.targetHead ?? '?')}`;
     const loss =
       state.targetHead === 'base'
         ? '`alembic downgrade base` drops *every* table. The approver must type the environment name to confirm.'
         : `\`alembic downgrade ${state.targetHead}\` drops what the revisions after ${code(state.targetHead ?? '?')} added; data in those columns and tables is lost.`;
-    const ref = await ctx.reporter.reply(
-      gateMsg(g, data.jobId, [
-        `${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`,
-        `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`,
-      ]),
-      { own: true },
-    );
-    if (ref) g.postedTs = ref.ts;
+    const g = await openGate(ctx, {
+      id: 'downgrade',
+      kind: 'downgrade',
+      go: 'downgrade.confirm',
+      noGo: 'downgrade.cancel',
+      question: `Downgrade the ${data.env} database ${state.dbRevision} → ${state.targetHead}?`,
+      plan: [state.dbRevision ?? '', state.targetHead ?? ''],
+      detail: [`${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`, `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`],
+      // `base` drops every table: the approver must also type the environment's name.
+      ...(state.targetHead === 'base' ? { confirmText: data.env } : {}),
+    });
     return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
   },
 };

@@ -35,6 +35,8 @@ export interface GateState {
   createdAt: string;
   expiresAt: string;
   decision?: GateDecision;
+  /** The gate message was already updated to show the decision. */
+  shown?: boolean;
 }
 
 export interface GateDecision {

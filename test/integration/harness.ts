@@ -6,15 +6,15 @@ import { inject } from 'vitest';
 import { readEnvOptions } from '../../src/config/env.js';
 import { loadConfig, type Role } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
+import { ALICE, OPS_CHANNEL, configYaml } from '../world/config.js';
+export { ALICE, OPS_CHANNEL, configYaml };
 import { startBot, type Bot } from '../../src/runtime.js';
 import { startFakeSlack, type FakeSlack } from '../world/fake-slack.js';
 import { sendSlashCommand, type SendOptions, type SlackHttpResult } from '../world/slack-requests.js';
 import { createHost } from '../world/sim/host.mjs';
 import { startEngramiaApi } from '../world/sim/api.mjs';
 
-export const OPS_CHANNEL = 'C0OPS';
 export const OTHER_CHANNEL = 'C0ELSEWHERE';
-export const ALICE = 'U01ALICE';
 export const SIGNING_SECRET = `signsecret-${randomBytes(8).toString('hex')}`;
 
 export interface WorldOptions {
@@ -59,41 +59,6 @@ export interface World {
   close(): Promise<void>;
 }
 
-export function configYaml(opts: {
-  envExtra?: Record<string, string | number | boolean>;
-  deployPath: string;
-  apiUrl: string;
-  sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
-}): string {
-  return `slack:
-  allowedChannels: [${OPS_CHANNEL}]
-access:
-  deployers: [${ALICE}]
-  approvers: [U02BOB]
-  admins: [U03CAROL]
-environments:
-  production:
-    default: true
-    fourEyes: true
-    ssh:
-      host: ${opts.sshd.host}
-      port: ${opts.sshd.port}
-      username: ${opts.sshd.username}
-      privateKeyPath: ${opts.sshd.privateKeyPath}
-      hostKeySha256: "${opts.sshd.hostKeySha256}"
-    deployPath: ${opts.deployPath}
-    composeFile: docker-compose.prod.yml
-    tagVariable: IMAGE_TAG
-    apiBaseUrl: ${opts.apiUrl}
-    apiKeyEnv: ENGRAMIA_PROD_API_KEY
-    registry:
-      host: ghcr.io
-      username: engramia-bot
-      tokenEnv: GHCR_TOKEN
-${Object.entries(opts.envExtra ?? {})
-  .map(([k, v]) => `    ${k}: ${v}\n`)
-  .join('')}`;
-}
 
 /** A closed loopback port: connecting to it is refused at once. */
 export async function closedPort(): Promise<number> {

@@ -1,21 +1,11 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readCommandLog, setDeepCheck, setDeepHealth, setMaintenance, stopContainer } from '../world/sim/host.mjs';
+import { blockText } from './blocks.js';
 import { startRedis } from '../world/redis.js';
 import { ALICE, OPS_CHANNEL, OTHER_CHANNEL, startWorld, type World } from './harness.js';
 
 type Block = Record<string, any>;
 
-/** All visible text of a Block Kit message, for assertions that don't depend on layout. */
-function blockText(blocks: Block[] | undefined): string {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (typeof v === 'string') out.push(v);
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) if (k === 'text' || k === 'elements' || k === 'fields' || typeof x === 'object') walk(x);
-  };
-  walk(blocks ?? []);
-  return out.join('\n');
-}
 
 let world: World | undefined;
 afterEach(async () => {

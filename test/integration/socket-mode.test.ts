@@ -9,20 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCommandLog } from '../world/sim/host.mjs';
 import { ALICE, OPS_CHANNEL, prepareWorld, startWorld, type PreparedWorld, type World } from './harness.js';
+import { blockText } from './blocks.js';
 
 type Block = Record<string, any>;
 
-/** All visible text of a Block Kit message (as in health.test.ts). */
-function blockText(blocks: Block[] | undefined): string {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (typeof v === 'string') out.push(v);
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) if (k === 'text' || k === 'elements' || k === 'fields' || typeof x === 'object') walk(x);
-  };
-  walk(blocks ?? []);
-  return out.join('\n');
-}
 
 let world: World | undefined;
 let prepared: PreparedWorld | undefined;

@@ -1,0 +1,41 @@
+// The bot's config for a test world or a benchmark: one production environment
+// pointing at the loopback sshd and the simulated host. No vitest imports, so
+// benchmarks can use it too.
+export const OPS_CHANNEL = 'C0OPS';
+export const ALICE = 'U01ALICE';
+
+export function configYaml(opts: {
+  envExtra?: Record<string, string | number | boolean>;
+  deployPath: string;
+  apiUrl: string;
+  sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
+}): string {
+  return `slack:
+  allowedChannels: [${OPS_CHANNEL}]
+access:
+  deployers: [${ALICE}]
+  approvers: [U02BOB]
+  admins: [U03CAROL]
+environments:
+  production:
+    default: true
+    fourEyes: true
+    ssh:
+      host: ${opts.sshd.host}
+      port: ${opts.sshd.port}
+      username: ${opts.sshd.username}
+      privateKeyPath: ${opts.sshd.privateKeyPath}
+      hostKeySha256: "${opts.sshd.hostKeySha256}"
+    deployPath: ${opts.deployPath}
+    composeFile: docker-compose.prod.yml
+    tagVariable: IMAGE_TAG
+    apiBaseUrl: ${opts.apiUrl}
+    apiKeyEnv: ENGRAMIA_PROD_API_KEY
+    registry:
+      host: ghcr.io
+      username: engramia-bot
+      tokenEnv: GHCR_TOKEN
+${Object.entries(opts.envExtra ?? {})
+  .map(([k, v]) => `    ${k}: ${v}\n`)
+  .join('')}`;
+}
