@@ -6,7 +6,7 @@ import type { Producer } from '../jobs/queue.js';
 import type { HistoryEntry } from '../jobs/store.js';
 import type { Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
-import { code, esc, type Msg, type Part } from '../render/model.js';
+import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
@@ -19,7 +19,7 @@ export interface CommandRequest {
 
 export interface CommandDeps {
   config: Config;
-  producer: Pick<Producer, 'enqueue' | 'store' | 'ready'>;
+  producer: Pick<Producer, 'enqueue' | 'store' | 'ready' | 'getJob'>;
   log: Logger;
   metrics?: Metrics;
 }
@@ -148,6 +148,40 @@ async function startRollback(command: Extract<Command, { name: 'rollback' }>, re
   return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `⏪ ${esc(what)}. Maintenance goes on first and a snapshot is taken before anything is downgraded. (job ${code(jobId)})` }], notes);
 }
 
+/** Stops a job at its next safe point (between steps, or at the gate it waits on). */
+async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: CommandDeps): Promise<Msg> {
+  await deps.producer.ready();
+  const user = req.origin.user;
+  const isAdmin = deps.config.access.admins.includes(user);
+  let jobId = jobArg;
+  if (jobId === undefined) {
+    const locks = await deps.producer.store.locks(Object.keys(deps.config.environments));
+    const mine = locks.filter((l) => l.user === user);
+    const pick = mine.length === 1 ? mine[0] : mine.length === 0 && isAdmin && locks.length === 1 ? locks[0] : undefined;
+    if (!pick) {
+      throw new ChatOpsError(ErrorCode.CommandInvalid, mine.length > 1 || locks.length > 1 ? 'Several jobs are running; name the one to cancel.' : 'You have no running job to cancel.', { usage: '/engramia cancel JOB' });
+    }
+    jobId = pick.jobId;
+  }
+  const job = await deps.producer.getJob(jobId);
+  const data = job?.data as { origin?: Origin; kind?: string; state?: { outcome?: string } } | undefined;
+  if (!job || !data?.origin) throw new ChatOpsError(ErrorCode.CommandInvalid, `There is no job ${jobId}.`, { usage: '/engramia cancel JOB' });
+  if (data.origin.user !== user && !isAdmin) {
+    throw new ChatOpsError(ErrorCode.Forbidden, `You may not cancel job ${jobId}.`, { who: 'Only the person who started it, or an admin (access.admins), may cancel it.' });
+  }
+  const state = await job.getState();
+  if (state === 'completed' || state === 'failed') {
+    return reply(`Job ${jobId} has already ended`, [{ type: 'section', text: `Job ${code(jobId)} has already ended (${esc(data.state?.outcome ?? state)}); nothing to cancel.` }]);
+  }
+  await deps.producer.store.requestCancel(jobId, user);
+  // A job parked at a gate would otherwise notice only when the gate expires.
+  if (state === 'delayed') await job.promote().catch(() => undefined);
+  deps.log.warn({ audit: 'cancel', jobId, by: user }, 'job cancel requested');
+  return reply(`Cancelling job ${jobId}`, [
+    { type: 'section', text: `🛑 Cancelling job ${code(jobId)}: it stops at its next safe point (between steps; a running step is not cut off) and reports the host's state in its card.` },
+  ]);
+}
+
 /** Long enough to cover the gap until the worker starts renewing it. */
 const DEPLOY_LOCK_TTL_MS = 10 * 60_000;
 
@@ -167,6 +201,21 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       return helpMsg();
     }
     checkRole(deps.config, command, req.origin.user);
+    if (command.name === 'unlock') {
+      await deps.producer.ready();
+      const holder = await deps.producer.store.forceUnlock(command.env);
+      log.warn({ audit: 'unlock', env: command.env, holder }, 'environment unlocked by an admin');
+      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
+      const text = holder
+        ? `🔓 ${esc(command.env)} unlocked. It was held by ${esc(holder.command)} (${mention(holder.user)}, ${ago(holder.startedAt)}), job ${code(holder.jobId)}. If that job still runs, cancel it too: ${code(`/engramia cancel ${holder.jobId}`)}.`
+        : `🔓 ${esc(command.env)} was not locked; nothing changed.`;
+      return reply(`${command.env} unlocked`, [{ type: 'section', text }], notes);
+    }
+    if (command.name === 'cancel') {
+      const msg = await cancelJob(command.job, req, deps);
+      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
+      return msg;
+    }
     if (command.name === 'maintenance') {
       const jobId = await startRunbook({ kind: 'maintenance', version: '', env: command.env, maintenance: command.state === 'on', dryRun: false, origin: req.origin }, deps.producer);
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });

@@ -114,6 +114,11 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
     for (const [i, step] of stepsFor(data).entries()) {
       const rec = state.steps[i]!;
       if (rec.status === 'done' || rec.status === 'skipped') continue;
+      const cancel = await deps.store.cancelRequest(data.jobId);
+      if (cancel) {
+        log.info({ step: step.id, by: cancel.by }, 'job cancelled at a safe point');
+        return await finishFailed(ctx, i, `cancelled by ${cancel.by} before this step`, 'cancelled');
+      }
       if (deps.stopping?.()) {
         // Shutting down: hand the job back between steps, lock kept, for the next worker to continue.
         log.info({ step: step.id }, 'worker stopping: job checkpointed before this step');
@@ -154,8 +159,8 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
         // The lock must outlive the wait, or another deploy could slip in while this one is parked.
         await deps.store.renewLock(data.env, data.jobId, result.until - Date.now() + deps.lockTtlMs);
         await job.moveToDelayed(result.until, token);
-        // A press that landed while the job was still active could not wake it: look once more, now that it is parked.
-        if (await deps.store.readGate(data.jobId, result.gateId)) await job.promote().catch(() => undefined);
+        // A press or a cancel that landed while the job was still active could not wake it: look once more, now that it is parked.
+        if ((await deps.store.readGate(data.jobId, result.gateId)) || (await deps.store.cancelRequest(data.jobId))) await job.promote().catch(() => undefined);
         throw new DelayedError();
       }
       rec.status = result.status;
@@ -224,11 +229,11 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
 }
 
 /** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
-async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string): Promise<{ outcome: string }> {
+async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed'): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
-  state.outcome = 'failed';
+  state.outcome = outcome;
   const failedStep = stepsFor(data)[stepIndex];
-  const lines: string[] = [`❌ Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
+  const lines: string[] = [`${outcome === 'cancelled' ? '🛑' : '❌'} Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
   let runningTag: string | undefined;
   let maintenanceOn: boolean | undefined;
   try {
@@ -254,7 +259,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   state.summary = lines.join('\n');
   await ctx.save();
 
-  if (changed && target && RUNBOOKS[data.kind].offersRollback) {
+  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed') {
     await openGate(ctx, {
       id: 'rollback',
       kind: 'rollback',
@@ -266,12 +271,19 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
     });
     await ctx.save();
   }
+  // Questions this job left open are closed with it, so nobody presses a dead button.
+  for (const gate of Object.values(state.gates)) {
+    if (gate.kind !== 'rollback' && !gate.decision && gate.postedTs) {
+      gate.shown = true;
+      void ctx.reporter.updateReply({ channel: data.origin.channel, ts: gate.postedTs }, { summary: gate.question, parts: [{ type: 'section', text: `~${esc(gate.question)}~\nClosed: the job ${outcome === 'cancelled' ? 'was cancelled' : 'failed'} before this was decided.` }] });
+    }
+  }
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
   ctx.reporter.setCard(deployCard(view(data, state)));
   await ctx.reporter.flush();
-  return { outcome: 'failed' };
+  return { outcome };
 }
 
 async function record(ctx: DeployContext): Promise<void> {

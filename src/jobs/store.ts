@@ -63,6 +63,31 @@ export class OpsStore {
     return (await this.redis.eval(RELEASE, 1, this.#key('lock', env), jobId)) === 1;
   }
 
+  /** Removes the lock whoever holds it (admins' unlock); returns who held it. */
+  async forceUnlock(env: string): Promise<LockHolder | undefined> {
+    const holder = await this.readLock(env);
+    await this.redis.del(this.#key('lock', env));
+    return holder;
+  }
+
+  async requestCancel(jobId: string, by: string): Promise<void> {
+    await this.redis.set(this.#key('cancel', jobId), JSON.stringify({ by, at: new Date().toISOString() }), 'EX', 7 * 24 * 3600, 'NX');
+  }
+
+  async cancelRequest(jobId: string): Promise<{ by: string; at: string } | undefined> {
+    const raw = await this.redis.get(this.#key('cancel', jobId));
+    return raw ? (JSON.parse(raw) as { by: string; at: string }) : undefined;
+  }
+
+  async locks(envs: readonly string[]): Promise<Array<LockHolder & { env: string }>> {
+    const out: Array<LockHolder & { env: string }> = [];
+    for (const env of envs) {
+      const h = await this.readLock(env);
+      if (h) out.push({ ...h, env });
+    }
+    return out;
+  }
+
   /** First decision wins; a later press gets the winning one back to show who decided. */
   async decideGate(jobId: string, gateId: string, decision: GateDecision): Promise<{ ok: true } | { ok: false; existing: GateDecision }> {
     const key = this.#key('gate', jobId, gateId);

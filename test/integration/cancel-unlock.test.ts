@@ -1,0 +1,73 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { readCommandLog, readEnvFile, runningApiTag } from '../world/sim/host.mjs';
+import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+
+type Block = Record<string, any>;
+const CAROL = 'U03CAROL';
+const BOB = 'U02BOB';
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
+
+async function parkedDeploy(w: World) {
+  await w.slash('deploy 0.6.1');
+  const gate = structuredClone(await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'maintenance.enable')), { timeoutMs: 20_000 }));
+  return gate;
+}
+
+describe('/engramia cancel', () => {
+  it('stops a parked deploy at once, reports the host state, closes its question and frees the lock', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const gate = await parkedDeploy(w);
+    const ack = await w.slash('cancel');
+    expect(text(ack.body.blocks)).toContain('stops at its next safe point');
+    const card = await w.slack.waitFor(
+      () => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && text(m.blocks).includes('cancelled by U01ALICE')),
+      { timeoutMs: 20_000 },
+    );
+    expect(text(card.blocks)).toContain('🛑 cancelled');
+    expect(text(card.blocks)).toContain('runs `0.6.0`');
+    expect(readCommandLog(w.deployPath).some((r: any) => r.argv.includes('up'))).toBe(false);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    await w.slack.waitFor(() => text(w.slack.findMessage(OPS_CHANNEL, gate.ts)?.blocks).includes('Closed: the job was cancelled'), { timeoutMs: 5000 });
+    // A press on the stale buttons changes nothing.
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel: OPS_CHANNEL, message: gate, action_id: 'maintenance.enable' });
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('has ended'), { timeoutMs: 5000 });
+  });
+
+  it("lets an admin cancel someone else's job; a deployer may not", async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    await w.slash('deploy 0.6.1', { user_id: CAROL });
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'maintenance.enable')), { timeoutMs: 20_000 });
+    const lock = (await w.bot.producer!.store.readLock('production'))!;
+    const alice = await w.slash(`cancel ${lock.jobId}`);
+    expect(text(alice.body.blocks)).toContain(`You may not cancel job ${lock.jobId}`);
+    const mine = await w.slash('cancel', { user_id: CAROL });
+    expect(text(mine.body.blocks)).toContain('stops at its next safe point');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => text(m.blocks).includes('cancelled by U03CAROL')), { timeoutMs: 20_000 });
+  });
+});
+
+describe('/engramia unlock', () => {
+  it('is for admins, names the holder it removed, and frees the environment', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    await parkedDeploy(w);
+    const alice = await w.slash('unlock production');
+    expect(text(alice.body.blocks)).toContain('You may not run `unlock`');
+    expect(await w.bot.producer!.store.readLock('production')).toBeDefined();
+    const noEnv = await w.slash('unlock', { user_id: CAROL });
+    expect(text(noEnv.body.blocks)).toContain('needs the environment named explicitly');
+    const carol = await w.slash('unlock production', { user_id: CAROL });
+    expect(text(carol.body.blocks)).toMatch(/production unlocked\. It was held by deploy 0\.6\.1 \(<@U01ALICE>, \d+ s ago\), job `deploy-/);
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    expect(w.logs.join('')).toContain('"audit":"unlock"');
+  });
+});
