@@ -79,9 +79,6 @@ async function check(value: string, actionId: string, user: string, deps: Action
   const gate = data?.state?.gates[v.g];
   if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
   if (actionId !== gate.go && actionId !== gate.noGo) return say('⚠️ That button does not belong to this question. Nothing was done.');
-  // Only the rollback offer outlives its job; any other question dies with the job that asked it.
-  const outcome = data.state?.outcome;
-  if (gate.kind !== 'rollback' && outcome !== 'running' && outcome !== 'waiting') return say(`⚠️ Job ${code(v.j)} has ended (${esc(outcome ?? 'unknown')}); this question is closed. Nothing was done.`);
   const { approvers, admins } = deps.config.access;
   if (!approvers.includes(user) && !admins.includes(user)) {
     log.info('gate press refused: not an approver');
@@ -95,6 +92,9 @@ async function check(value: string, actionId: string, user: string, deps: Action
   if (v.h !== gate.planHash) return say('⚠️ The plan changed since these buttons were posted, so this press was refused. Use the newest buttons in the thread.');
   const existing = gate.decision ?? (await deps.producer.store.readGate(v.j, v.g));
   if (existing) return say(already(existing));
+  // Only the rollback offer outlives its job; any other question dies with the job that asked it.
+  const outcome = data.state?.outcome;
+  if (gate.kind !== 'rollback' && outcome !== 'running' && outcome !== 'waiting') return say(`⚠️ Job ${code(v.j)} has ended (${esc(outcome ?? 'unknown')}); this question is closed. Nothing was done.`);
   if (Date.now() >= Date.parse(gate.expiresAt)) return say(`⌛ This question expired at ${when(gate.expiresAt)}; the job took the safe branch. Nothing was done.`);
   return { v, job, data, gate };
 }
