@@ -8,6 +8,7 @@ import type { Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
+import { historyMsg } from '../render/history.js';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
 import { SPECS, specOf } from './specs.js';
@@ -201,6 +202,14 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       return helpMsg();
     }
     checkRole(deps.config, command, req.origin.user);
+    if (command.name === 'history') {
+      // Read from the bot's own records in Redis: nothing to ask the host, so no job is queued.
+      await deps.producer.ready();
+      const entries = await deps.producer.store.readHistory(command.env, 15);
+      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
+      const msg = historyMsg(command.env, entries);
+      return reply(msg.summary, msg.parts, notes);
+    }
     if (command.name === 'unlock') {
       await deps.producer.ready();
       const holder = await deps.producer.store.forceUnlock(command.env);

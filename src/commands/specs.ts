@@ -41,7 +41,7 @@ export const SPECS: readonly CommandSpec[] = [
   { name: 'status', usage: 'status [ENV]', summary: 'Running version, pinned tag, maintenance, lock and current job.', example: 'status', mutating: false, available: true },
   { name: 'logs', usage: 'logs [ENV] [--tail N]', summary: 'The last lines of the engramia-api log, secrets removed.', example: 'logs --tail 200', mutating: false, available: false },
   { name: 'diagnose', usage: 'diagnose [ENV]', summary: "Match the host against the runbook's troubleshooting table.", example: 'diagnose', mutating: false, available: false },
-  { name: 'history', usage: 'history [ENV]', summary: 'Recent deploys and rollbacks.', example: 'history', mutating: false, available: false },
+  { name: 'history', usage: 'history [ENV]', summary: 'Recent deploys and rollbacks.', example: 'history', mutating: false, available: true },
   { name: 'cancel', usage: 'cancel [JOB]', summary: 'Stop a job at its next safe point (yours, or any for admins).', example: 'cancel deploy-mwx8a1b2c3', mutating: true, available: true },
   { name: 'unlock', usage: 'unlock ENV', summary: "Release an environment's lock (admins).", example: 'unlock production', mutating: true, available: true },
 ];

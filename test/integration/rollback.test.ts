@@ -116,6 +116,10 @@ describe('/engramia rollback and the rollback button', () => {
     expect(ran(w).some((l) => l.includes('alembic downgrade'))).toBe(false);
     expect(dumps(w)).toHaveLength(1);
     expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    const history = await w.slash('history');
+    const h = text(history.body.blocks);
+    expect(h.indexOf('rollback to `0.6.0`')).toBeLessThan(h.indexOf('deploy `0.6.2`'));
+    expect(h).toContain('(from `0.6.0`) by <@U01ALICE>');
   });
 
   it('cancel at the downgrade gate stops there and reports the exact host state', async () => {
