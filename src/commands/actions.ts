@@ -10,6 +10,7 @@ import type { GateDecision, GateState } from '../runbooks/types.js';
 import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
+import { audit, auditText } from '../audit.js';
 import { startRunbook } from './handle.js';
 
 export interface ActionRequest {
@@ -113,7 +114,7 @@ async function decide(c: Checked, choice: 'go' | 'no-go', user: string, deps: Ac
     if (!target) return say('⚠️ The failed deploy recorded no previous version, so there is nothing to roll back to. Name one: `/engramia rollback VERSION`.');
     try {
       // The person who approved is the one who asked for the rollback: its own gates need someone else.
-      const rollbackId = await startRunbook({ kind: 'rollback', version: target, env: data.env, dryRun: false, origin: { ...data.origin, user } }, deps.producer);
+      const rollbackId = await startRunbook({ kind: 'rollback', version: target, env: data.env, dryRun: false, origin: { ...data.origin, user } }, deps.producer, deps.log);
       return { replace: decidedGateMsg({ ...gate, decision }, `Rollback to ${target} started (job ${rollbackId}); its progress is posted in the channel.`) };
     } catch (err) {
       return { replace: decidedGateMsg({ ...gate, decision }, `Approved, but the rollback could not start: ${describeError(asChatOpsError(err)).title.replace(/[*`]/g, '')}`) };
@@ -141,7 +142,7 @@ async function decide(c: Checked, choice: 'go' | 'no-go', user: string, deps: Ac
  * Every button comes through here, whatever the transport. A press is checked
  * like a command (role, four-eyes, plan, expiry) and decided once, atomically.
  */
-export async function handleAction(req: ActionRequest, deps: ActionDeps): Promise<ActionResult> {
+async function decideAction(req: ActionRequest, deps: ActionDeps): Promise<ActionResult> {
   const log = deps.log.child({ user: req.user, action: req.actionId });
   try {
     const c = await check(req.value, req.actionId, req.user, deps, log);
@@ -163,6 +164,24 @@ export async function handleAction(req: ActionRequest, deps: ActionDeps): Promis
     log.warn({ code: error.code, err: error.message }, 'gate press failed');
     return say(`⚠️ ${describeError(error).title} Your press was not recorded; try again.`);
   }
+}
+
+/**
+ * Every button comes through here, whatever the transport; each press and its
+ * outcome (refused, decided, modal) is audited.
+ */
+export async function handleAction(req: ActionRequest, deps: ActionDeps): Promise<ActionResult> {
+  const result = await decideAction(req, deps);
+  const v = decodeGateValue(req.value);
+  await audit(deps.producer.store, deps.log, {
+    type: 'gate',
+    user: req.user,
+    action: req.actionId,
+    ...(v ? { jobId: v.j, gate: v.g } : {}),
+    outcome: result.replace ? 'decided' : result.modal ? 'confirmation asked' : 'refused',
+    ...(result.ephemeral ? { answer: auditText(result.ephemeral.summary) } : {}),
+  });
+  return result;
 }
 
 export interface TypedConfirmSubmission {
@@ -196,6 +215,7 @@ export async function handleTypedConfirm(sub: TypedConfirmSubmission, deps: Acti
     if (!('gate' in c)) return { ...(c.ephemeral ? { ephemeral: { channel: meta.channel, msg: c.ephemeral } } : {}) };
     if (sub.typed.trim() !== c.gate.confirmText) return { error: `Type ${c.gate.confirmText} exactly to confirm, or close this dialog.` };
     const r = await decide(c, 'go', sub.user, deps, log);
+    await audit(deps.producer.store, deps.log, { type: 'gate', user: sub.user, action: 'typed confirmation', jobId: c.v.j, gate: c.v.g, outcome: r.replace ? 'decided' : 'refused' });
     return {
       ...(r.replace && meta.ts ? { replace: { channel: meta.channel, ts: meta.ts, msg: r.replace } } : {}),
       ...(r.ephemeral ? { ephemeral: { channel: meta.channel, msg: r.ephemeral } } : {}),

@@ -8,6 +8,7 @@ import type { Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
+import { audit, auditText } from '../audit.js';
 import { historyMsg } from '../render/history.js';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
@@ -75,6 +76,7 @@ export function newJobId(kind: string): string {
 export async function startRunbook(
   p: { kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
   producer: CommandDeps['producer'],
+  log: Logger,
 ): Promise<string> {
   const jobId = newJobId(p.kind);
   const data = {
@@ -110,6 +112,7 @@ export async function startRunbook(
     await producer.store.releaseLock(p.env, jobId).catch(() => undefined);
     throw err;
   }
+  await audit(producer.store, log, { type: 'lock', action: 'acquired', env: p.env, jobId, user: p.origin.user, command: holder.command });
   return jobId;
 }
 
@@ -126,7 +129,7 @@ export function resolveRollbackTarget(history: HistoryEntry[]): string | undefin
 }
 
 async function startDeploy(command: Extract<Command, { name: 'deploy' }>, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Msg> {
-  const jobId = await startRunbook({ kind: 'deploy', version: command.version, env: command.env, maintenance: command.maintenance, dryRun: command.dryRun, origin: req.origin }, deps.producer);
+  const jobId = await startRunbook({ kind: 'deploy', version: command.version, env: command.env, maintenance: command.maintenance, dryRun: command.dryRun, origin: req.origin }, deps.producer, deps.log);
   const what = `${command.dryRun ? 'Dry run of deploy' : 'Deploying'} ${command.version} to ${command.env}`;
   const text = command.dryRun
     ? `🧪 ${esc(what)}: the plan will be posted in the channel; nothing runs on the host. (job ${code(jobId)})`
@@ -144,7 +147,7 @@ async function startRollback(command: Extract<Command, { name: 'rollback' }>, re
     }
     notes.push(`Target ${target}: the version that ran before the last deploy, from the bot's history.`);
   }
-  const jobId = await startRunbook({ kind: 'rollback', version: target, env: command.env, dryRun: command.dryRun, origin: req.origin }, deps.producer);
+  const jobId = await startRunbook({ kind: 'rollback', version: target, env: command.env, dryRun: command.dryRun, origin: req.origin }, deps.producer, deps.log);
   const what = `${command.dryRun ? 'Dry run of rollback of' : 'Rolling back'} ${command.env} to ${target}`;
   return reply(`${what} (job ${jobId})`, [{ type: 'section', text: `⏪ ${esc(what)}. Maintenance goes on first and a snapshot is taken before anything is downgraded. (job ${code(jobId)})` }], notes);
 }
@@ -177,7 +180,7 @@ async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: 
   await deps.producer.store.requestCancel(jobId, user);
   // A job parked at a gate would otherwise notice only when the gate expires.
   if (state === 'delayed') await job.promote().catch(() => undefined);
-  deps.log.warn({ audit: 'cancel', jobId, by: user }, 'job cancel requested');
+  await audit(deps.producer.store, deps.log, { type: 'cancel', jobId, user });
   return reply(`Cancelling job ${jobId}`, [
     { type: 'section', text: `🛑 Cancelling job ${code(jobId)}: it stops at its next safe point (between steps; a running step is not cut off) and reports the host's state in its card.` },
   ]);
@@ -190,13 +193,14 @@ const DEPLOY_LOCK_TTL_MS = 10 * 60_000;
  * The transport-neutral command path: Slack's listener, the console and
  * buttons all come through here. It decides and enqueues; it never touches a host.
  */
-export async function handleCommand(req: CommandRequest, deps: CommandDeps): Promise<Msg> {
+async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { name: string; code?: string }): Promise<Msg> {
   const log = deps.log.child({ user: req.origin.user, channel: req.origin.channel });
   let name = 'unknown';
   try {
     checkChannel(deps.config, req.origin);
     const { command, notes } = parseCommand(req.text, { envNames: Object.keys(deps.config.environments), defaultEnv: deps.config.defaultEnv });
     name = command.name;
+    seen.name = name;
     if (command.name === 'help') {
       deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
       return helpMsg();
@@ -213,7 +217,7 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
     if (command.name === 'unlock') {
       await deps.producer.ready();
       const holder = await deps.producer.store.forceUnlock(command.env);
-      log.warn({ audit: 'unlock', env: command.env, holder }, 'environment unlocked by an admin');
+      await audit(deps.producer.store, log, { type: 'unlock', env: command.env, user: req.origin.user, ...(holder ? { heldBy: holder.user, jobId: holder.jobId, command: holder.command } : {}) });
       deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
       const text = holder
         ? `🔓 ${esc(command.env)} unlocked. It was held by ${esc(holder.command)} (${mention(holder.user)}, ${ago(holder.startedAt)}), job ${code(holder.jobId)}. If that job still runs, cancel it too: ${code(`/engramia cancel ${holder.jobId}`)}.`
@@ -226,14 +230,14 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
       return msg;
     }
     if (command.name === 'maintenance') {
-      const jobId = await startRunbook({ kind: 'maintenance', version: '', env: command.env, maintenance: command.state === 'on', dryRun: false, origin: req.origin }, deps.producer);
+      const jobId = await startRunbook({ kind: 'maintenance', version: '', env: command.env, maintenance: command.state === 'on', dryRun: false, origin: req.origin }, deps.producer, deps.log);
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return reply(`Maintenance ${command.state} for ${command.env} (job ${jobId})`, [
         { type: 'section', text: `🚧 Turning maintenance *${command.state}* on ${esc(command.env)}; engramia-api is re-created on the version running now. (job ${code(jobId)})` },
       ], notes);
     }
     if (command.name === 'migrate') {
-      const jobId = await startRunbook({ kind: 'migrate', version: command.target, env: command.env, dryRun: false, origin: req.origin }, deps.producer);
+      const jobId = await startRunbook({ kind: 'migrate', version: command.target, env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return reply(`Database downgrade ${command.target} on ${command.env} (job ${jobId})`, [
         { type: 'section', text: `⬇️ Snapshot first, then the exact revision is shown for confirmation before anything is downgraded. (job ${code(jobId)})` },
@@ -255,9 +259,30 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
     return reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes);
   } catch (err) {
     const error = asChatOpsError(err);
+    seen.code = error.code;
     if (error.code === ErrorCode.Internal) log.error({ err: error.message, text: req.text.slice(0, 200) }, 'command failed');
     else log.info({ code: error.code }, 'command refused');
     deps.metrics?.commands.inc({ command: name, outcome: error.code.toLowerCase() });
     return reply(plainText(describeError(error).title), errorParts(error));
   }
+}
+
+/**
+ * The transport-neutral command path: Slack's listener, the console and
+ * buttons all come through here. Every command and every refusal is audited.
+ */
+export async function handleCommand(req: CommandRequest, deps: CommandDeps): Promise<Msg> {
+  const seen: { name: string; code?: string } = { name: 'unknown' };
+  const msg = await decideCommand(req, deps, seen);
+  await audit(deps.producer.store, deps.log, {
+    type: seen.code ? 'refusal' : 'command',
+    user: req.origin.user,
+    channel: req.origin.channel,
+    // A refusal at parsing never learnt the command's name: keep the word it started with.
+    command: seen.name !== 'unknown' ? seen.name : auditText(req.text.trim().split(/\s+/)[0] ?? '').slice(0, 20),
+    text: auditText(req.text),
+    ...(seen.code ? { code: seen.code } : {}),
+    answer: auditText(msg.summary),
+  });
+  return msg;
 }

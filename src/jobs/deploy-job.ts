@@ -2,6 +2,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { probeHost } from '../engramia/host.js';
+import { audit } from '../audit.js';
 import { asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { decidedGateMsg, deployCard, stepReply, type DeployView } from '../render/deploy.js';
@@ -135,6 +136,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
       rec.outputTail = undefined;
       rec.exitCode = undefined;
       await save();
+      void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started' });
       reporter.setCard(deployCard(view(data, state)));
       const began = Date.now();
       let result;
@@ -147,6 +149,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
         rec.durationMs = Date.now() - began;
         rec.note = describeError(error).title.replace(/[*`]/g, '');
         log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
+        void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
         await save();
         postStep(ctx, rec);
         return await finishFailed(ctx, i, rec.note);
@@ -165,6 +168,7 @@ export async function runDeployJob(job: Job<DeployData>, token: string | undefin
       }
       rec.status = result.status;
       if (result.note !== undefined) rec.note = result.note;
+      void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
       rec.endedAt = new Date().toISOString();
       rec.durationMs = Date.now() - Date.parse(rec.startedAt);
       await save();
@@ -223,6 +227,7 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
+  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(view(data, state)));
   await ctx.reporter.flush();
   return { outcome: state.outcome };
@@ -281,6 +286,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
+  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(view(data, state)));
   await ctx.reporter.flush();
   return { outcome };

@@ -28,6 +28,16 @@ const RENEW = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', 
 const RELEASE = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).jobId == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
 const HISTORY_MAX = 200;
+/** The audit stream keeps about this many events (MAXLEN ~): bounded, append-only. */
+export const AUDIT_MAX = 10_000;
+
+export interface AuditEvent {
+  type: 'command' | 'refusal' | 'gate' | 'step' | 'lock' | 'unlock' | 'cancel';
+  user?: string;
+  env?: string;
+  jobId?: string;
+  [detail: string]: unknown;
+}
 const GATE_TTL_S = 30 * 24 * 3600;
 
 /**
@@ -110,6 +120,15 @@ export class OpsStore {
 
   async maintenanceSince(env: string): Promise<string | undefined> {
     return (await this.redis.get(this.#key('maintenance', env))) ?? undefined;
+  }
+
+  async appendAudit(event: AuditEvent): Promise<void> {
+    await this.redis.xadd(this.#key('audit'), 'MAXLEN', '~', String(AUDIT_MAX), '*', 'event', JSON.stringify({ at: new Date().toISOString(), ...event }));
+  }
+
+  async readAudit(count = 100): Promise<AuditEvent[]> {
+    const rows = await this.redis.xrevrange(this.#key('audit'), '+', '-', 'COUNT', count);
+    return rows.map(([, fields]) => JSON.parse(fields[1] ?? '{}') as AuditEvent).reverse();
   }
 
   async pushHistory(entry: HistoryEntry): Promise<void> {

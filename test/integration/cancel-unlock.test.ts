@@ -68,6 +68,7 @@ describe('/engramia unlock', () => {
     const carol = await w.slash('unlock production', { user_id: CAROL });
     expect(text(carol.body.blocks)).toMatch(/production unlocked\. It was held by deploy 0\.6\.1 \(<@U01ALICE>, \d+ s ago\), job `deploy-/);
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
-    expect(w.logs.join('')).toContain('"audit":"unlock"');
+    const unlock = (await w.bot.producer!.store.readAudit(50)).find((e) => e.type === 'unlock');
+    expect(unlock).toMatchObject({ user: CAROL, env: 'production', heldBy: 'U01ALICE' });
   });
 });
