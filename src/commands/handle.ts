@@ -189,10 +189,7 @@ async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: 
 /** Long enough to cover the gap until the worker starts renewing it. */
 const DEPLOY_LOCK_TTL_MS = 10 * 60_000;
 
-/**
- * The transport-neutral command path: Slack's listener, the console and
- * buttons all come through here. It decides and enqueues; it never touches a host.
- */
+/** Decides what a command does and enqueues its job; it never touches a host. */
 async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { name: string; code?: string }): Promise<Msg> {
   const log = deps.log.child({ user: req.origin.user, channel: req.origin.channel });
   let name = 'unknown';

@@ -8,7 +8,7 @@ import { errorParts } from '../render/errors.js';
 import { code } from '../render/model.js';
 import { SshPool } from '../ssh/pool.js';
 import type { DeployData } from '../runbooks/deploy.js';
-import { runDeployJob } from './deploy-job.js';
+import { runRunbookJob } from './runbook-job.js';
 import { runReadJob } from './health.js';
 import { QUEUE_NAME } from './queue.js';
 import { OpsStore } from './store.js';
@@ -66,7 +66,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     try {
       if (!env || !secrets) throw new Error(`environment ${data.env} is not configured on this worker`);
       if (isRunbookJob(data)) {
-        const { outcome } = await runDeployJob(job as Job<DeployData>, token, {
+        const { outcome } = await runRunbookJob(job as Job<DeployData>, token, {
           env,
           secrets,
           ssh: ssh.for(env),

@@ -10,7 +10,7 @@ export type RunbookKind = DeployData['kind'];
 /**
  * What differs between runbooks, declared in one place: the steps, how the
  * card names the job, and what the final summary says. The engine that runs
- * them (src/jobs/deploy-job.ts) is the same for all.
+ * them (src/jobs/runbook-job.ts) is the same for all.
  */
 export interface RunbookSpec {
   steps: readonly StepDef[];

@@ -17,7 +17,7 @@ import { JobReporter } from './reporter.js';
 import type { OpsStore } from './store.js';
 import type { Outbox } from './types.js';
 
-export interface DeployJobDeps {
+export interface RunbookJobDeps {
   env: EnvironmentConfig;
   secrets: EnvSecrets;
   ssh: SshExecutor;
@@ -71,7 +71,7 @@ function initialState(data: DeployData): DeployState {
  * after every step so a resumed job never repeats a finished one. Waiting on a
  * gate parks the job (delayed) instead of holding a worker slot.
  */
-export async function runDeployJob(job: Job<DeployData>, token: string | undefined, deps: DeployJobDeps): Promise<{ outcome: string }> {
+export async function runRunbookJob(job: Job<DeployData>, token: string | undefined, deps: RunbookJobDeps): Promise<{ outcome: string }> {
   const data = job.data;
   const log = deps.log;
   const state: DeployState = data.state ?? initialState(data);
@@ -312,7 +312,7 @@ async function record(ctx: DeployContext): Promise<void> {
     .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'could not record deploy history'));
 }
 
-async function dryRun(data: DeployData, state: DeployState, deps: DeployJobDeps, reporter: JobReporter): Promise<{ outcome: string }> {
+async function dryRun(data: DeployData, state: DeployState, deps: RunbookJobDeps, reporter: JobReporter): Promise<{ outcome: string }> {
   state.outcome = 'succeeded';
   for (const s of state.steps) s.status = 'pending';
   state.summary = `Nothing was run. These are the exact commands the ${data.kind} would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
