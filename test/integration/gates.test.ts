@@ -1,0 +1,91 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { readCommandLog } from '../world/sim/host.mjs';
+import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+
+type Block = Record<string, any>;
+const BOB = 'U02BOB';
+const CAROL = 'U03CAROL';
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
+
+async function gateOf(w: World) {
+  await w.slash('deploy 0.6.1');
+  return structuredClone(await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'maintenance.enable')), { timeoutMs: 20_000 }));
+}
+
+function press(w: World, user: string, message: any, actionId: string, retryNum?: number) {
+  return sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, channel: OPS_CHANNEL, message, action_id: actionId }, retryNum ? { retryNum } : {});
+}
+
+const ups = (w: World) => readCommandLog(w.deployPath).filter((r: any) => r.argv.includes('up')).map((r: any) => `${r.env.IMAGE_TAG} ${r.argv.join(' ')}`);
+
+describe('gates cannot be fooled', () => {
+  it('two approvers at the same instant, a double click and a Slack retry give one decision and one action', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const gate = await gateOf(w);
+    const results = await Promise.all([
+      press(w, BOB, gate, 'maintenance.enable'),
+      press(w, CAROL, gate, 'maintenance.skip'),
+      press(w, BOB, gate, 'maintenance.enable'),
+      press(w, BOB, gate, 'maintenance.enable', 1),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /succeeded/.test(text(m.blocks))), { timeoutMs: 20_000 });
+    const gates = (await w.bot.producer!.store.readAudit(200)).filter((e) => e.type === 'gate');
+    expect(gates.filter((e) => e.outcome === 'decided')).toHaveLength(1);
+    expect(gates.filter((e) => e.outcome === 'refused')).toHaveLength(3);
+    const winner = gates.find((e) => e.outcome === 'decided')!;
+    // Exactly the winner's choice happened on the host, once.
+    const onOld = ups(w).filter((l) => l.startsWith('0.6.0'));
+    expect(onOld).toHaveLength(winner.action === 'maintenance.enable' ? 1 : 0);
+    expect(ups(w).filter((l) => l.includes('caddy'))).toHaveLength(1);
+    // The losers were told who decided.
+    const told = w.slack.ephemerals.map((e) => text(e.blocks)).filter((t) => t.includes('Already decided'));
+    expect(told.length).toBe(3);
+    expect(told.every((t) => t.includes(`<@${winner.user}>`))).toBe(true);
+  });
+
+  it('an expired gate says so and changes nothing', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { gateTimeoutSeconds: 5, verifySettleSeconds: 5 } }));
+    const gate = await gateOf(w);
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /succeeded/.test(text(m.blocks))), { timeoutMs: 30_000 });
+    await press(w, BOB, gate, 'maintenance.enable');
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('expired'), { timeoutMs: 5000 });
+    expect(ups(w).filter((l) => l.startsWith('0.6.0'))).toEqual([]);
+  });
+
+  it('a button whose value was tampered with is refused', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const gate = await gateOf(w);
+    const value = JSON.parse(findButton(gate.blocks as Block[], 'maintenance.enable')!.element.value) as { j: string; g: string; h: string };
+    const forged = JSON.stringify({ ...value, h: '0000000000000000' });
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel: OPS_CHANNEL, message: gate, action_id: 'maintenance.enable', value: forged });
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('The plan changed'), { timeoutMs: 5000 });
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel: OPS_CHANNEL, message: gate, action_id: 'maintenance.enable', value: 'not json' });
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('not one the bot understands'), { timeoutMs: 5000 });
+    expect(await w.bot.producer!.store.readGate(value.j, value.g)).toBeUndefined();
+  });
+});
+
+describe('hostile input never reaches the host', () => {
+  it('refuses every hostile command before anything is queued or run', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const hostile = ['deploy 0.6.1;id', 'deploy $(id)', 'deploy `id`', 'deploy 0.6.1\nid', "health --env 'x;y'", 'deploy ０.６.１', `deploy ${'a'.repeat(10_000)}`, 'migrate downgrade 031;rm', 'logs --tail 1;id'];
+    for (const t of hostile) {
+      const ack = await w.slash(t);
+      expect(ack.status).toBe(200);
+      expect(ack.body.text, t).not.toMatch(/Deploying|Checking|Reading/);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(readCommandLog(w.deployPath)).toEqual([]);
+    expect(w.slack.callsTo('chat.postMessage')).toEqual([]);
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+  });
+});
