@@ -3,7 +3,7 @@ import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { probeHost } from '../engramia/host.js';
 import { audit } from '../audit.js';
-import { asChatOpsError } from '../errors.js';
+import { ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { decidedGateMsg, deployCard, stepReply, type DeployView } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
@@ -152,7 +152,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
         await save();
         postStep(ctx, rec);
-        return await finishFailed(ctx, i, rec.note);
+        return await finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
       }
       if (result.status === 'wait') {
         state.outcome = 'waiting';

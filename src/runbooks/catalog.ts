@@ -1,6 +1,7 @@
 import type { EnvironmentConfig } from '../config/schema.js';
 import { code, esc } from '../render/model.js';
 import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { planApprovalStep } from './gates.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
 import { MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
 import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
@@ -30,11 +31,16 @@ export interface RunbookSpec {
   dryRunPlan(env: EnvironmentConfig, d: DeployData): string[];
 }
 
+/** The plan an approver sees: the exact commands, as a dry run shows them. */
+function planText(plan: (env: EnvironmentConfig, d: DeployData) => string[]): (ctx: DeployContext) => string[] {
+  return (ctx) => [`Requested by <@${ctx.data.origin.user}>. The commands, in order:`, `\`\`\`\n${esc(plan(ctx.env, ctx.data).join('\n').replace(/`/g, "'"))}\n\`\`\``];
+}
+
 const was = (ctx: DeployContext) => code(ctx.state.fromVersion ?? ctx.state.pinnedBefore ?? '?');
 
 export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
   deploy: {
-    steps: DEPLOY_STEPS,
+    steps: [planApprovalStep(planText(dryRunPlan)), ...DEPLOY_STEPS],
     title: (d) => `${d.dryRun ? '🧪 Dry run: deploy' : '🚀 Deploy'} ${d.version} to ${d.env}`,
     label: (d) => `Deploy ${d.version} to ${d.env}`,
     success: (ctx) => `✅ ${code(ctx.data.version)} runs on *${esc(ctx.data.env)}* (was ${was(ctx)}), pinned in .env. Maintenance is off.`,
@@ -50,7 +56,7 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     dryRunPlan,
   },
   rollback: {
-    steps: ROLLBACK_STEPS,
+    steps: [planApprovalStep(planText(rollbackDryRunPlan)), ...ROLLBACK_STEPS],
     title: (d) => `${d.dryRun ? '🧪 Dry run: roll back' : '⏪ Roll back'} ${d.env} to ${d.version}`,
     label: (d) => `Rollback of ${d.env} to ${d.version}`,
     success: (ctx) => {

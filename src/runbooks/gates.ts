@@ -1,5 +1,6 @@
 import { gateMsg } from '../render/deploy.js';
-import type { DeployContext } from './deploy.js';
+import { ChatOpsError, ErrorCode } from '../errors.js';
+import type { DeployContext, StepDef } from './deploy.js';
 import { planHash } from './plan.js';
 import type { GateDecision, GateKind, GateState } from './types.js';
 
@@ -53,4 +54,42 @@ export async function openGate(ctx: DeployContext, spec: GateSpec): Promise<Gate
   const ref = await ctx.reporter.reply(gateMsg(gate, ctx.data.jobId, spec.detail), { own: true });
   if (ref) gate.postedTs = ref.ts;
   return gate;
+}
+
+/**
+ * `requireApproval`: an approver's go on the whole plan before anything runs.
+ * No answer, or a no, stops the job before it has changed anything.
+ */
+export function planApprovalStep(describe: (ctx: DeployContext) => string[]): StepDef {
+  return {
+    id: 'approval',
+    title: () => 'Approve the plan',
+    safeToRepeat: true,
+    async run(ctx) {
+      if (!ctx.env.requireApproval) return { status: 'skipped', note: 'requireApproval is off for this environment' };
+      const gate = ctx.state.gates['approval'];
+      if (gate) {
+        const st = await gateStatus(ctx, gate);
+        if (st.kind === 'pending') return { status: 'wait', until: st.until, gateId: gate.id };
+        if (st.kind === 'expired') throw new ChatOpsError(ErrorCode.Cancelled, 'nobody approved the plan in time; nothing was changed', {});
+        if (st.decision.choice === 'go') return { status: 'done', note: `approved by ${st.decision.by}` };
+        throw new ChatOpsError(ErrorCode.Cancelled, `the plan was cancelled by ${st.decision.by}; nothing was changed`, { by: st.decision.by });
+      }
+      const label = RUNBOOK_LABEL(ctx.data);
+      const g = await openGate(ctx, {
+        id: 'approval',
+        kind: 'plan',
+        go: 'deploy.approve',
+        noGo: 'deploy.cancel',
+        question: `Approve: ${label}?`,
+        plan: [ctx.data.kind],
+        detail: describe(ctx),
+      });
+      return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
+    },
+  };
+}
+
+function RUNBOOK_LABEL(d: DeployContext['data']): string {
+  return d.kind === 'rollback' ? `roll ${d.env} back to ${d.version}` : `deploy ${d.version} to ${d.env}`;
 }

@@ -89,3 +89,29 @@ describe('hostile input never reaches the host', () => {
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
   });
 });
+
+describe('requireApproval', () => {
+  it('holds the whole plan until an approver other than the requester says go', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { requireApproval: true, verifySettleSeconds: 5 } }));
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const gate = structuredClone(await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'deploy.approve')), { timeoutMs: 20_000 }));
+    expect(text(gate.blocks)).toContain('IMAGE_TAG=0.6.1 docker compose -f docker-compose.prod.yml pull engramia-api');
+    // Nothing ran on the host, not even the read-only checks.
+    expect(readCommandLog(w.deployPath)).toEqual([]);
+    await press(w, 'U01ALICE', gate, 'deploy.approve');
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === 'U01ALICE').at(-1)?.blocks).includes('Only approvers'), { timeoutMs: 5000 });
+    await press(w, BOB, gate, 'deploy.approve');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /succeeded/.test(text(m.blocks))), { timeoutMs: 20_000 });
+  });
+
+  it('a cancelled plan stops before anything changed', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { requireApproval: true } }));
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const gate = structuredClone(await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'deploy.cancel')), { timeoutMs: 20_000 }));
+    await press(w, BOB, gate, 'deploy.cancel');
+    const c = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /cancelled/.test(text(m.blocks))), { timeoutMs: 20_000 });
+    expect(text(c.blocks)).toContain('the plan was cancelled by U02BOB');
+    expect(readCommandLog(w.deployPath).filter((r: any) => !r.argv.includes('ps'))).toEqual([]);
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+  });
+});

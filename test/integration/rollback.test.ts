@@ -127,7 +127,7 @@ describe('/engramia rollback and the rollback button', () => {
     await failedDeploy(w);
     await press(w, BOB, 'rollback.approve');
     await press(w, CAROL, 'downgrade.cancel');
-    const c = await card(w, 'Roll back production to 0.6.0', /failed/);
+    const c = await card(w, 'Roll back production to 0.6.0', /cancelled/);
     const t = text(c.blocks);
     expect(t).toContain('cancelled by U03CAROL');
     expect(t).toContain('runs `0.6.1`');
