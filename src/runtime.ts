@@ -2,6 +2,7 @@ import type { WebClient } from '@slack/web-api';
 import type { EnvOptions } from './config/env.js';
 import { resolveEnvSecrets, type Config, type EnvSecrets, type Role } from './config/load.js';
 import { handleAction, handleTypedConfirm } from './commands/actions.js';
+import { Access } from './commands/access.js';
 import { handleCommand } from './commands/handle.js';
 import { createProducer, type Producer } from './jobs/queue.js';
 import type { Outbox } from './jobs/types.js';
@@ -78,15 +79,22 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
   if (producer && env.slack.kind !== 'console') {
     const p = producer;
     void checkSlack();
+    const groupClient = client;
+    const access = new Access(
+      groupClient
+        ? async (usergroup) => ((await groupClient.usergroups.users.list({ usergroup })).users as string[] | undefined) ?? []
+        : undefined,
+      log,
+    );
     try {
       app = await startSlackApp({
         mode: env.slack,
         slackApiUrl: env.slackApiUrl,
         port: env.port,
         log,
-        onCommand: (text, origin) => handleCommand({ text, origin }, { config, producer: p, log, metrics }),
-        onAction: (req) => handleAction(req, { config, producer: p, log, metrics }),
-        onTypedConfirm: (sub) => handleTypedConfirm(sub, { config, producer: p, log, metrics }),
+        onCommand: (text, origin) => handleCommand({ text, origin }, { config, access, producer: p, log, metrics }),
+        onAction: (req) => handleAction(req, { config, access, producer: p, log, metrics }),
+        onTypedConfirm: (sub) => handleTypedConfirm(sub, { config, access, producer: p, log, metrics }),
         healthz: async () => {
           const [redisOk, slack] = await Promise.all([p.ping(), checkSlack()]);
           const workers = redisOk ? await p.workerCount().catch(() => 0) : 0;

@@ -11,6 +11,7 @@ import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deplo
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
 import { audit, auditText } from '../audit.js';
+import type { Access } from './access.js';
 import { startRunbook } from './handle.js';
 
 export interface ActionRequest {
@@ -24,6 +25,7 @@ export interface ActionRequest {
 
 export interface ActionDeps {
   config: Config;
+  access: Access;
   producer: Pick<Producer, 'getJob' | 'store' | 'enqueue' | 'ready'>;
   log: Logger;
   metrics?: Metrics;
@@ -81,7 +83,7 @@ async function check(value: string, actionId: string, user: string, deps: Action
   if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
   if (actionId !== gate.go && actionId !== gate.noGo) return say('⚠️ That button does not belong to this question. Nothing was done.');
   const { approvers, admins } = deps.config.access;
-  if (!approvers.includes(user) && !admins.includes(user)) {
+  if (!(await deps.access.has(user, [...approvers, ...admins]))) {
     log.info('gate press refused: not an approver');
     return say('🚫 Only approvers (access.approvers) and admins may decide this. Nothing was done.');
   }

@@ -10,6 +10,7 @@ import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
 import { audit, auditText } from '../audit.js';
 import { historyMsg } from '../render/history.js';
+import type { Access } from './access.js';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
 import { SPECS, specOf } from './specs.js';
@@ -21,6 +22,7 @@ export interface CommandRequest {
 
 export interface CommandDeps {
   config: Config;
+  access: Access;
   producer: Pick<Producer, 'enqueue' | 'store' | 'ready' | 'getJob'>;
   log: Logger;
   metrics?: Metrics;
@@ -45,12 +47,11 @@ function checkChannel(config: Config, origin: Origin): void {
   throw new ChatOpsError(ErrorCode.ChannelNotAllowed, dm ? 'Commands are not accepted in direct messages.' : 'Commands are not accepted in this channel.', { allowed });
 }
 
-function checkRole(config: Config, command: Command, user: string): void {
+async function checkRole(config: Config, access: Access, command: Command, user: string): Promise<void> {
   const spec = specOf(command.name);
   if (!spec.mutating) return;
-  // User-group (S…) members are resolved by the access layer that comes with approvals; ids match directly here.
   const list = command.name === 'unlock' ? config.access.admins : [...config.access.deployers, ...config.access.admins];
-  if (list.includes(user)) return;
+  if (await access.has(user, list)) return;
   const who = command.name === 'unlock' ? 'admins (access.admins)' : 'deployers (access.deployers)';
   throw new ChatOpsError(ErrorCode.Forbidden, `You may not run \`${command.name}\`.`, { who: `Only ${who} may run it.` });
 }
@@ -156,7 +157,7 @@ async function startRollback(command: Extract<Command, { name: 'rollback' }>, re
 async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: CommandDeps): Promise<Msg> {
   await deps.producer.ready();
   const user = req.origin.user;
-  const isAdmin = deps.config.access.admins.includes(user);
+  const isAdmin = await deps.access.has(user, deps.config.access.admins);
   let jobId = jobArg;
   if (jobId === undefined) {
     const locks = await deps.producer.store.locks(Object.keys(deps.config.environments));
@@ -202,7 +203,7 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
       deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
       return helpMsg();
     }
-    checkRole(deps.config, command, req.origin.user);
+    await checkRole(deps.config, deps.access, command, req.origin.user);
     if (command.name === 'history') {
       // Read from the bot's own records in Redis: nothing to ask the host, so no job is queued.
       await deps.producer.ready();

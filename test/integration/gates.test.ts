@@ -115,3 +115,20 @@ describe('requireApproval', () => {
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
   });
 });
+
+describe('access lists may name Slack user groups', () => {
+  it('lets a member of an approver group decide, and nobody outside it', async () => {
+    const w = (world = await startWorld({
+      slackLimits: false,
+      envExtra: { verifySettleSeconds: 5 },
+      access: { approvers: ['S0OPSLEADS'], deployers: ['S0DEPLOYERS'] },
+      userGroups: { S0OPSLEADS: ['U05DAVE'], S0DEPLOYERS: ['U01ALICE'] },
+    }));
+    const gate = await gateOf(w);
+    await press(w, BOB, gate, 'maintenance.enable');
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('Only approvers'), { timeoutMs: 5000 });
+    await press(w, 'U05DAVE', gate, 'maintenance.skip');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /succeeded/.test(text(m.blocks))), { timeoutMs: 20_000 });
+    expect(w.slack.callsTo('usergroups.users.list').length).toBeGreaterThan(0);
+  });
+});

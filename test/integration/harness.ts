@@ -38,6 +38,9 @@ export interface WorldOptions {
   envExtra?: Record<string, string | number | boolean>;
   /** Fake Slack rate limits; off makes tests that post a lot fast. */
   slackLimits?: false;
+  access?: { deployers?: string[]; approvers?: string[]; admins?: string[] };
+  /** Slack user groups the fake knows: id → member ids. */
+  userGroups?: Record<string, string[]>;
 }
 
 export interface World {
@@ -94,9 +97,10 @@ export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWor
   const slack = await startFakeSlack({
     channels: [{ id: OPS_CHANNEL, name: 'ops', member: true }, { id: OTHER_CHANNEL, name: 'random', member: true }],
     ...(opts.slackLimits === false ? { limits: false as const } : {}),
+    ...(opts.userGroups ? { userGroups: opts.userGroups } : {}),
   });
   const configPath = join(root, 'chatops.yml');
-  writeFileSync(configPath, configYaml({ ...(opts.envExtra ? { envExtra: opts.envExtra } : {}), deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
+  writeFileSync(configPath, configYaml({ ...(opts.envExtra ? { envExtra: opts.envExtra } : {}), ...(opts.access ? { access: opts.access } : {}), deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
   const processEnv: NodeJS.ProcessEnv = {
     SLACK_BOT_TOKEN: slack.botToken,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,

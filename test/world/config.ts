@@ -6,6 +6,7 @@ export const ALICE = 'U01ALICE';
 
 export function configYaml(opts: {
   envExtra?: Record<string, string | number | boolean>;
+  access?: { deployers?: string[]; approvers?: string[]; admins?: string[] };
   deployPath: string;
   apiUrl: string;
   sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
@@ -13,9 +14,9 @@ export function configYaml(opts: {
   return `slack:
   allowedChannels: [${OPS_CHANNEL}]
 access:
-  deployers: [${ALICE}]
-  approvers: [U02BOB]
-  admins: [U03CAROL]
+  deployers: [${(opts.access?.deployers ?? [ALICE]).join(', ')}]
+  approvers: [${(opts.access?.approvers ?? ['U02BOB']).join(', ')}]
+  admins: [${(opts.access?.admins ?? ['U03CAROL']).join(', ')}]
 environments:
   production:
     default: true
