@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setDeepCheck, setDeepHealth, setFault, setMigrationFailure } from '../world/sim/host.mjs';
 import { ALICE, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World, type WorldOptions } from './harness.js';
@@ -22,6 +24,28 @@ afterEach(async (ctx) => {
 async function deployWorld(opts: WorldOptions = {}): Promise<World> {
   world = await startWorld({ slackLimits: false, ...opts, envExtra: { verifySettleSeconds: 5, ...(opts.envExtra ?? {}) } });
   return world;
+}
+
+/** Every value under the bot's Redis prefix (job data, locks, gates, history, audit), as text. */
+async function redisDump(w: World): Promise<string> {
+  const redis = new Redis(w.processEnv.REDIS_URL!);
+  try {
+    const keys = await redis.keys(`${w.processEnv.CHATOPS_QUEUE_PREFIX}:*`);
+    const out: string[] = [];
+    for (const key of keys) {
+      const type = await redis.type(key);
+      if (type === 'string') out.push((await redis.get(key)) ?? '');
+      else if (type === 'hash') out.push(JSON.stringify(await redis.hgetall(key)));
+      else if (type === 'list') out.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+      else if (type === 'set') out.push(JSON.stringify(await redis.smembers(key)));
+      else if (type === 'zset') out.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
+      else if (type === 'stream') out.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+    }
+    expect(out.join('')).toContain('deploy-');
+    return out.join('\n');
+  } finally {
+    redis.disconnect();
+  }
 }
 
 function text(blocks: Block[] | undefined): string {
@@ -95,8 +119,12 @@ describe('/engramia deploy: the standard deployment against the simulated host',
     // The token reached the host on stdin only.
     const login = readCommandLog(w.deployPath).find((r: any) => r.argv[0] === 'login')!;
     expect([login.stdin?.sha256, login.stdin?.trimmedSha256]).toContain(createHash('sha256').update(w.registryToken).digest('hex'));
-    const everything = JSON.stringify(readCommandLog(w.deployPath)) + JSON.stringify(w.slack.calls) + w.logs.join('');
-    expect(everything).not.toContain(w.registryToken);
+    // Nothing the bot stored, logged, sent to Slack or ran on the host holds a secret.
+    const everything = JSON.stringify(readCommandLog(w.deployPath)) + JSON.stringify(w.slack.calls) + w.logs.join('') + (await redisDump(w));
+    for (const secret of [w.registryToken, w.apiKey, w.processEnv.SLACK_SIGNING_SECRET!, w.processEnv.SLACK_BOT_TOKEN!]) {
+      expect(everything).not.toContain(secret);
+    }
+    expect(readFileSync(inject('sshd').privateKeyPath, 'utf8').split('\n').filter((l) => l.length > 20).some((l) => everything.includes(l))).toBe(false);
 
     expect(runningApiTag(w.deployPath)).toBe('0.6.1');
     expect(readState(w.deployPath).db.revision).toBe('032');
