@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { DOCKER_TAG } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { SPECS, specOf, type CommandName } from './specs.js';
@@ -83,7 +84,35 @@ function tokenize(text: string): string[] {
     .map((t) => t.replace(/^[\u2014\u2013]/, '--'));
 }
 
+/**
+ * The shape every parsed command must have, checked after parsing as a second,
+ * independent gate: nothing reaches the queue that this schema does not accept.
+ */
+function commandSchema(envNames: readonly string[]) {
+  const env = z.string().refine((e) => envNames.includes(e), 'unknown environment');
+  const version = z.string().regex(DOCKER_TAG);
+  return z.discriminatedUnion('name', [
+    z.strictObject({ name: z.literal('help') }),
+    z.strictObject({ name: z.enum(['health', 'version', 'migrations', 'status', 'diagnose', 'history', 'unlock']), env }),
+    z.strictObject({ name: z.literal('deploy'), version, env, maintenance: z.boolean().optional(), dryRun: z.boolean() }),
+    z.strictObject({ name: z.literal('rollback'), version: version.optional(), env, dryRun: z.boolean() }),
+    z.strictObject({ name: z.literal('maintenance'), state: z.enum(['on', 'off']), env }),
+    z.strictObject({ name: z.literal('migrate'), target: z.union([z.enum(['-1', 'base']), z.string().regex(REVISION)]), env }),
+    z.strictObject({ name: z.literal('logs'), env, tail: z.number().int().min(1).max(LOG_TAIL_MAX) }),
+    z.strictObject({ name: z.literal('cancel'), job: z.string().regex(JOB_ID).optional() }),
+  ]);
+}
+
 export function parseCommand(text: string, ctx: ParseContext): Parsed {
+  const parsed = parseTokens(text, ctx);
+  const checked = commandSchema(ctx.envNames).safeParse(parsed.command);
+  if (!checked.success) {
+    throw invalid(parsed.command.name === 'help' ? undefined : parsed.command.name, `The command did not pass validation (${checked.error.issues[0]?.message ?? 'invalid'}).`);
+  }
+  return parsed;
+}
+
+function parseTokens(text: string, ctx: ParseContext): Parsed {
   if (text.length > MAX_TEXT) throw invalid(undefined, `The command is ${text.length} characters long; the longest valid command is far shorter (limit ${MAX_TEXT}).`);
   const tokens = tokenize(text);
   const notes: string[] = [];

@@ -103,6 +103,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
     ssh: deps.ssh,
     store: deps.store,
     reporter,
+    outbox: deps.outbox,
     log,
     knownSecrets: deps.knownSecrets,
     fullOutput: new Map(),
@@ -295,6 +296,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
 async function record(ctx: DeployContext): Promise<void> {
   const { data, state } = ctx;
   if (data.kind !== 'deploy' && data.kind !== 'rollback') return;
+  const threadUrl = state.card?.ts ? await ctx.outbox.permalink(state.card) : undefined;
   await ctx.store
     .pushHistory({
       jobId: data.jobId,
@@ -308,6 +310,7 @@ async function record(ctx: DeployContext): Promise<void> {
       endedAt: new Date().toISOString(),
       channel: data.origin.channel,
       ...(state.card?.ts ? { threadTs: state.card.ts } : {}),
+      ...(threadUrl ? { threadUrl } : {}),
     })
     .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'could not record deploy history'));
 }

@@ -21,6 +21,8 @@ export interface HistoryEntry {
   endedAt: string;
   channel: string;
   threadTs?: string;
+  /** Link to the job's card and thread in Slack. */
+  threadUrl?: string;
 }
 
 // Compare-and-act scripts: only the job that holds a lock may extend or drop it.

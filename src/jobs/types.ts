@@ -34,4 +34,6 @@ export interface Outbox {
   update(ref: PostedRef, msg: Msg): Promise<void>;
   /** Long output as a file (a snippet in Slack), so nothing has to be cut to fit a message. */
   upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void>;
+  /** A link to a posted message, for history; undefined when the transport has none. */
+  permalink(ref: PostedRef): Promise<string | undefined>;
 }

@@ -9,7 +9,7 @@ export function historyMsg(env: string, entries: HistoryEntry[]): Msg {
   const lines = entries.map((e) => {
     const when = e.endedAt.replace('T', ' ').slice(0, 16);
     const what = e.kind === 'rollback' ? `rollback to ${code(e.version)}` : `deploy ${code(e.version)}`;
-    return `${ICON[e.outcome] ?? '•'} ${what} (from ${code(e.fromVersion ?? '?')}) by ${mention(e.user)}, ${when} UTC · ${esc(e.outcome.replace(/_/g, ' '))} · job ${code(e.jobId)} in <#${e.channel}>`;
+    return `${ICON[e.outcome] ?? '•'} ${what} (from ${code(e.fromVersion ?? '?')}) by ${mention(e.user)}, ${when} UTC · ${esc(e.outcome.replace(/_/g, ' '))} · ${e.threadUrl ? `<${e.threadUrl}|thread>` : `job ${code(e.jobId)} in <#${e.channel}>`}`;
   });
   return { summary: `${env}: last ${entries.length} deploys and rollbacks`, parts: [{ type: 'header', text: `${env}: history` }, { type: 'section', text: lines.join('\n') }] };
 }

@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import { gatherHealth } from '../jobs/health.js';
 import type { JobReporter } from '../jobs/reporter.js';
 import type { OpsStore } from '../jobs/store.js';
-import type { Origin, PostedRef } from '../jobs/types.js';
+import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
 import { describeError } from '../render/errors.js';
 import { healthMsg, overallOf } from '../render/health.js';
 import { code } from '../render/model.js';
@@ -64,6 +64,7 @@ export interface DeployContext {
   ssh: SshExecutor;
   store: OpsStore;
   reporter: JobReporter;
+  outbox: Outbox;
   log: Logger;
   knownSecrets: string[];
   /** Full output of the step running now, scrubbed; kept in memory only, for the file upload. */

@@ -101,6 +101,16 @@ export class SlackOutbox implements Outbox {
     }
   }
 
+  async permalink(ref: PostedRef): Promise<string | undefined> {
+    try {
+      const res = (await this.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts })) as { permalink?: string };
+      return res.permalink;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'no permalink for a message');
+      return undefined;
+    }
+  }
+
   async #respond(url: string, body: Record<string, unknown>): Promise<void> {
     const res = await fetch(url, {
       method: 'POST',

@@ -120,6 +120,7 @@ describe('/engramia rollback and the rollback button', () => {
     const h = text(history.body.blocks);
     expect(h.indexOf('rollback to `0.6.0`')).toBeLessThan(h.indexOf('deploy `0.6.2`'));
     expect(h).toContain('(from `0.6.0`) by <@U01ALICE>');
+    expect(h).toMatch(/<https?:\/\/[^|>]+\|thread>/);
   });
 
   it('cancel at the downgrade gate stops there and reports the exact host state', async () => {
