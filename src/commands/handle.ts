@@ -29,7 +29,8 @@ export interface CommandDeps {
 }
 
 export function helpMsg(): Msg {
-  const lines = SPECS.map((s) => `${code(`/engramia ${s.usage}`)}\n      ${s.summary}${s.available ? '' : ' _(not available yet)_'}${s.mutating ? ' _(deployers)_' : ''}`);
+  const who = (name: string, mutating: boolean) => (name === 'unlock' ? ' _(admins)_' : name === 'cancel' ? ' _(the requester or admins)_' : mutating ? ' _(deployers)_' : '');
+  const lines = SPECS.map((s) => `${code(`/engramia ${s.usage}`)}\n      ${s.summary}${s.available ? '' : ' _(not available yet)_'}${who(s.name, s.mutating)}`);
   return {
     summary: 'Engramia ChatOps commands',
     parts: [
@@ -49,8 +50,10 @@ function checkChannel(config: Config, origin: Origin): void {
 
 async function checkRole(config: Config, access: Access, command: Command, user: string): Promise<void> {
   const spec = specOf(command.name);
-  if (!spec.mutating) return;
-  const list = command.name === 'unlock' ? config.access.admins : [...config.access.deployers, ...config.access.admins];
+  // cancel is checked against the job itself: its requester, or an admin.
+  if (!spec.mutating || command.name === 'cancel') return;
+  // As the contract has it: deployers change hosts, admins unlock; being an admin does not make one a deployer.
+  const list = command.name === 'unlock' ? config.access.admins : config.access.deployers;
   if (await access.has(user, list)) return;
   const who = command.name === 'unlock' ? 'admins (access.admins)' : 'deployers (access.deployers)';
   throw new ChatOpsError(ErrorCode.Forbidden, `You may not run \`${command.name}\`.`, { who: `Only ${who} may run it.` });

@@ -43,15 +43,18 @@ describe('/engramia cancel', () => {
     await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('has ended'), { timeoutMs: 5000 });
   });
 
-  it("lets an admin cancel someone else's job; a deployer may not", async () => {
-    const w = (world = await startWorld({ slackLimits: false }));
-    await w.slash('deploy 0.6.1', { user_id: CAROL });
+  it("lets an admin cancel someone else's job; another deployer may not", async () => {
+    const w = (world = await startWorld({ slackLimits: false, access: { deployers: ['U01ALICE', 'U04DAN'] } }));
+    await w.slash('deploy 0.6.1', { user_id: 'U04DAN' });
     await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'maintenance.enable')), { timeoutMs: 20_000 });
     const lock = (await w.bot.producer!.store.readLock('production'))!;
     const alice = await w.slash(`cancel ${lock.jobId}`);
     expect(text(alice.body.blocks)).toContain(`You may not cancel job ${lock.jobId}`);
-    const mine = await w.slash('cancel', { user_id: CAROL });
-    expect(text(mine.body.blocks)).toContain('stops at its next safe point');
+    // Carol is an admin (not a deployer): she may cancel anyone's job, but not deploy.
+    const deploy = await w.slash('deploy 0.6.1', { user_id: CAROL });
+    expect(text(deploy.body.blocks)).toContain('You may not run `deploy`');
+    const admin = await w.slash('cancel', { user_id: CAROL });
+    expect(text(admin.body.blocks)).toContain('stops at its next safe point');
     await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => text(m.blocks).includes('cancelled by U03CAROL')), { timeoutMs: 20_000 });
   });
 });
