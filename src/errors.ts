@@ -10,6 +10,7 @@ export const ErrorCode = {
   EnvUnknown: 'ENV_UNKNOWN',
   Forbidden: 'FORBIDDEN',
   Locked: 'LOCKED',
+  Replay: 'REPLAY',
   Cancelled: 'CANCELLED',
   NoRollbackTarget: 'NO_ROLLBACK_TARGET',
   QueueUnavailable: 'QUEUE_UNAVAILABLE',

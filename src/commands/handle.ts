@@ -206,6 +206,11 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
       deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
       return helpMsg();
     }
+    // A signed request can be replayed within Slack's 5-minute window; its trigger_id cannot be reused.
+    if (req.origin.requestId) {
+      await deps.producer.ready();
+      if (!(await deps.producer.store.firstSighting(req.origin.requestId))) throw new ChatOpsError(ErrorCode.Replay, 'replayed request', {});
+    }
     await checkRole(deps.config, deps.access, command, req.origin.user);
     if (command.name === 'history') {
       // Read from the bot's own records in Redis: nothing to ask the host, so no job is queued.

@@ -82,6 +82,11 @@ export class OpsStore {
     return holder;
   }
 
+  /** True the first time a request id is seen (kept 10 minutes, longer than Slack's 5-minute signature window). */
+  async firstSighting(requestId: string): Promise<boolean> {
+    return (await this.redis.set(this.#key('seen', requestId), '1', 'EX', 600, 'NX')) === 'OK';
+  }
+
   async requestCancel(jobId: string, by: string): Promise<void> {
     await this.redis.set(this.#key('cancel', jobId), JSON.stringify({ by, at: new Date().toISOString() }), 'EX', 7 * 24 * 3600, 'NX');
   }

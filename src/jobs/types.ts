@@ -7,6 +7,8 @@ export interface Origin {
   user: string;
   /** Slack's response_url: used only when the bot cannot post to the channel. */
   responseUrl?: string;
+  /** Unique per request (Slack's trigger_id): a replayed request is recognised by it. */
+  requestId?: string;
 }
 
 export type ReadJobName = 'health' | 'version' | 'migrations' | 'status';

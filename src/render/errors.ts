@@ -35,6 +35,8 @@ export function describeError(err: ChatOpsError): ErrorView {
           ? `🔒 ${esc(str(d.env))} is locked by ${esc(str(d.holderCommand))} (${mention(str(d.holderUser))}, ${esc(str(d.since))}).`
           : `🔒 ${esc(err.message)}`,
         ...(d.jobId ? { hint: `Nothing was queued. Wait for job ${code(str(d.jobId))} to finish.` } : { hint: 'Nothing was queued.' }) };
+    case ErrorCode.Replay:
+      return { title: 'This request was already handled; the repeat was ignored and nothing ran again.' };
     case ErrorCode.Cancelled:
       return { title: esc(err.message) };
     case ErrorCode.NoRollbackTarget:

@@ -141,7 +141,13 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
   });
 
   app.command('/engramia', async ({ command, ack }) => {
-    const origin: Origin = { transport: 'slack', channel: command.channel_id, user: command.user_id, responseUrl: command.response_url };
+    const origin: Origin = {
+      transport: 'slack',
+      channel: command.channel_id,
+      user: command.user_id,
+      responseUrl: command.response_url,
+      ...(command.trigger_id ? { requestId: command.trigger_id } : {}),
+    };
     const msg = await deps.onCommand(command.text ?? '', origin);
     await ack({ response_type: 'ephemeral', ...toSlackMessage(msg) });
   });

@@ -132,3 +132,18 @@ describe('access lists may name Slack user groups', () => {
     expect(w.slack.callsTo('usergroups.users.list').length).toBeGreaterThan(0);
   });
 });
+
+describe('replays', () => {
+  it('a replayed slash command (same signed request) is refused and runs nothing again', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const fields = { trigger_id: '12345.67890.replayme' };
+    const first = await w.slash('health', fields);
+    expect(first.body.text).toMatch(/Checking health of production/);
+    const again = await w.slash('health', fields);
+    expect(again.body.text).toContain('already handled');
+    await w.slack.waitFor(() => w.slack.callsTo('chat.postMessage').length >= 1 || undefined, { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(w.slack.callsTo('chat.postMessage')).toHaveLength(1);
+    expect((await w.bot.producer!.store.readAudit(20)).some((e) => e.type === 'refusal' && e.code === 'REPLAY')).toBe(true);
+  });
+});

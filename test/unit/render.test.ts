@@ -467,6 +467,7 @@ const SAMPLE_ERRORS: ChatOpsError[] = [
   new ChatOpsError(ErrorCode.QueueUnavailable, 'redis down', {}),
   new ChatOpsError(ErrorCode.Locked, 'production is locked by deploy 0.6.1 (U01ALICE, 4 min ago).', { env: 'production', jobId: 'deploy-abc', holderUser: 'U01ALICE', holderCommand: 'deploy 0.6.1', since: '4 min ago' }),
   new ChatOpsError(ErrorCode.Cancelled, 'the downgrade was cancelled by U03CAROL', { by: 'U03CAROL' }),
+  new ChatOpsError(ErrorCode.Replay, 'replayed request', {}),
   new ChatOpsError(ErrorCode.NoRollbackTarget, "The bot's history has no version to go back to on production.", { env: 'production' }),
   new ChatOpsError(ErrorCode.SshHostKeyMismatch, 'mismatch', { host: '203.0.113.10', expected: 'SHA256:aaa', presented: 'SHA256:bbb' }),
   new ChatOpsError(ErrorCode.SshAuthFailed, 'auth', { host: '203.0.113.10', username: 'deploy' }),
