@@ -48,8 +48,18 @@ export const SNAPSHOT: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     if (ctx.state.snapshot) return { status: 'done', note: `${ctx.state.snapshot.path} (${ctx.state.snapshot.bytes} bytes, taken earlier)` };
-    const path = `${(ctx.env.backupPath ?? ctx.env.deployPath).replace(/\/+$/, '')}/${snapshotName()}`;
-    mustSucceed(await run(ctx, rec, cmd.snapshot(ctx.env, path), { timeoutMs: SNAPSHOT_TIMEOUT }), 'pg_dump');
+    const dir = (ctx.env.backupPath ?? ctx.env.deployPath).replace(/\/+$/, '');
+    const base = snapshotName();
+    let path = `${dir}/${base}`;
+    // Two snapshots in the same minute must not replace each other: the second gets a suffix.
+    for (let n = 2; ; n++) {
+      const res = await run(ctx, rec, cmd.snapshot(ctx.env, path), { timeoutMs: SNAPSHOT_TIMEOUT });
+      if (res.exitCode !== cmd.SNAPSHOT_NAME_TAKEN || n > 9) {
+        mustSucceed(res, 'pg_dump');
+        break;
+      }
+      path = `${dir}/${base.replace(/\.dump$/, `_${n}.dump`)}`;
+    }
     // Trust the file, not the exit code: it must exist, be non-empty and be a custom-format dump.
     const size = await run(ctx, rec, cmd.fileSize(ctx.env, path), { timeoutMs: SHORT_TIMEOUT });
     const bytes = size.exitCode === 0 ? Number(/^\s*(\d+)/.exec(size.stdout.toString('utf8'))?.[1] ?? 0) : 0;

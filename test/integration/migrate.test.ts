@@ -92,4 +92,20 @@ describe('/engramia migrate downgrade', () => {
     expect(readFileSync(join(backups, files[0]!)).equals(expectedPgDump(w.deployPath))).toBe(true);
     expect(readdirSync(w.deployPath).filter((f) => f.endsWith('.dump'))).toEqual([]);
   });
+
+  it('never overwrites an earlier snapshot taken in the same minute', async () => {
+    const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { snapshotName } = await import('../../src/runbooks/rollback.js');
+    const w = (world = await startWorld({ slackLimits: false }));
+    // An earlier snapshot with the name this minute would get.
+    const name = snapshotName();
+    writeFileSync(join(w.deployPath, name), 'PGDMP earlier snapshot');
+    await w.slash('migrate downgrade -1');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000 });
+    const dumps = readdirSync(w.deployPath).filter((f) => f.startsWith('pre_rollback_')).sort();
+    // The minute may have turned meanwhile; either way the earlier file is intact and a new one exists.
+    expect(dumps.length).toBe(2);
+    expect(readFileSync(join(w.deployPath, name), 'utf8')).toBe('PGDMP earlier snapshot');
+  });
 });
