@@ -1,15 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { text, type Block } from './blocks.js';
 
-type Block = Record<string, any>;
 let world: World | undefined;
 afterEach(async () => {
   await world?.close();
   world = undefined;
 });
 
-const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
 
 describe('audit trail', () => {
   it('records commands, refusals, gate presses, every step with its exit code and the lock, in Redis and the log', async () => {

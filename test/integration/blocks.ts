@@ -1,4 +1,10 @@
-type Block = Record<string, any>;
+export type Block = Record<string, any>;
+
+export const BOB = 'U02BOB';
+export const CAROL = 'U03CAROL';
+
+/** A message's blocks as one string, for contains/regex assertions. */
+export const text = (blocks: unknown): string => JSON.stringify(blocks ?? []);
 
 /** All visible text of a Block Kit message, for assertions that don't depend on layout. */
 export function blockText(blocks: Block[] | undefined): string {

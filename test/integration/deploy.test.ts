@@ -5,10 +5,8 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setDeepCheck, setDeepHealth, setFault, setMigrationFailure } from '../world/sim/host.mjs';
 import { ALICE, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World, type WorldOptions } from './harness.js';
+import { BOB, CAROL, type Block } from './blocks.js';
 
-type Block = Record<string, any>;
-const BOB = 'U02BOB';
-const CAROL = 'U03CAROL';
 
 let world: World | undefined;
 afterEach(async (ctx) => {

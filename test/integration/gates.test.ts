@@ -2,10 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { text, BOB, CAROL, type Block } from './blocks.js';
 
-type Block = Record<string, any>;
-const BOB = 'U02BOB';
-const CAROL = 'U03CAROL';
 
 let world: World | undefined;
 afterEach(async () => {
@@ -13,7 +11,6 @@ afterEach(async () => {
   world = undefined;
 });
 
-const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
 
 async function gateOf(w: World) {
   await w.slash('deploy 0.6.1');

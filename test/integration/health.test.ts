@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readCommandLog, setDeepCheck, setDeepHealth, setMaintenance, stopContainer } from '../world/sim/host.mjs';
-import { blockText } from './blocks.js';
+import { blockText, type Block } from './blocks.js';
 import { startRedis } from '../world/redis.js';
 import { ALICE, OPS_CHANNEL, OTHER_CHANNEL, startWorld, type World } from './harness.js';
 
-type Block = Record<string, any>;
 
 
 let world: World | undefined;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCommandLog, readEnvFile, readState } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, startWorld, type World } from './harness.js';
+import { text } from './blocks.js';
 
 let world: World | undefined;
 afterEach(async () => {
@@ -8,7 +9,6 @@ afterEach(async () => {
   world = undefined;
 });
 
-const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
 
 async function done(w: World, title: string, n: number) {
   return w.slack.waitFor(

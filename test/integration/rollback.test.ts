@@ -4,10 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { text, BOB, CAROL, type Block } from './blocks.js';
 
-type Block = Record<string, any>;
-const BOB = 'U02BOB';
-const CAROL = 'U03CAROL';
 
 let world: World | undefined;
 afterEach(async (ctx) => {
@@ -18,7 +16,6 @@ afterEach(async (ctx) => {
   world = undefined;
 });
 
-const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
 
 function cards(w: World) {
   return w.slack.messagesIn(OPS_CHANNEL).filter((m) => !m.thread_ts || m.thread_ts === m.ts);

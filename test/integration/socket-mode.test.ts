@@ -9,9 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCommandLog } from '../world/sim/host.mjs';
 import { ALICE, OPS_CHANNEL, prepareWorld, startWorld, type PreparedWorld, type World } from './harness.js';
-import { blockText } from './blocks.js';
+import { blockText, type Block } from './blocks.js';
 
-type Block = Record<string, any>;
 
 
 let world: World | undefined;
