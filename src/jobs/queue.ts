@@ -23,9 +23,12 @@ export interface Producer {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout;
+  let timer: NodeJS.Timeout | undefined;
+  const guarded = p.finally(() => clearTimeout(timer));
+  // Once the timeout has answered, a late failure of the operation is already reported; it must not surface as unhandled.
+  guarded.catch(() => undefined);
   return Promise.race([
-    p.finally(() => clearTimeout(timer)),
+    guarded,
     new Promise<T>((_, reject) => {
       timer = setTimeout(() => reject(onTimeout()), ms);
     }),

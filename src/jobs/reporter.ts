@@ -99,7 +99,7 @@ export class JobReporter {
     })();
     const work = Promise.all([card, this.#draining]);
     let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([work.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+    const done = await Promise.race([work.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
     clearTimeout(timer);
     if (!done) this.#log.warn('slack delivery still pending at the end of the job');
     return done;

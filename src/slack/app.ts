@@ -220,8 +220,10 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
     // The Socket Mode client retries a failed connection for a long time; at start-up that would look like a hang.
     let timer: NodeJS.Timeout | undefined;
     try {
+      const starting = app.start();
+      starting.catch(() => undefined);
       await Promise.race([
-        app.start(),
+        starting,
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no Socket Mode connection within ${SOCKET_START_TIMEOUT_MS / 1000} s: check SLACK_APP_TOKEN and that ${deps.slackApiUrl} is reachable`)), SOCKET_START_TIMEOUT_MS);
         }),
