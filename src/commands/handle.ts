@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Producer } from '../jobs/queue.js';
 import type { HistoryEntry } from '../jobs/store.js';
-import type { Origin } from '../jobs/types.js';
+import { isReadJobName, type Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
@@ -254,7 +254,7 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
       return msg;
     }
-    if (command.name !== 'health' && command.name !== 'version' && command.name !== 'migrations' && command.name !== 'status') {
+    if (!isReadJobName(command.name) || !('env' in command)) {
       deps.metrics?.commands.inc({ command: name, outcome: 'unavailable' });
       return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
     }

@@ -11,7 +11,13 @@ export interface Origin {
   requestId?: string;
 }
 
-export type ReadJobName = 'health' | 'version' | 'migrations' | 'status';
+/** Jobs that only read: the one list the command path and the worker both dispatch on. */
+export const READ_JOB_NAMES = ['health', 'version', 'migrations', 'status'] as const;
+export type ReadJobName = (typeof READ_JOB_NAMES)[number];
+
+export function isReadJobName(name: string): name is ReadJobName {
+  return (READ_JOB_NAMES as readonly string[]).includes(name);
+}
 
 export interface ReadJobData {
   kind: ReadJobName;

@@ -12,7 +12,7 @@ import { runRunbookJob } from './runbook-job.js';
 import { runReadJob } from './health.js';
 import { QUEUE_NAME } from './queue.js';
 import { OpsStore } from './store.js';
-import type { JobData, Outbox, ReadJobData } from './types.js';
+import { isReadJobName, type JobData, type Outbox, type ReadJobData } from './types.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -84,7 +84,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         log.info({ outcome }, 'job finished');
         return { outcome };
       }
-      if (data.kind !== 'health' && data.kind !== 'version' && data.kind !== 'migrations' && data.kind !== 'status') throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
+      if (!isReadJobName(data.kind)) throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
       const { msg, outcome } = await runReadJob(data as ReadJobData, {
         jobId: String(job.id),
         env,

@@ -147,7 +147,7 @@ export const PREFLIGHT: StepDef = {
 
 export const LOGIN: StepDef = {
   id: 'login',
-  title: (d) => `Log in to the registry`,
+  title: () => 'Log in to the registry',
   safeToRepeat: true,
   async run(ctx, rec) {
     mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeoutMs: LOGIN_TIMEOUT, stdin: ctx.secrets.registryToken }), 'docker login');

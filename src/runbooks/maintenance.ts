@@ -50,7 +50,6 @@ const REPORT: StepDef = {
   },
 };
 
-/** Restores the fields a maintenance job does not use as a version, for the card. */
 export const MAINTENANCE_STEPS: readonly StepDef[] = [PREFLIGHT, TOGGLE, REPORT];
 
 export function maintenanceDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
