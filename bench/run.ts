@@ -3,10 +3,14 @@
 //
 //   npm run bench                      7 counted rounds per series
 //   npm run bench -- --rounds=3        fewer (or BENCH_ROUNDS=3)
+//   npm run bench -- --only=slack-outage   one benchmark: deploy, slack-outage (a deploy through a 60 s Slack
+//                                          outage) or crash-resume (kill -9 of the worker mid-deploy; needs `npm run build`)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runDeployBench, type DeployBenchResult, type Stats } from './deploy.js';
+import { runSlackOutageBench, type SlackOutageBenchResult } from './slack-outage.js';
+import { runCrashResumeBench, type CrashResumeBenchResult } from './crash-resume.js';
 import { startBenchWorld, type BenchWorld } from './world.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -17,6 +21,25 @@ function roundsArg(): number {
   const n = Number(arg);
   if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`--rounds must be an integer 1-100, got "${arg}"`);
   return n;
+}
+
+const BENCHES = ['deploy', 'slack-outage', 'crash-resume'] as const;
+
+function onlyArg(): (typeof BENCHES)[number] | undefined {
+  const arg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+  if (arg === undefined) return undefined;
+  if (!(BENCHES as readonly string[]).includes(arg)) throw new Error(`--only must be one of ${BENCHES.join(', ')}, got "${arg}"`);
+  return arg as (typeof BENCHES)[number];
+}
+
+function outageRows(o: SlackOutageBenchResult): string[][] {
+  const row = (label: string, k: keyof SlackOutageBenchResult['stats']['normal']) => [label, ms(o.stats.normal[k].median), ms(o.stats.outage[k].median), ms(o.stats.outage[k].median - o.stats.normal[k].median)];
+  return [
+    row('deploy done on the host', 'hostDoneMs'),
+    row('final card right in the channel', 'cardRightMs'),
+    row('every step reply in the thread', 'threadDoneMs'),
+    row('job done (final flush waits ≤ 60 s)', 'jobDoneMs'),
+  ];
 }
 
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
@@ -89,22 +112,45 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void stop('SIGTERM'));
 
   const startedAt = new Date().toISOString();
-  let deploy: DeployBenchResult;
+  const only = onlyArg();
+  let deploy: DeployBenchResult | undefined;
+  let slackOutage: SlackOutageBenchResult | undefined;
+  let crashResume: CrashResumeBenchResult | undefined;
   try {
     world = await startBenchWorld();
-    deploy = await runDeployBench(world, { rounds, progress: (l) => console.error(l) });
+    if (!only || only === 'deploy') deploy = await runDeployBench(world, { rounds, progress: (l) => console.error(l) });
+    if (!only || only === 'slack-outage') slackOutage = await runSlackOutageBench(world, { progress: (l) => console.error(l) });
+    if (!only || only === 'crash-resume') crashResume = await runCrashResumeBench(world, { progress: (l) => console.error(l) });
   } finally {
     closing = true;
     await world?.close().catch(() => undefined);
   }
 
-  console.log('');
-  console.log(table([['measure', 'ours', 'baseline', 'ratio'], ...deployRows(deploy)]));
-  printDeployDetail(deploy);
+  if (deploy) {
+    console.log('');
+    console.log(table([['measure', 'ours', 'baseline', 'ratio'], ...deployRows(deploy)]));
+    printDeployDetail(deploy);
+  }
+  if (slackOutage) {
+    console.log(`\n${slackOutage.command} with Slack answering 500 to every call for ${slackOutage.outageMs / 1000} s from the command (medians, ms from the command):`);
+    console.log(table([['measure', 'Slack up', 'Slack down 60 s', 'added'], ...outageRows(slackOutage)]));
+    console.log(`the outage added ${ms(slackOutage.addedMs)} to the final card: ${slackOutage.beyondOutageMs <= 0 ? 'no more than' : `${ms(slackOutage.beyondOutageMs)} more than`} the outage itself`);
+  }
+
+  if (crashResume) {
+    console.log(`\nkill -9 of the worker during a pull, new worker started at once (job lock ${crashResume.jobLockMs / 1000} s, stalled check every ${crashResume.stalledIntervalMs / 1000} s), ms from the kill:`);
+    console.log(
+      table([
+        ['measure', 'median', 'min', 'max'],
+        ['job resumed on the new worker', ms(crashResume.stats.resumedMs.median), ms(crashResume.stats.resumedMs.min), ms(crashResume.stats.resumedMs.max)],
+        ['deploy done', ms(crashResume.stats.doneMs.median), ms(crashResume.stats.doneMs.min), ms(crashResume.stats.doneMs.max)],
+      ]),
+    );
+  }
 
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = `${RESULTS_DIR}latest.json`;
-  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { deploy } }, null, 2)}\n`);
+  const file = `${RESULTS_DIR}${only ? `latest-${only}` : 'latest'}.json`;
+  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { ...(deploy ? { deploy } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}) } }, null, 2)}\n`);
   console.log(`\nwrote ${file}`);
 }
 

@@ -19,6 +19,10 @@ export const ErrorCode = {
   SshConnectFailed: 'SSH_CONNECT_FAILED',
   SshTimeout: 'SSH_TIMEOUT',
   SshDisconnected: 'SSH_DISCONNECTED',
+  /** The worker is shutting down and stopped a command it can safely run again later. */
+  Interrupted: 'INTERRUPTED',
+  /** Another worker owns this job now (its BullMQ lock expired here): this one must not touch it. */
+  JobLockLost: 'JOB_LOCK_LOST',
   RemoteCommandFailed: 'REMOTE_COMMAND_FAILED',
   UnsafeArgument: 'UNSAFE_ARGUMENT',
   ApiUnreachable: 'API_UNREACHABLE',

@@ -21,7 +21,7 @@ export interface BotOptions {
   processEnv: NodeJS.ProcessEnv;
   /** Tests pass an outbox of their own only for the console; Slack modes build theirs. */
   outbox?: Outbox;
-  workerOptions?: { lockTtlMs?: number; minCardIntervalMs?: number; concurrency?: number };
+  workerOptions?: { lockTtlMs?: number; minCardIntervalMs?: number; concurrency?: number; jobLockMs?: number; stalledIntervalMs?: number; shutdownGraceMs?: number; reaperIntervalMs?: number; maxStalledCount?: number };
 }
 
 export interface Bot {
@@ -55,7 +55,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
     if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
     const updateClient = env.slack.kind === 'console' ? undefined : createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
     const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient);
-    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...(opts.workerOptions ?? {}) });
+    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...env.worker, ...(opts.workerOptions ?? {}) });
   }
 
   let slackAuth: SlackAuth = 'unchecked';

@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { DeployData } from '../runbooks/deploy.js';
 import type { GateDecision, GateState } from '../runbooks/types.js';
 import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deploy.js';
-import { describeError } from '../render/errors.js';
+import { describeError, gatePressFailedText } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
 import { audit, auditText } from '../audit.js';
 import type { Access } from './access.js';
@@ -63,7 +63,7 @@ function when(iso: string): string {
 
 function already(d: GateDecision): string {
   if (d.choice === 'expired') return `⌛ This question already expired at ${when(d.at)}. Nothing was done.`;
-  return `☑️ Already decided (${d.choice === 'go' ? 'yes' : 'no'}) by ${d.by ? mention(d.by) : 'someone'} at ${when(d.at)}. Nothing more was done.`;
+  return `☑️ Already decided (${d.choice === 'go' ? 'yes' : d.choice === 'skip' ? 'skip' : 'no'}) by ${d.by ? mention(d.by) : 'someone'} at ${when(d.at)}. Nothing more was done.`;
 }
 
 interface Checked {
@@ -81,7 +81,7 @@ async function check(value: string, actionId: string, user: string, deps: Action
   const data = job?.data as DeployData | undefined;
   const gate = data?.state?.gates[v.g];
   if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
-  if (actionId !== gate.go && actionId !== gate.noGo) return say('⚠️ That button does not belong to this question. Nothing was done.');
+  if (actionId !== gate.go && actionId !== gate.noGo && actionId !== gate.skip) return say('⚠️ That button does not belong to this question. Nothing was done.');
   const { approvers, admins } = deps.config.access;
   if (!(await deps.access.has(user, [...approvers, ...admins]))) {
     log.info('gate press refused: not an approver');
@@ -94,7 +94,11 @@ async function check(value: string, actionId: string, user: string, deps: Action
   }
   if (v.h !== gate.planHash) return say('⚠️ The plan changed since these buttons were posted, so this press was refused. Use the newest buttons in the thread.');
   const existing = gate.decision ?? (await deps.producer.store.readGate(v.j, v.g));
-  if (existing) return say(already(existing));
+  if (existing) {
+    // Recorded, but the wake-up may have been lost (Redis dropped right after): wake the job now.
+    await wake(job, log);
+    return say(already(existing));
+  }
   // Only the rollback offer outlives its job; any other question dies with the job that asked it.
   const outcome = data.state?.outcome;
   if (gate.kind !== 'rollback' && outcome !== 'running' && outcome !== 'waiting') return say(`⚠️ Job ${code(v.j)} has ended (${esc(outcome ?? 'unknown')}); this question is closed. Nothing was done.`);
@@ -102,8 +106,17 @@ async function check(value: string, actionId: string, user: string, deps: Action
   return { v, job, data, gate };
 }
 
+/** Best effort: a job that is not woken still wakes at its gate's expiry and reads the decision then. */
+async function wake(job: Job<JobData>, log: Logger): Promise<void> {
+  try {
+    if ((await job.getState()) === 'delayed') await job.promote();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not wake the parked job; it reads the decision when its gate expires');
+  }
+}
+
 /** Records the decision once, atomically, then acts on it. */
-async function decide(c: Checked, choice: 'go' | 'no-go', user: string, deps: ActionDeps, log: Logger): Promise<ActionResult> {
+async function decide(c: Checked, choice: 'go' | 'no-go' | 'skip', user: string, deps: ActionDeps, log: Logger): Promise<ActionResult> {
   const { v, job, data, gate } = c;
   const decision: GateDecision = { choice, by: user, at: new Date().toISOString() };
   const res = await deps.producer.store.decideGate(v.j, v.g, decision);
@@ -124,7 +137,7 @@ async function decide(c: Checked, choice: 'go' | 'no-go', user: string, deps: Ac
   }
 
   // Wake the parked job now rather than at the gate's expiry.
-  if ((await job.getState()) === 'delayed') await job.promote().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'promote failed'));
+  await wake(job, log);
   const outcome =
     gate.kind === 'maintenance'
       ? choice === 'go'
@@ -134,7 +147,13 @@ async function decide(c: Checked, choice: 'go' | 'no-go', user: string, deps: Ac
         ? choice === 'go'
           ? 'Downgrading now.'
           : 'Cancelled: nothing is downgraded.'
-        : choice === 'go'
+        : gate.kind === 'step'
+          ? choice === 'go'
+            ? 'Retrying the step.'
+            : choice === 'skip'
+              ? 'Skipped: the job goes on with the next step.'
+              : 'Aborted: the job stops here and reports the host state.'
+          : choice === 'go'
           ? 'Approved.'
           : 'Declined.';
   return { replace: decidedGateMsg({ ...gate, decision }, outcome) };
@@ -160,11 +179,11 @@ async function decideAction(req: ActionRequest, deps: ActionDeps): Promise<Actio
         },
       };
     }
-    return await decide(c, req.actionId === c.gate.go ? 'go' : 'no-go', req.user, deps, log);
+    return await decide(c, req.actionId === c.gate.go ? 'go' : req.actionId === c.gate.skip ? 'skip' : 'no-go', req.user, deps, log);
   } catch (err) {
     const error = asChatOpsError(err);
     log.warn({ code: error.code, err: error.message }, 'gate press failed');
-    return say(`⚠️ ${describeError(error).title} Your press was not recorded; try again.`);
+    return say(gatePressFailedText(error));
   }
 }
 

@@ -98,7 +98,7 @@ export async function startRunbook(
     return jobId;
   }
   await producer.ready();
-  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : `${p.kind} ${p.version}`, startedAt: data.requestedAt };
+  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : `${p.kind} ${p.version}`, startedAt: data.requestedAt, channel: p.origin.channel };
   const lock = await producer.store.acquireLock(p.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
     throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
   });

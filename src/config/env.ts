@@ -17,6 +17,8 @@ export interface EnvOptions {
   logLevel: string;
   /** Redis key prefix; lets several bots (or test runs) share one Redis. Not in the contract: an addition. */
   queuePrefix: string;
+  /** Worker tuning (not in the contract: additions). Unset means the worker's defaults. */
+  worker: { jobLockMs?: number; stalledIntervalMs?: number; shutdownGraceMs?: number; reaperIntervalMs?: number; maxStalledCount?: number };
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -68,10 +70,28 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
   const queuePrefix = get('CHATOPS_QUEUE_PREFIX') ?? 'chatops';
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(queuePrefix)) problems.push({ path: 'CHATOPS_QUEUE_PREFIX', message: 'must be 1-64 letters, digits, "_" or "-"' });
 
+  const worker: EnvOptions['worker'] = {};
+  const millis = (name: string, key: keyof EnvOptions['worker'], min: number, max: number) => {
+    const text = get(name);
+    if (text === undefined) return;
+    const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) problems.push({ path: name, message: `must be a whole number of milliseconds from ${min} to ${max}, got "${text}"` });
+    else worker[key] = n;
+  };
+  millis('CHATOPS_JOB_LOCK_MS', 'jobLockMs', 1000, 600_000);
+  millis('CHATOPS_STALLED_INTERVAL_MS', 'stalledIntervalMs', 500, 600_000);
+  millis('CHATOPS_SHUTDOWN_GRACE_MS', 'shutdownGraceMs', 0, 3_600_000);
+  millis('CHATOPS_REAPER_INTERVAL_MS', 'reaperIntervalMs', 500, 3_600_000);
+  const stalls = get('CHATOPS_JOB_MAX_STALLS');
+  if (stalls !== undefined) {
+    if (/^\d{1,3}$/.test(stalls)) worker.maxStalledCount = Number(stalls);
+    else problems.push({ path: 'CHATOPS_JOB_MAX_STALLS', message: `must be a whole number from 0 to 999, got "${stalls}"` });
+  }
+
   if (problems.length > 0) {
     throw new ChatOpsError(ErrorCode.ConfigInvalid, formatProblems('environment', problems), { file: 'environment', problems });
   }
-  return { slack, slackApiUrl, port, redisUrl, configPath: get('CHATOPS_CONFIG') ?? './chatops.yml', logLevel, queuePrefix };
+  return { slack, slackApiUrl, port, redisUrl, configPath: get('CHATOPS_CONFIG') ?? './chatops.yml', logLevel, queuePrefix, worker };
 }
 
 export function parseRole(argv: readonly string[]): Role {

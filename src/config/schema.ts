@@ -18,6 +18,9 @@ const principals = z
   .array(z.string().regex(SLACK_PRINCIPAL, 'must be a Slack user id (U…, W…) or user-group id (S…)'))
   .default([]);
 
+/** A time limit in seconds: at least 1 (tests), at most a day. */
+const seconds = (d: number) => z.number().int().min(1).max(24 * 3600).default(d);
+
 const sshSchema = z.strictObject({
   host: z.string().regex(HOSTNAME, 'must be a host name or IP address'),
   port: z.number().int().min(1).max(65535).default(22),
@@ -55,6 +58,21 @@ const environmentSchema = z.strictObject({
   verifySettleSeconds: z.number().int().min(0).max(600).default(60),
   /** Where pre-downgrade snapshots go; deployPath when unset. */
   backupPath: z.string().regex(SAFE_PATH, 'must be an absolute path of letters, digits, ".", "_", "-" and "/"').optional(),
+  /**
+   * Per-step command limits, in seconds. A command that runs longer is stopped on the host (its
+   * whole process group), and the step fails with what it printed so far.
+   */
+  timeouts: z
+    .strictObject({
+      login: seconds(60),
+      pull: seconds(900),
+      up: seconds(300),
+      migrate: seconds(900),
+      snapshot: seconds(1800),
+      /** Every other command: reads, .env edits, checks. */
+      command: seconds(60),
+    })
+    .default({ login: 60, pull: 900, up: 300, migrate: 900, snapshot: 1800, command: 60 }),
   /** `status` warns when maintenance has been on longer than this. */
   maintenanceWarnMinutes: z.number().int().min(1).max(7 * 24 * 60).default(30),
 });

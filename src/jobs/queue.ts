@@ -35,6 +35,29 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Prom
   ]);
 }
 
+/** ioredis's own words for "no connection right now" (fail-fast mode, or a connection lost mid-command). */
+const CONNECTION_LOST = /Stream isn't writeable|Connection is closed|max retries per request|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Command timed out/i;
+
+/**
+ * The store on the app's fail-fast connection: a Redis that is down reads as QUEUE_UNAVAILABLE,
+ * as for enqueue and getJob, so every caller (commands, gate presses) tells the person the same
+ * thing instead of "unexpected error". Other errors (bugs, bad data) pass through unchanged.
+ */
+function failingFast(store: OpsStore, connection: Redis, unavailable: (cause?: unknown) => ChatOpsError): OpsStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((err: unknown) => {
+          if (err instanceof ChatOpsError) throw err;
+          if (connection.status !== 'ready' || (err instanceof Error && (err.name === 'MaxRetriesPerRequestError' || CONNECTION_LOST.test(err.message)))) throw unavailable(err);
+          throw err;
+        });
+    },
+  });
+}
+
 /**
  * The app's side of the queue. It must answer Slack within 3 s even when Redis
  * is down, so its connection never queues commands offline and never waits
@@ -72,7 +95,7 @@ export function createProducer(opts: { redisUrl: string; prefix: string; log: Lo
   const unavailable = (cause?: unknown) => new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause });
 
   return {
-    store: new OpsStore(connection, opts.prefix),
+    store: failingFast(new OpsStore(connection, opts.prefix), connection, unavailable),
     ready: () => whenReady(ENQUEUE_TIMEOUT_MS),
     async getJob(id) {
       await whenReady(ENQUEUE_TIMEOUT_MS);

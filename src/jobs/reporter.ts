@@ -1,3 +1,4 @@
+import { ErrorCode, isChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Msg, Part } from '../render/model.js';
 import { toBlocks } from '../render/slack.js';
@@ -8,182 +9,559 @@ export interface ReporterOptions {
   log: Logger;
   /** chat.update is Tier 3 (about 50 a minute): the card is updated at most this often. */
   minUpdateIntervalMs?: number;
+  /** How long `start` waits for the card's ts before the job goes on without it (default 2 s). */
+  startWaitMs?: number;
+  /** First wait after a failed delivery; doubled on each failure in a row, up to the caps below (default 250 ms). */
+  retryMinMs?: number;
+  /**
+   * Cap while Slack has been failing for less than `fastRetryWindowMs` (default 1 s for 2 min): most outages and
+   * rate limits are short, and a short one should cost the card no more than about this once Slack answers again.
+   */
+  retryFastMaxMs?: number;
+  fastRetryWindowMs?: number;
+  /** Cap after that, so a long outage is probed gently (default 30 s). */
+  retryMaxMs?: number;
+  /** Anything Slack has not taken this long after it was queued is given up on, with a warning (default 30 min). */
+  maxAgeMs?: number;
+  /** After each delivery Slack accepted; the registry uses it to tell the other reporters Slack is back. */
+  onDelivered?: () => void;
 }
 
-type Item =
-  | { kind: 'reply'; msg: Msg; own: boolean; resolve: (ref: PostedRef | undefined) => void }
+export interface SlackFailure {
+  /** Worth trying again: Slack or the network failed, not the message. */
+  transient: boolean;
+  retryAfterMs?: number;
+  reason: string;
+}
+
+/** Slack's own error codes that say "try later" rather than "this message is wrong". */
+const TRANSIENT_SLACK_ERRORS = new Set([
+  'ratelimited',
+  'rate_limited',
+  'internal_error',
+  'fatal_error',
+  'service_unavailable',
+  'request_timeout',
+  'slack_webapi_request_error',
+  'slack_webapi_http_error',
+  'slack_webapi_rate_limited_error',
+]);
+
+/**
+ * Reads the details SlackOutbox puts on its errors (`slackError`, `status`, `retryAfterSec`). A 5xx, a timeout,
+ * a network error or a 429 is retried; a Slack error about the message or the channel (invalid_blocks,
+ * channel_not_found, not_authed, msg_too_long, …) would fail the same way again, so it is not.
+ */
+export function classifySlackFailure(err: unknown): SlackFailure {
+  if (!isChatOpsError(err, ErrorCode.SlackApiError)) {
+    // Not a Slack answer: a bug in building the message, which no retry fixes.
+    return { transient: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+  const d = err.details;
+  const slackError = typeof d.slackError === 'string' ? d.slackError : undefined;
+  const status = typeof d.status === 'number' ? d.status : undefined;
+  const retryAfterMs = typeof d.retryAfterSec === 'number' && Number.isFinite(d.retryAfterSec) ? Math.max(0, d.retryAfterSec) * 1000 : undefined;
+  let transient: boolean;
+  if (retryAfterMs !== undefined) transient = true;
+  else if (status !== undefined) transient = status >= 500 || status === 408 || status === 429;
+  else if (slackError === undefined) transient = true;
+  else transient = TRANSIENT_SLACK_ERRORS.has(slackError) || /^http_(5\d\d|408|429)$/.test(slackError);
+  return { transient, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), reason: slackError ?? err.message };
+}
+
+/** The key a gate's message is remembered under, so its ts reaches the job state even when delivered late. */
+export function gateMessageKey(gateId: string): string {
+  return `gate:${gateId}`;
+}
+
+/** Resolves with the promise's value, or undefined once `ms` have passed; the promise itself goes on. */
+export function settleWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
+
+type Item = (
+  | { kind: 'reply'; msg: Msg; own: boolean; key?: string; resolve: (ref: PostedRef | undefined) => void }
   | { kind: 'update'; ref: PostedRef; msg: Msg; resolve: () => void }
-  | { kind: 'file'; filename: string; title: string; content: string; resolve: () => void };
+  | { kind: 'file'; filename: string; title: string; content: string; resolve: () => void }
+) & {
+  /** When it was queued: the clock for giving up on it. */
+  at: number;
+  /** Slack refused it as part of a merged message: it goes alone next time. */
+  solo?: boolean;
+};
+
+type ReplyItem = Extract<Item, { kind: 'reply' }>;
 
 /** Room left for merging replies; Slack allows 50 blocks in a message. */
 const MERGE_BLOCK_BUDGET = 45;
 
+/** One delivery path (the card, or the thread) with its own backoff, so a throttled thread never holds the card back. */
+class Lane {
+  failures = 0;
+  failingSince = 0;
+  retryAt = 0;
+  /** The last failure was a 429: its Retry-After holds even when the other lane gets through. */
+  rateLimited = false;
+  running = false;
+  #wake: (() => void) | undefined;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.#wake === done) this.#wake = undefined;
+        resolve();
+      };
+      // A pending retry must not keep the process alive on its own; the worker stops reporters on close.
+      const timer = setTimeout(done, Math.max(0, ms));
+      timer.unref();
+      this.#wake = done;
+    });
+  }
+
+  /** Ends a sleep early: the loop looks again at what it waits for. */
+  wake(): void {
+    this.#wake?.();
+  }
+
+  succeeded(): boolean {
+    const wasFailing = this.failures > 0;
+    this.failures = 0;
+    this.failingSince = 0;
+    this.retryAt = 0;
+    this.rateLimited = false;
+    return wasFailing;
+  }
+
+  /** Slack answered on another path: retry now, unless Slack asked this one to wait. */
+  slackIsBack(): void {
+    if (this.failures === 0 || this.rateLimited) return;
+    this.retryAt = 0;
+    this.wake();
+  }
+}
+
 /**
- * Talks to Slack for one job without ever making the job wait on Slack:
- * thread items go out in order from a queue, card updates are coalesced so
- * only the latest state is sent, and a 429 only delays delivery. When Slack
- * holds the queue back, the step replies waiting behind it are merged into one
- * message, so a backlog drains in a few posts instead of one per second. The
- * job awaits only the card itself (replies need its ts) and `flush` at the end.
+ * Talks to Slack for one job without ever making the job wait on Slack. Two lanes:
+ *
+ * - the card: posted once, then updated in place; updates are coalesced so only the latest state is sent, at
+ *   most one per `minUpdateIntervalMs`;
+ * - the thread: replies, files and reply updates in the order they were queued, behind the card (they need its
+ *   ts). When Slack holds the queue back, the step replies waiting are merged into one message, so a backlog
+ *   drains in a few posts instead of one per second.
+ *
+ * A delivery Slack fails (5xx, network, timeout, 429) stays queued and is retried with backoff, honouring
+ * Retry-After; one Slack refuses (invalid_blocks, channel_not_found, …) is dropped with a warning; nothing is
+ * tried for longer than `maxAgeMs`. The job awaits only `start` and `flush`, both bounded; deliveries still
+ * pending when the job returns go on in the background until delivered, given up on, or `stop`.
  */
 export class JobReporter {
   readonly #outbox: Outbox;
   readonly #log: Logger;
   readonly #origin: Origin;
   readonly #interval: number;
+  readonly #startWait: number;
+  readonly #retryMin: number;
+  readonly #retryFastMax: number;
+  readonly #fastWindow: number;
+  readonly #retryMax: number;
+  readonly #maxAge: number;
+  readonly #onDelivered: (() => void) | undefined;
+
   #card: PostedRef | undefined;
+  /** Slack refused the card itself: the thread goes to the channel, and there is nothing to update. */
+  #cardRefused = false;
   #pendingCard: Msg | undefined;
-  #lastUpdate = 0;
-  #updateTimer: NodeJS.Timeout | undefined;
-  #updating: Promise<void> | undefined;
-  #cardFailures = 0;
+  /** When the oldest card state not yet shown was set. */
+  #pendingSince = 0;
+  #lastCardSend = 0;
+  /** flush(): the next card update does not wait for the interval. */
+  #hurry = false;
+  readonly #cardLane = new Lane();
+  readonly #threadLane = new Lane();
   readonly #queue: Item[] = [];
-  #draining: Promise<void> | undefined;
+  #inFlight = 0;
+  readonly #refs = new Map<string, PostedRef>();
+  #cardWaiters: (() => void)[] = [];
+  #idleWaiters: ((idle: boolean) => void)[] = [];
+  #idleSince = Date.now();
+  #stopped = false;
 
   constructor(origin: Origin, opts: ReporterOptions) {
     this.#origin = origin;
     this.#outbox = opts.outbox;
     this.#log = opts.log;
     this.#interval = opts.minUpdateIntervalMs ?? 1200;
+    this.#startWait = opts.startWaitMs ?? 2000;
+    this.#retryMin = opts.retryMinMs ?? 250;
+    this.#retryFastMax = opts.retryFastMaxMs ?? 1000;
+    this.#fastWindow = opts.fastRetryWindowMs ?? 120_000;
+    this.#retryMax = opts.retryMaxMs ?? 30_000;
+    this.#maxAge = opts.maxAgeMs ?? 30 * 60_000;
+    this.#onDelivered = opts.onDelivered;
   }
 
   get card(): PostedRef | undefined {
     return this.#card;
   }
 
-  /** Posts the card, or adopts the one a previous run of this job posted. */
-  async start(card: Msg, existing?: PostedRef): Promise<PostedRef> {
-    if (existing?.ts) {
-      this.#card = existing;
-      this.setCard(card);
-      return existing;
+  /** Where a message queued with `key` landed, once Slack took it. */
+  delivered(key: string): PostedRef | undefined {
+    return this.#refs.get(key);
+  }
+
+  /** Writes what Slack took since the job last saved into its state: the card, and gate messages delivered late. */
+  recordInto(state: { card?: PostedRef; gates: Record<string, { id: string; postedTs?: string }> }): void {
+    if (!state.card && this.#card) state.card = this.#card;
+    for (const gate of Object.values(state.gates)) {
+      const ref = gate.postedTs ? undefined : this.#refs.get(gateMessageKey(gate.id));
+      if (ref?.ts) gate.postedTs = ref.ts;
     }
-    this.#card = await this.#outbox.post(this.#origin, card);
-    this.#lastUpdate = Date.now();
+  }
+
+  /** Nothing queued, nothing in flight, since `idleSince`. */
+  get idle(): boolean {
+    return this.#isIdle();
+  }
+
+  get idleSince(): number {
+    return this.#idleSince;
+  }
+
+  /**
+   * Posts the card, or adopts the one a previous run of this job posted. Waits for Slack at most `waitMs`, and
+   * not past a first failed try: the card then stays queued, and `card` / `recordInto` have it once it is posted.
+   */
+  async start(card: Msg, existing?: PostedRef, waitMs = this.#startWait): Promise<PostedRef | undefined> {
+    if (existing?.ts && !this.#card) this.#card = existing;
+    this.setCard(card);
+    if (this.#card || this.#cardRefused || this.#stopped) return this.#card;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#cardWaiters = this.#cardWaiters.filter((w) => w !== done);
+        resolve();
+      }, waitMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#cardWaiters.push(done);
+    });
     return this.#card;
   }
 
   setCard(card: Msg): void {
+    if (this.#stopped || this.#cardRefused) return;
+    if (!this.#pendingCard) this.#pendingSince = Date.now();
     this.#pendingCard = card;
-    this.#scheduleUpdate();
+    this.#runCard();
   }
 
   /**
-   * Queues a thread reply; settles when delivered (or given up on). `own` keeps it a
-   * message of its own, for replies that are updated later (gates).
+   * Queues a thread reply; settles when delivered, or with undefined when given up on (which can take up to
+   * `maxAgeMs`: a job step never awaits it unbounded). `own` keeps it a message of its own, for replies that are
+   * updated later (gates); `key` remembers where it landed (`delivered`, `recordInto`).
    */
-  reply(msg: Msg, opts: { own?: boolean } = {}): Promise<PostedRef | undefined> {
-    return new Promise((resolve) => this.#enqueue({ kind: 'reply', msg, own: opts.own ?? false, resolve }));
+  reply(msg: Msg, opts: { own?: boolean; key?: string } = {}): Promise<PostedRef | undefined> {
+    return new Promise((resolve) => this.#enqueue({ kind: 'reply', msg, own: opts.own ?? false, ...(opts.key ? { key: opts.key } : {}), resolve, at: Date.now() }));
   }
 
   /** Queues a file in the thread, in order with the replies. */
   replyFile(filename: string, title: string, content: string): Promise<void> {
-    return new Promise((resolve) => this.#enqueue({ kind: 'file', filename, title, content, resolve }));
+    return new Promise((resolve) => this.#enqueue({ kind: 'file', filename, title, content, resolve, at: Date.now() }));
   }
 
   /** Replaces an earlier reply (a decided gate), in order with the other replies. */
   updateReply(ref: PostedRef, msg: Msg): Promise<void> {
-    return new Promise((resolve) => this.#enqueue({ kind: 'update', ref, msg, resolve }));
+    return new Promise((resolve) => this.#enqueue({ kind: 'update', ref, msg, resolve, at: Date.now() }));
   }
 
   /**
-   * Delivers the latest card and everything queued, within a bound so a dead Slack cannot hang the job.
-   * The card does not wait behind thread replies: they are limited per channel, the card per method.
+   * Waits, at most `timeoutMs`, until the latest card and everything queued are delivered (or given up on).
+   * The bound keeps a dead Slack from holding the job; what is still pending goes on in the background.
    */
   async flush(timeoutMs = 60_000): Promise<boolean> {
-    const card = (async () => {
-      if (this.#updateTimer) clearTimeout(this.#updateTimer);
-      this.#updateTimer = undefined;
-      await this.#updating;
-      if (this.#pendingCard) await this.#sendCard();
-    })();
-    const work = Promise.all([card, this.#draining]);
+    this.#hurry = true;
+    this.#cardLane.wake();
+    if (this.#isIdle()) return true;
     let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([work.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
-    clearTimeout(timer);
-    if (!done) this.#log.warn('slack delivery still pending at the end of the job');
-    return done;
-  }
-
-  #enqueue(item: Item): void {
-    this.#queue.push(item);
-    this.#draining ??= this.#drain().finally(() => {
-      this.#draining = undefined;
+    const idle = await new Promise<boolean>((resolve) => {
+      const waiter = (v: boolean) => {
+        clearTimeout(timer);
+        resolve(v);
+      };
+      timer = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.#idleWaiters.push(waiter);
     });
+    if (!idle && !this.#stopped) {
+      this.#log.warn({ queued: this.#queue.length, card: this.#pendingCard ? (this.#card ? 'update' : 'post') : 'delivered', timeoutMs }, 'slack delivery still pending; it goes on in the background');
+    }
+    return idle;
   }
 
-  async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const item = this.#queue.shift()!;
-      if (item.kind === 'reply') {
-        const batch = [item];
-        if (!item.own) {
-          let blocks = toBlocks(item.msg).length;
-          for (;;) {
-            const next = this.#queue[0];
-            if (!next || next.kind !== 'reply' || next.own) break;
-            const n = toBlocks(next.msg).length + 1;
-            if (blocks + n > MERGE_BLOCK_BUDGET) break;
-            blocks += n;
-            batch.push(this.#queue.shift() as typeof item);
-          }
+  /** Slack answered another job's call: anything waiting out a backoff (not a Retry-After) tries now. */
+  slackIsBack(): void {
+    this.#cardLane.slackIsBack();
+    this.#threadLane.slackIsBack();
+  }
+
+  /** Stops every retry and settles every promise (a worker shutting down). What was not delivered is logged. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const dropped = this.#queue.splice(0);
+    if (dropped.length || this.#pendingCard) {
+      this.#log.warn({ queued: dropped.length, card: Boolean(this.#pendingCard) }, 'slack messages not delivered: the worker stopped before Slack took them');
+    }
+    this.#pendingCard = undefined;
+    for (const item of dropped) settle(item);
+    this.#cardLane.wake();
+    this.#threadLane.wake();
+    this.#notifyCard();
+    for (const w of this.#idleWaiters.splice(0)) w(false);
+  }
+
+  // --- the card ------------------------------------------------------------------------------
+
+  #runCard(): void {
+    this.#run(this.#cardLane, () => this.#cardLoop(), () => Boolean(this.#pendingCard));
+  }
+
+  async #cardLoop(): Promise<void> {
+    const lane = this.#cardLane;
+    while (!this.#stopped && this.#pendingCard) {
+      const now = Date.now();
+      const due = Math.max(lane.retryAt, this.#card && !this.#hurry ? this.#lastCardSend + this.#interval : 0);
+      if (now < due) {
+        await lane.sleep(due - now);
+        continue;
+      }
+      const msg = this.#pendingCard;
+      const since = this.#pendingSince;
+      const posting = !this.#card;
+      this.#pendingCard = undefined;
+      this.#hurry = false;
+      this.#lastCardSend = now;
+      this.#inFlight += 1;
+      try {
+        if (posting) {
+          this.#card = await this.#outbox.post(this.#origin, msg);
+          this.#notifyCard();
+        } else {
+          await this.#outbox.update(this.#card!, msg);
         }
-        const msg = batch.length === 1 ? item.msg : merge(batch.map((b) => b.msg));
-        const ref = await this.#post(msg);
-        for (const b of batch) b.resolve(ref);
-      } else if (item.kind === 'update') {
-        await this.#outbox.update(item.ref, item.msg).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'reply update not delivered'));
-        item.resolve();
-      } else {
-        const threadTs = this.#card?.ts;
-        await this.#outbox
-          .upload(this.#origin, { ...(threadTs ? { threadTs } : {}), filename: item.filename, title: item.title, content: item.content })
-          .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'output file not delivered'));
-        item.resolve();
+        this.#delivered(lane);
+      } catch (err) {
+        const f = classifySlackFailure(err);
+        if (this.#stopped) continue;
+        if (!f.transient) {
+          this.#log.warn({ err: f.reason }, posting ? 'card not delivered: Slack refused it; the thread goes to the channel' : 'card update not delivered: Slack refused it');
+          if (posting) {
+            this.#cardRefused = true;
+            this.#pendingCard = undefined;
+            this.#notifyCard();
+          }
+          continue;
+        }
+        // A newer state that arrived meanwhile wins; the age counts from the oldest state not yet shown.
+        this.#pendingCard ??= msg;
+        this.#pendingSince = since;
+        if (Date.now() - since >= this.#maxAge) {
+          this.#log.warn({ err: f.reason, ageMs: Date.now() - since }, posting ? 'card not delivered: Slack failed for too long; the thread goes to the channel' : 'card update not delivered: Slack failed for too long');
+          this.#pendingCard = undefined;
+          if (posting) {
+            this.#cardRefused = true;
+            this.#notifyCard();
+          }
+          continue;
+        }
+        this.#failed(lane, f, posting ? 'card' : 'card update');
+        // Slack is failing: start() has nothing to wait for; the deploy goes on and the card follows.
+        if (posting) for (const w of this.#cardWaiters.splice(0)) w();
+      } finally {
+        this.#inFlight -= 1;
       }
     }
   }
 
-  async #post(msg: Msg): Promise<PostedRef | undefined> {
-    const threadTs = this.#card?.ts;
-    try {
-      return await this.#outbox.post(this.#origin, msg, threadTs ? { threadTs } : {});
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'thread reply not delivered');
-      return undefined;
+  #notifyCard(): void {
+    for (const w of this.#cardWaiters.splice(0)) w();
+    // The thread waits for the card's ts; it may go now.
+    this.#threadLane.wake();
+  }
+
+  // --- the thread ----------------------------------------------------------------------------
+
+  #enqueue(item: Item): void {
+    if (this.#stopped) {
+      settle(item);
+      return;
+    }
+    this.#queue.push(item);
+    this.#run(this.#threadLane, () => this.#threadLoop(), () => this.#queue.length > 0);
+  }
+
+  async #threadLoop(): Promise<void> {
+    const lane = this.#threadLane;
+    while (!this.#stopped && this.#queue.length > 0) {
+      const now = Date.now();
+      // Queued in order, so the oldest are at the head.
+      while (this.#queue.length && now - this.#queue[0]!.at >= this.#maxAge) {
+        const item = this.#queue.shift()!;
+        this.#log.warn({ kind: item.kind, ageMs: now - item.at }, 'thread message not delivered: Slack failed for too long');
+        settle(item);
+      }
+      const head = this.#queue[0];
+      if (!head) break;
+      if (!this.#card && !this.#cardRefused) {
+        // Replies belong in the card's thread: wait for it (woken when it is posted or refused).
+        await lane.sleep(head.at + this.#maxAge - now);
+        continue;
+      }
+      if (now < lane.retryAt) {
+        await lane.sleep(lane.retryAt - now);
+        continue;
+      }
+      const batch = this.#takeBatch();
+      this.#inFlight += 1;
+      try {
+        await this.#deliver(batch);
+        this.#delivered(lane);
+      } catch (err) {
+        const f = classifySlackFailure(err);
+        if (this.#stopped) {
+          for (const b of batch) settle(b);
+          continue;
+        }
+        if (!f.transient) {
+          if (batch.length > 1) {
+            // Perhaps only the merged message was wrong (too long): each goes alone.
+            for (const b of batch) b.solo = true;
+            this.#queue.unshift(...batch);
+          } else {
+            this.#log.warn({ err: f.reason, kind: batch[0]!.kind }, 'thread message not delivered: Slack refused it');
+            settle(batch[0]!);
+          }
+          continue;
+        }
+        this.#queue.unshift(...batch);
+        this.#failed(lane, f, 'thread');
+      } finally {
+        this.#inFlight -= 1;
+      }
     }
   }
 
-  #scheduleUpdate(): void {
-    if (!this.#card || this.#updateTimer || this.#updating) return;
-    const wait = Math.max(0, this.#lastUpdate + this.#interval - Date.now());
-    this.#updateTimer = setTimeout(() => {
-      this.#updateTimer = undefined;
-      void this.#sendCard();
-    }, wait);
+  /** The head item, with the plain replies right behind it merged in while they fit one message. */
+  #takeBatch(): Item[] {
+    const head = this.#queue.shift()!;
+    if (head.kind !== 'reply' || head.own || head.solo) return [head];
+    const batch: Item[] = [head];
+    let blocks = blockCount(head.msg);
+    for (;;) {
+      const next = this.#queue[0];
+      if (!next || next.kind !== 'reply' || next.own || next.solo) break;
+      const n = blockCount(next.msg) + 1;
+      if (blocks + n > MERGE_BLOCK_BUDGET) break;
+      blocks += n;
+      batch.push(this.#queue.shift()!);
+    }
+    return batch;
   }
 
-  async #sendCard(): Promise<void> {
-    const card = this.#pendingCard;
-    if (!card || !this.#card) return;
-    this.#pendingCard = undefined;
-    this.#lastUpdate = Date.now();
-    this.#updating = this.#outbox.update(this.#card, card).then(
+  async #deliver(batch: Item[]): Promise<void> {
+    const first = batch[0]!;
+    const threadTs = this.#card?.ts;
+    if (first.kind === 'reply') {
+      const replies = batch as ReplyItem[];
+      const msg = replies.length === 1 ? first.msg : merge(replies.map((b) => b.msg));
+      const ref = await this.#outbox.post(this.#origin, msg, threadTs ? { threadTs } : {});
+      for (const b of replies) {
+        if (b.key) this.#refs.set(b.key, ref);
+        b.resolve(ref);
+      }
+    } else if (first.kind === 'update') {
+      await this.#outbox.update(first.ref, first.msg);
+      first.resolve();
+    } else {
+      await this.#outbox.upload(this.#origin, { ...(threadTs ? { threadTs } : {}), filename: first.filename, title: first.title, content: first.content });
+      first.resolve();
+    }
+  }
+
+  // --- both lanes ----------------------------------------------------------------------------
+
+  /** Starts a lane's loop unless it runs; a loop that ends just as new work arrives is started again. */
+  #run(lane: Lane, loop: () => Promise<void>, hasWork: () => boolean): void {
+    if (lane.running) {
+      lane.wake();
+      return;
+    }
+    lane.running = true;
+    void loop().then(
       () => {
-        this.#cardFailures = 0;
+        lane.running = false;
+        if (!this.#stopped && hasWork()) this.#run(lane, loop, hasWork);
+        else this.#checkIdle();
       },
       (err: unknown) => {
-        this.#cardFailures += 1;
-        this.#log.warn({ err: (err as Error).message, failures: this.#cardFailures }, 'card update not delivered');
-        // Keep the newest state for the next try unless a newer one arrived meanwhile.
-        this.#pendingCard ??= card;
+        // A bug, not Slack: restarting would spin on it, so this reporter stops rather than leave promises hanging.
+        lane.running = false;
+        this.#log.error({ err: (err as Error).message }, 'slack delivery loop failed');
+        this.stop();
       },
     );
-    await this.#updating;
-    this.#updating = undefined;
-    // Bounded: a card Slack keeps refusing is retried by flush() at the end, not forever in the background.
-    if (this.#pendingCard && this.#cardFailures < 5) this.#scheduleUpdate();
   }
+
+  #delivered(lane: Lane): void {
+    if (lane.succeeded()) this.#log.info('slack answers again: queued messages are going out');
+    // Slack answers again: the other lane need not sit out its backoff.
+    (lane === this.#cardLane ? this.#threadLane : this.#cardLane).slackIsBack();
+    this.#onDelivered?.();
+    this.#checkIdle();
+  }
+
+  #failed(lane: Lane, f: SlackFailure, what: string): void {
+    const now = Date.now();
+    lane.failures += 1;
+    if (!lane.failingSince) lane.failingSince = now;
+    const cap = now - lane.failingSince < this.#fastWindow ? this.#retryFastMax : this.#retryMax;
+    const backoff = Math.min(cap, this.#retryMin * 2 ** Math.min(lane.failures - 1, 20));
+    const wait = Math.max(backoff, f.retryAfterMs ?? 0);
+    lane.retryAt = now + wait;
+    lane.rateLimited = f.retryAfterMs !== undefined;
+    const fields = { err: f.reason, failures: lane.failures, retryInMs: wait, queued: this.#queue.length };
+    if (lane.failures === 1) this.#log.warn(fields, `slack did not take the ${what}: kept queued, retrying`);
+    else this.#log.debug(fields, `slack did not take the ${what}: retrying`);
+  }
+
+  #isIdle(): boolean {
+    return !this.#pendingCard && this.#queue.length === 0 && this.#inFlight === 0;
+  }
+
+  #checkIdle(): void {
+    if (!this.#isIdle()) return;
+    this.#idleSince = Date.now();
+    for (const w of this.#idleWaiters.splice(0)) w(true);
+  }
+}
+
+/** A message that cannot be rendered is not merged; the outbox then refuses it alone. */
+function blockCount(msg: Msg): number {
+  try {
+    return toBlocks(msg).length;
+  } catch {
+    return Infinity;
+  }
+}
+
+function settle(item: Item): void {
+  if (item.kind === 'reply') item.resolve(undefined);
+  else item.resolve();
 }
 
 /** One message from several step replies, in their order, divided. */
@@ -194,4 +572,58 @@ function merge(msgs: Msg[]): Msg {
     parts.push(...m.parts);
   });
   return { summary: msgs.map((m) => m.summary).join('; '), parts };
+}
+
+export interface ReporterRegistryOptions extends Omit<ReporterOptions, 'log' | 'onDelivered'> {
+  /** An idle reporter is forgotten after this (default: `maxAgeMs`, 30 min, longer than a gate waits by default). */
+  idleTtlMs?: number;
+}
+
+/**
+ * One reporter per job in this process, kept across the job parking at a gate and resuming: the resumed run
+ * continues the same ordered queue (its gate message may still be on its way) and learns where late deliveries
+ * landed. A job resumed by another process starts a new reporter from the card saved in its state.
+ */
+export class ReporterRegistry {
+  readonly #reporters = new Map<string, JobReporter>();
+  readonly #opts: ReporterRegistryOptions;
+  readonly #idleTtl: number;
+
+  constructor(opts: ReporterRegistryOptions) {
+    this.#opts = opts;
+    this.#idleTtl = opts.idleTtlMs ?? opts.maxAgeMs ?? 30 * 60_000;
+  }
+
+  acquire(jobId: string, origin: Origin, log: Logger): JobReporter {
+    this.#sweep();
+    let reporter = this.#reporters.get(jobId);
+    if (!reporter) {
+      const { idleTtlMs: _ttl, ...opts } = this.#opts;
+      const created: JobReporter = new JobReporter(origin, { ...opts, log, onDelivered: () => this.#slackIsBack(created) });
+      reporter = created;
+      this.#reporters.set(jobId, reporter);
+    }
+    return reporter;
+  }
+
+  get size(): number {
+    return this.#reporters.size;
+  }
+
+  /** Gives pending deliveries `graceMs` to go out, then stops every reporter (no timer outlives the worker). */
+  async close(graceMs = 3000): Promise<void> {
+    const all = [...this.#reporters.values()];
+    await Promise.all(all.filter((r) => !r.idle).map((r) => r.flush(graceMs)));
+    for (const r of all) r.stop();
+    this.#reporters.clear();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [id, r] of this.#reporters) if (r.idle && now - r.idleSince > this.#idleTtl) this.#reporters.delete(id);
+  }
+
+  #slackIsBack(from: JobReporter): void {
+    for (const r of this.#reporters.values()) if (r !== from) r.slackIsBack();
+  }
 }

@@ -7,13 +7,14 @@ import { ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { decidedGateMsg, deployCard, stepReply, type DeployView } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
-import { code, esc } from '../render/model.js';
+import { code, esc, type Msg } from '../render/model.js';
 import { RUNBOOKS } from '../runbooks/catalog.js';
 import { openGate } from '../runbooks/gates.js';
-import { type DeployContext, type DeployData, type DeployState, type StepDef } from '../runbooks/deploy.js';
+import { type DeployContext, type DeployData, type DeployState, type StepDef, type StepResult } from '../runbooks/deploy.js';
+import { recoverStep } from './recovery.js';
 import type { StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
-import { JobReporter } from './reporter.js';
+import { JobReporter, type ReporterRegistry } from './reporter.js';
 import type { OpsStore } from './store.js';
 import type { Outbox } from './types.js';
 
@@ -29,8 +30,22 @@ export interface RunbookJobDeps {
   verifySettleMs: number;
   lockTtlMs: number;
   minCardIntervalMs?: number;
+  /** The worker's reporters: a job resumed in this process keeps its Slack queue and what it delivered late. */
+  reporters?: ReporterRegistry;
   /** True once the worker is shutting down: the job checkpoints at the next step boundary. */
   stopping?: () => boolean;
+  /** Aborted when shutdown cannot wait any longer: a running step that is safe to repeat is stopped. */
+  signal?: AbortSignal;
+  /** Throws JOB_LOCK_LOST unless this worker still owns the job; called before every step. */
+  fence?: () => Promise<void>;
+}
+
+/** Bounded: a host that stays unreachable fails the step instead of being retried forever. */
+const SSH_RETRIES = 3;
+const SSH_BACKOFF_MS = 1000;
+
+function infoMsg(text: string): Msg {
+  return { summary: text.replace(/[*`]/g, ''), parts: [{ type: 'section', text }] };
 }
 
 /** The declared step list of each runbook. */
@@ -75,20 +90,24 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
   const data = job.data;
   const log = deps.log;
   const state: DeployState = data.state ?? initialState(data);
-  const reporter = new JobReporter(data.origin, { outbox: deps.outbox, log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
+  const reporter =
+    deps.reporters?.acquire(data.jobId, data.origin, log) ??
+    new JobReporter(data.origin, { outbox: deps.outbox, log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
   // updateData replaces the whole data object: always write the full, merged value.
   const save = async () => {
+    // Slack may have taken the card or a gate message since the last save (it was down when they were queued).
+    reporter.recordInto(state);
     await job.updateData({ ...data, state });
   };
 
   if (data.dryRun) return dryRun(data, state, deps, reporter);
 
+  // Bounded: with Slack down the deploy goes on, and the card is posted (and saved) once Slack answers.
   const card = await reporter.start(deployCard(view(data, state)), state.card);
-  if (!state.card) {
+  if (state.outcome === 'waiting') state.outcome = 'running';
+  if (!state.card && card) {
     state.card = card;
     await save();
-  } else if (state.outcome === 'waiting') {
-    state.outcome = 'running';
   }
 
   const renew = setInterval(() => {
@@ -110,9 +129,29 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
     save,
     gateTimeoutMs: deps.gateTimeoutMs,
     verifySettleMs: deps.verifySettleMs,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  };
+
+  // Parks the job until `until` (a gate's expiry, or sooner when someone presses it).
+  const park = async (until: number, gateId: string): Promise<never> => {
+    state.outcome = 'waiting';
+    await save();
+    reporter.setCard(deployCard(view(data, state)));
+    await reporter.flush(15_000);
+    // The lock must outlive the wait, or another deploy could slip in while this one is parked.
+    await deps.store.renewLock(data.env, data.jobId, until - Date.now() + deps.lockTtlMs);
+    await job.moveToDelayed(until, token);
+    // A press or a cancel that landed while the job was still active could not wake it: look once more, now that it is parked.
+    if ((await deps.store.readGate(data.jobId, gateId)) || (await deps.store.cancelRequest(data.jobId))) await job.promote().catch(() => undefined);
+    throw new DelayedError();
   };
 
   try {
+    if (state.checkpointed) {
+      state.checkpointed = false;
+      const next = state.steps.findIndex((s) => s.status !== 'done' && s.status !== 'skipped');
+      if (next >= 0) void reporter.reply(infoMsg(`♻️ Picked up by a new worker after a restart: resuming at step ${next + 1} (${state.steps[next]!.title}). Finished steps are not run again.`));
+    }
     for (const [i, step] of stepsFor(data).entries()) {
       const rec = state.steps[i]!;
       if (rec.status === 'done' || rec.status === 'skipped') continue;
@@ -121,57 +160,103 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         log.info({ step: step.id, by: cancel.by }, 'job cancelled at a safe point');
         return await finishFailed(ctx, i, `cancelled by ${cancel.by} before this step`, 'cancelled');
       }
-      if (deps.stopping?.()) {
+      if (deps.stopping?.() && rec.status !== 'running') {
         // Shutting down: hand the job back between steps, lock kept, for the next worker to continue.
         log.info({ step: step.id }, 'worker stopping: job checkpointed before this step');
+        state.checkpointed = true;
         await save();
         await job.moveToDelayed(Date.now() + 100, token);
         throw new DelayedError();
       }
-      if (rec.status === 'running' && !step.safeToRepeat) {
-        return await finishFailed(ctx, i, `the worker stopped while "${rec.title}" ran; it is not safe to repeat, so the bot does not guess`);
+      await deps.fence?.();
+      // Found "running": the worker that ran it is gone (crash, kill -9, lost lock).
+      let interrupted: string | undefined = rec.gateId
+        ? 'waiting for a decision'
+        : rec.status === 'running' && !rec.parked
+          ? `the worker running it stopped (attempt ${rec.attempts ?? 1})`
+          : undefined;
+      if (interrupted && !rec.gateId) {
+        state.warnings.push(`A worker stopped during step ${i + 1} (${rec.title}); another resumed the job there.`);
+        void reporter.reply(infoMsg(`♻️ Worker restarted: resuming at step ${i + 1} (${rec.title}). Checking what the host shows before doing anything.`));
       }
-      rec.status = 'running';
-      rec.startedAt ??= new Date().toISOString();
-      rec.command = undefined;
-      rec.outputTail = undefined;
-      rec.exitCode = undefined;
-      await save();
-      void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started' });
-      reporter.setCard(deployCard(view(data, state)));
-      const began = Date.now();
-      let result;
-      try {
-        result = await step.run(ctx, rec);
-      } catch (err) {
-        const error = asChatOpsError(err);
-        rec.status = 'failed';
-        rec.endedAt = new Date().toISOString();
-        rec.durationMs = Date.now() - began;
-        rec.note = describeError(error).title.replace(/[*`]/g, '');
-        log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
-        void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
+      let dropped = 0;
+      let result: StepResult | undefined;
+      for (;;) {
+        if (interrupted) {
+          const r = await recoverStep(ctx, step, rec, interrupted);
+          if (r.kind === 'wait') {
+            rec.status = 'running';
+            return await park(r.until, r.gateId);
+          }
+          if (r.kind === 'abort') {
+            rec.status = 'failed';
+            rec.note = r.reason;
+            rec.endedAt = new Date().toISOString();
+            await save();
+            return await finishFailed(ctx, i, r.reason, r.cancelled ? 'cancelled' : 'failed');
+          }
+          if (r.kind === 'settled') {
+            result = { status: r.status, note: r.note };
+            log.info({ step: step.id, status: r.status, note: r.note }, 'interrupted step settled without running it again');
+            break;
+          }
+          log.info({ step: step.id, note: r.note }, 'interrupted step runs again');
+          void reporter.reply(infoMsg(`↻ *${esc(rec.title)}* runs again. ${esc(r.note)}`));
+        }
+        rec.status = 'running';
+        rec.parked = undefined;
+        rec.attempts = (rec.attempts ?? 0) + 1;
+        rec.startedAt ??= new Date().toISOString();
+        rec.command = undefined;
+        rec.outputTail = undefined;
+        rec.exitCode = undefined;
         await save();
-        postStep(ctx, rec);
-        return await finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
+        void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
+        reporter.setCard(deployCard(view(data, state)));
+        const began = Date.now();
+        try {
+          result = await step.run(ctx, rec);
+          break;
+        } catch (err) {
+          const error = asChatOpsError(err);
+          if (error.code === ErrorCode.Interrupted && step.safeToRepeat) {
+            // Stopped on purpose at shutdown: the next worker runs this step again from the start.
+            rec.status = 'pending';
+            rec.remotePid = undefined;
+            state.checkpointed = true;
+            await save();
+            log.info({ step: step.id }, 'worker stopping: step interrupted and checkpointed');
+            await job.moveToDelayed(Date.now() + 100, token);
+            throw new DelayedError();
+          }
+          const connection = error.code === ErrorCode.SshDisconnected || error.code === ErrorCode.SshConnectFailed || error.code === ErrorCode.Interrupted;
+          if (connection && dropped < SSH_RETRIES) {
+            dropped += 1;
+            interrupted = error.code === ErrorCode.Interrupted ? 'the worker stopped it while shutting down' : `the SSH connection failed (${error.message})`;
+            log.warn({ step: step.id, attempt: dropped, err: error.message }, 'ssh trouble during a step: recovering it');
+            await new Promise((r) => setTimeout(r, SSH_BACKOFF_MS * 2 ** (dropped - 1)));
+            continue;
+          }
+          rec.status = 'failed';
+          rec.endedAt = new Date().toISOString();
+          rec.durationMs = Date.now() - began;
+          rec.note = describeError(error).title.replace(/[*`]/g, '');
+          log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
+          void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
+          await save();
+          postStep(ctx, rec);
+          return await finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
+        }
       }
       if (result.status === 'wait') {
-        state.outcome = 'waiting';
-        await save();
-        reporter.setCard(deployCard(view(data, state)));
-        await reporter.flush(15_000);
-        // The lock must outlive the wait, or another deploy could slip in while this one is parked.
-        await deps.store.renewLock(data.env, data.jobId, result.until - Date.now() + deps.lockTtlMs);
-        await job.moveToDelayed(result.until, token);
-        // A press or a cancel that landed while the job was still active could not wake it: look once more, now that it is parked.
-        if ((await deps.store.readGate(data.jobId, result.gateId)) || (await deps.store.cancelRequest(data.jobId))) await job.promote().catch(() => undefined);
-        throw new DelayedError();
+        rec.parked = true;
+        return await park(result.until, result.gateId);
       }
       rec.status = result.status;
       if (result.note !== undefined) rec.note = result.note;
       void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
       rec.endedAt = new Date().toISOString();
-      rec.durationMs = Date.now() - Date.parse(rec.startedAt);
+      rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
       await save();
       if (result.status === 'done') postStep(ctx, rec);
       reporter.setCard(deployCard(view(data, state)));
@@ -182,6 +267,8 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
   } catch (err) {
     if (err instanceof DelayedError) throw err;
     const error = asChatOpsError(err);
+    // Another worker owns the job now: reporting or releasing anything here would undo its work.
+    if (error.code === ErrorCode.JobLockLost) throw error;
     log.error({ err: error.message, code: error.code }, 'deploy job crashed');
     const i = state.steps.findIndex((s) => s.status === 'running');
     return await finishFailed(ctx, Math.max(0, i), `the bot hit an unexpected error: ${error.message}`);
@@ -321,7 +408,7 @@ async function dryRun(data: DeployData, state: DeployState, deps: RunbookJobDeps
   state.summary = `Nothing was run. These are the exact commands the ${data.kind} would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
   await reporter.start(deployCard(view(data, state)));
   const plan = RUNBOOKS[data.kind].dryRunPlan(deps.env, data);
-  await reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: plan.join('\n') }] });
+  void reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: plan.join('\n') }] });
   await reporter.flush();
   return { outcome: 'dry_run' };
 }

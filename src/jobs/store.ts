@@ -7,6 +7,8 @@ export interface LockHolder {
   /** What the holder is doing, e.g. "deploy 0.6.1". */
   command: string;
   startedAt: string;
+  /** Where the job reports: the reaper says there when it frees a lock whose job is gone. */
+  channel?: string;
 }
 
 export interface HistoryEntry {
@@ -34,7 +36,7 @@ const HISTORY_MAX = 200;
 export const AUDIT_MAX = 10_000;
 
 export interface AuditEvent {
-  type: 'command' | 'refusal' | 'gate' | 'step' | 'lock' | 'unlock' | 'cancel';
+  type: 'command' | 'refusal' | 'gate' | 'step' | 'lock' | 'unlock' | 'cancel' | 'job';
   user?: string;
   env?: string;
   jobId?: string;

@@ -1,15 +1,17 @@
-import { DelayedError, Job, Worker } from 'bullmq';
+import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config, EnvSecrets } from '../config/load.js';
-import { asChatOpsError } from '../errors.js';
+import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { errorParts } from '../render/errors.js';
 import { code } from '../render/model.js';
 import { SshPool } from '../ssh/pool.js';
 import type { DeployData } from '../runbooks/deploy.js';
+import { ReporterRegistry } from './reporter.js';
 import { runRunbookJob } from './runbook-job.js';
 import { runReadJob } from './health.js';
+import { DEFAULT_REAPER_INTERVAL_MS, REAPER, reap } from './reaper.js';
 import { QUEUE_NAME } from './queue.js';
 import { OpsStore } from './store.js';
 import { isReadJobName, type JobData, type Outbox, type ReadJobData } from './types.js';
@@ -28,9 +30,34 @@ export interface WorkerDeps {
   /** Lock lifetime without renewal: how long a crashed worker can keep an environment locked. */
   lockTtlMs?: number;
   minCardIntervalMs?: number;
+  /**
+   * BullMQ job lock: a worker that stops renewing it (killed, frozen, cut off from Redis) loses the
+   * job after this long, and a live worker resumes it from its last saved step.
+   */
+  jobLockMs?: number;
+  /** How often live workers look for jobs whose lock expired. */
+  stalledIntervalMs?: number;
+  /** On SIGTERM: how long the running step may take before a step that is safe to repeat is stopped. */
+  shutdownGraceMs?: number;
+  /** How often the reaper looks for abandoned jobs and locks. */
+  reaperIntervalMs?: number;
+  /** How many times a job may lose its worker before BullMQ gives up on it (then the reaper closes it). */
+  maxStalledCount?: number;
 }
 
 export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
+export const DEFAULT_JOB_LOCK_MS = 15_000;
+export const DEFAULT_STALLED_INTERVAL_MS = 5_000;
+export const DEFAULT_SHUTDOWN_GRACE_MS = 120_000;
+/** After the grace and an interrupt, how long close() still waits before leaving the job to the stalled check. */
+const FORCE_AFTER_MS = 15_000;
+
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return done;
+}
 
 function isRunbookJob(data: JobData): data is DeployData {
   return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance' || data.kind === 'migrate';
@@ -56,7 +83,22 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   });
 
   let stopping = false;
+  // Slack deliveries outlive a job's run (parked at a gate, or Slack down when it ended): one queue per job here.
+  const reporters = new ReporterRegistry({ outbox: deps.outbox, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
+  const stopNow = new AbortController();
+  const jobLockMs = deps.jobLockMs ?? DEFAULT_JOB_LOCK_MS;
+  // Every worker upserts the same scheduler: one reaper run per interval, whichever worker takes it.
+  const schedulerQueue = new Queue(QUEUE_NAME, { connection: storeConnection, prefix: deps.prefix });
+  schedulerQueue
+    .upsertJobScheduler(REAPER, { every: deps.reaperIntervalMs ?? DEFAULT_REAPER_INTERVAL_MS }, { name: REAPER, data: { kind: REAPER } as never, opts: { removeOnComplete: 50, removeOnFail: 50 } })
+    .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not schedule the reaper'));
+
   const process = async (job: Job<JobData>, token?: string) => {
+    if (job.name === REAPER) {
+      const report = await reap({ queue: schedulerQueue, config: deps.config, store, outbox: deps.outbox, log: deps.log.child({ job: REAPER }), ssh: (env) => ssh.for(env) });
+      deps.log.debug({ ...report }, 'reaper run');
+      return report;
+    }
     const data = job.data;
     const log = deps.log.child({ jobId: job.id, job: job.name, env: data.env, user: data.origin.user });
     const timer = deps.metrics.jobDuration.startTimer({ name: job.name });
@@ -78,6 +120,13 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
           verifySettleMs: env.verifySettleSeconds * 1000,
           lockTtlMs: deps.lockTtlMs ?? DEFAULT_LOCK_TTL_MS,
           stopping: () => stopping,
+          reporters,
+          signal: stopNow.signal,
+          fence: async () => {
+            // A worker that lost the job's lock (another took it over) must not start another step.
+            const ok = token ? await job.extendLock(token, jobLockMs) : 1;
+            if (!ok) throw new ChatOpsError(ErrorCode.JobLockLost, `job ${job.id} is owned by another worker now`, { jobId: job.id });
+          },
           ...(deps.minCardIntervalMs !== undefined ? { minCardIntervalMs: deps.minCardIntervalMs } : {}),
         });
         deps.metrics.jobs.inc({ name: job.name, outcome });
@@ -107,6 +156,10 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         throw err;
       }
       const error = asChatOpsError(err);
+      if (error.code === ErrorCode.JobLockLost) {
+        log.warn('job lock lost: another worker continues this job; this one leaves it alone');
+        throw error;
+      }
       deps.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
       if (isRunbookJob(data)) await store.releaseLock(data.env, data.jobId).catch(() => undefined);
       log.error({ code: error.code, err: error.message }, 'job failed');
@@ -125,6 +178,10 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     prefix: deps.prefix,
     concurrency: deps.concurrency ?? 8,
     autorun: true,
+    lockDuration: jobLockMs,
+    stalledInterval: deps.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS,
+    // Each worker crash counts as a stall; a deploy must survive several, not fail on the second.
+    maxStalledCount: deps.maxStalledCount ?? 20,
   });
   worker.on('error', (err) => deps.log.warn({ err: err.message }, 'worker error'));
 
@@ -133,10 +190,41 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     async close() {
       // Runbook jobs checkpoint at their next step boundary; BullMQ waits for them to hand back.
       stopping = true;
-      await worker.close();
+      await untilReconnected(worker, deps.log);
+      const closing = worker.close();
+      const graceMs = deps.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+      if (!(await within(closing, graceMs))) {
+        deps.log.warn({ graceMs }, 'shutdown: a step is still running after the grace period; interrupting steps that are safe to repeat');
+        stopNow.abort();
+        if (!(await within(closing, FORCE_AFTER_MS))) {
+          // What still runs is not safe to interrupt: leave it to the stalled check; the next worker settles it from the host.
+          deps.log.warn('shutdown: leaving the running step to the next worker, which will settle it from the host');
+          await worker.close(true);
+        }
+      }
+      // What Slack has not taken yet gets a moment, then every retry stops: no timer outlives the worker.
+      await reporters.close();
       await ssh.close();
       connection.disconnect();
+      await schedulerQueue.close().catch(() => undefined);
       storeConnection.disconnect();
     },
   };
+}
+
+/**
+ * BullMQ ends its blocking read with a disconnect that, while ioredis waits between two reconnect
+ * attempts, cancels the retry and never ends the connection: worker.close() would then wait
+ * forever, even once Redis is back (bullmq#4656). So a reconnect in progress is let finish first.
+ * While Redis stays down this waits too (a job could not be handed back anyway); a second signal
+ * still exits.
+ */
+async function untilReconnected(worker: Worker<JobData>, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  // A client that never connected at all is not waited for here.
+  const client = await Promise.race([worker.backend.blockingClient, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 1000)))]);
+  clearTimeout(timer);
+  if (!client || client.status === 'ready' || client.status === 'end' || client.status === 'wait') return;
+  log.info({ redis: client.status }, 'shutdown: Redis is reconnecting; the worker closes once it is back');
+  while (client.status !== 'ready' && client.status !== 'end' && client.status !== 'wait') await new Promise((r) => setTimeout(r, 100));
 }

@@ -122,6 +122,7 @@ export function gateMsg(gate: GateState & { planHash: string }, jobId: string, d
         : {}),
     },
     { actionId: gate.noGo, text: LABELS[gate.noGo] ?? gate.noGo, value },
+    ...(gate.skip ? [{ actionId: gate.skip, text: LABELS[gate.skip] ?? gate.skip, value }] : []),
   ];
   return {
     summary: `Decision needed: ${gate.question}`,
@@ -138,7 +139,7 @@ export function decidedGateMsg(gate: GateState, outcomeText: string): Msg {
   const d = gate.decision;
   const who = d?.by ? `by ${mention(d.by)} ` : '';
   const when = d ? `at ${d.at.slice(11, 16)} UTC` : '';
-  const label = d?.choice === 'go' ? LABELS[gate.go] : d?.choice === 'no-go' ? LABELS[gate.noGo] : 'No answer';
+  const label = d?.choice === 'go' ? LABELS[gate.go] : d?.choice === 'no-go' ? LABELS[gate.noGo] : d?.choice === 'skip' && gate.skip ? LABELS[gate.skip] : 'No answer';
   return {
     summary: `${gate.question}: ${label ?? ''}`,
     parts: [

@@ -68,6 +68,10 @@ export function describeError(err: ChatOpsError): ErrorView {
       };
     case ErrorCode.SshDisconnected:
       return { title: esc(err.message), hint: d.started ? 'Check the host state before retrying.' : 'Nothing was started; it is safe to retry.' };
+    case ErrorCode.Interrupted:
+      return { title: 'The worker is shutting down; the step was stopped and will run again on the next worker.' };
+    case ErrorCode.JobLockLost:
+      return { title: 'Another worker took this job over; this one stopped touching it.', hint: 'Nothing to do: the job goes on there.' };
     case ErrorCode.RemoteCommandFailed:
       return { title: esc(err.message), ...(d.outputTail ? { detail: str(d.outputTail) } : {}) };
     case ErrorCode.ApiUnreachable:
@@ -106,6 +110,17 @@ export function describeError(err: ChatOpsError): ErrorView {
     case ErrorCode.Internal:
       return { title: 'Unexpected error in the bot.', hint: 'Details are in the bot log.' };
   }
+}
+
+/**
+ * What the person who pressed a gate button reads when the press could not be handled: the
+ * decision was not written, so the same button may simply be pressed again.
+ */
+export function gatePressFailedText(err: ChatOpsError): string {
+  if (err.code === ErrorCode.QueueUnavailable) {
+    return '⚠️ *Redis is unreachable, so your press was not recorded.* Nothing was decided and nothing ran. Try again in a minute, once Redis is back.';
+  }
+  return `⚠️ ${describeError(err).title} Your press was not recorded; try again.`;
 }
 
 /** Renders an error as message parts; output tails go in a code block, never inline. */

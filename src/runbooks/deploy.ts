@@ -54,6 +54,8 @@ export interface DeployState {
   /** Rollback: the revision the target version expects (its image's alembic head). */
   targetHead?: string | null;
   downgraded?: boolean;
+  /** Set when a stopping worker handed the job back; the next one says where it resumes. */
+  checkpointed?: boolean;
 }
 
 export interface DeployContext {
@@ -73,6 +75,8 @@ export interface DeployContext {
   save(): Promise<void>;
   gateTimeoutMs: number;
   verifySettleMs: number;
+  /** Aborted when the worker must stop now: steps that are safe to repeat are interrupted. */
+  signal?: AbortSignal;
 }
 
 export type StepResult = { status: 'done' | 'skipped'; note?: string } | { status: 'wait'; until: number; gateId: string };
@@ -85,13 +89,25 @@ export interface StepDef {
   /** Steps from here on may have changed what runs; a failure then offers a rollback. */
   changesRunningVersion?: boolean;
   run(ctx: DeployContext, rec: StepRecord): Promise<StepResult>;
+  /**
+   * After an interruption, reads the host (without changing it) to tell whether the step already
+   * took effect, so a finished step is not run again and an unsafe one need not be guessed at.
+   */
+  settle?(ctx: DeployContext): Promise<Settled>;
+  /**
+   * A command of this step still running on the host after its worker died: `stop` it (default for
+   * steps safe to repeat) or `wait` for it to end (a migration must never be killed halfway).
+   */
+  orphan?: 'stop' | 'wait';
+  /** Offer `step.skip` when the outcome is unknown: only where a later step would catch a wrong guess. */
+  skippable?: boolean;
 }
 
-export const LOGIN_TIMEOUT = 60_000;
-export const PULL_TIMEOUT = 15 * 60_000;
-export const UP_TIMEOUT = 5 * 60_000;
-export const MIGRATE_TIMEOUT = 15 * 60_000;
-export const SHORT_TIMEOUT = 60_000;
+/** What the host shows about an interrupted step. */
+export type Settled = { status: 'done' | 'not-run' | 'unknown'; note: string };
+
+/** Which per-step limit of the environment's `timeouts` a command runs under. */
+export type TimeoutKind = keyof EnvironmentConfig['timeouts'];
 
 
 export function tail(text: string, lines = 40): string {
@@ -99,10 +115,20 @@ export function tail(text: string, lines = 40): string {
 }
 
 /** Runs a command as part of a step and records what the host saw, secrets masked. */
-export async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeoutMs: number; stdin?: Secret }): Promise<ExecResult> {
+export async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeout: TimeoutKind; stdin?: Secret }): Promise<ExecResult> {
   const shown = renderCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
   rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
-  const res = await ctx.ssh.exec(command, { timeoutMs: opts.timeoutMs, ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+  const res = await ctx.ssh.exec(command, {
+    timeoutMs: ctx.env.timeouts[opts.timeout] * 1000,
+    ...(opts.stdin ? { stdin: opts.stdin } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    onStart: (pid) => {
+      // Saved at once: if this worker dies now, the next one must be able to find this process on the host.
+      rec.remotePid = pid;
+      void ctx.save().catch(() => undefined);
+    },
+  });
+  rec.remotePid = undefined;
   const full = scrub(`${res.stdout.toString('utf8')}\n${res.stderr}`.trim(), ctx.knownSecrets);
   ctx.fullOutput.set(rec.id, [ctx.fullOutput.get(rec.id), `$ ${shown}`, full].filter(Boolean).join('\n'));
   const out = tail(full);
@@ -150,7 +176,7 @@ export const LOGIN: StepDef = {
   title: () => 'Log in to the registry',
   safeToRepeat: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeoutMs: LOGIN_TIMEOUT, stdin: ctx.secrets.registryToken }), 'docker login');
+    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeout: 'login', stdin: ctx.secrets.registryToken }), 'docker login');
     return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}` };
   },
 };
@@ -160,7 +186,7 @@ export const PULL: StepDef = {
   title: (d) => `Pull ${d.version}`,
   safeToRepeat: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeoutMs: PULL_TIMEOUT }), 'docker compose pull');
+    mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeout: 'pull' }), 'docker compose pull');
     return { status: 'done' };
   },
 };
@@ -171,11 +197,11 @@ export const INSPECT: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     // Read-only: the new image's alembic head against the revision the database is on.
-    const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeoutMs: SHORT_TIMEOUT });
+    const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'command' });
     ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
     let db: string | null = null;
     if (ctx.state.fromVersion) {
-      const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeoutMs: SHORT_TIMEOUT });
+      const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeout: 'command' });
       db = cur.exitCode === 0 ? cmd.parseRevision(cur.stdout.toString('utf8')) : null;
     }
     ctx.state.dbRevision = db;
@@ -239,11 +265,11 @@ export const MAINTENANCE_ON: StepDef = {
   async run(ctx, rec) {
     if (!ctx.state.maintenance?.on) return { status: 'skipped', note: ctx.state.maintenance?.reason ?? 'not requested' };
     const tag = currentTag(ctx.state);
-    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeoutMs: SHORT_TIMEOUT }), 'setting ENGRAMIA_MAINTENANCE in .env');
+    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeout: 'command' }), 'setting ENGRAMIA_MAINTENANCE in .env');
     ctx.state.maintenanceOnByUs = true;
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     // Re-created on the version running now: the new one starts only after this.
-    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
     return { status: 'done', note: `engramia-api re-created on ${tag}` };
   },
 };
@@ -254,21 +280,39 @@ export const UP: StepDef = {
   safeToRepeat: true,
   changesRunningVersion: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API, 'caddy']), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d');
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API, 'caddy']), { timeout: 'up' }), 'docker compose up -d');
     return { status: 'done' };
+  },
+  async settle(ctx) {
+    const host = await probeHost(ctx.ssh, ctx.env);
+    if (host.apiState === 'running' && host.runningTag === ctx.data.version) return { status: 'done', note: `engramia-api already runs ${ctx.data.version}` };
+    return { status: 'not-run', note: `engramia-api ${host.apiState === 'running' ? `runs ${host.runningTag ?? '?'}` : `is ${host.apiState ?? 'missing'}`}` };
   },
 };
 
 export const MIGRATE: StepDef = {
   id: 'migrate',
   title: () => 'Run database migrations',
-  // `upgrade head` after an interruption continues from wherever the database is.
-  safeToRepeat: true,
+  // A second `upgrade head` next to one still running, or after one that died halfway through a
+  // non-transactional migration, can corrupt data: after an interruption the host is read instead.
+  safeToRepeat: false,
   changesRunningVersion: true,
+  orphan: 'wait',
+  // Verification checks deep health, whose migration check catches a database left behind.
+  skippable: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeoutMs: MIGRATE_TIMEOUT }), 'alembic upgrade head');
+    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeout: 'migrate' }), 'alembic upgrade head');
     const upgraded = /Running upgrade/.test(rec.outputTail ?? '');
     return { status: 'done', note: upgraded ? `database now at ${ctx.state.newHead ?? 'head'}` : 'already at head' };
+  },
+  async settle(ctx) {
+    const res = await ctx.ssh.exec(cmd.alembic(ctx.env, ctx.data.version, ['current']), { timeoutMs: ctx.env.timeouts.command * 1000 });
+    const current = res.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
+    const { newHead, dbRevision } = ctx.state;
+    if (!current) return { status: 'unknown', note: `\`alembic current\` did not answer (exit ${res.exitCode ?? res.signal ?? '?'})` };
+    if (newHead && current === newHead) return { status: 'done', note: `database already at ${current}, the head of ${ctx.data.version}` };
+    if (dbRevision && current === dbRevision) return { status: 'not-run', note: `database still at ${current}, where it was before; no migration took effect` };
+    return { status: 'unknown', note: `database at ${current}: neither where it was (${dbRevision ?? 'unknown'}) nor the head of ${ctx.data.version} (${newHead ?? 'unknown'})` };
   },
 };
 
@@ -279,8 +323,8 @@ export const MAINTENANCE_OFF: StepDef = {
   changesRunningVersion: true,
   async run(ctx, rec) {
     if (!ctx.state.maintenanceOnByUs) return { status: 'skipped', note: 'maintenance was not turned on' };
-    mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeoutMs: SHORT_TIMEOUT }), 'removing ENGRAMIA_MAINTENANCE from .env');
-    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+    mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeout: 'command' }), 'removing ENGRAMIA_MAINTENANCE from .env');
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
     ctx.state.maintenanceOnByUs = false;
     await ctx.store.setMaintenanceSince(ctx.data.env, null).catch(() => undefined);
     return { status: 'done', note: `engramia-api re-created on ${ctx.data.version}` };
@@ -293,8 +337,14 @@ export const PIN: StepDef = {
   safeToRepeat: true,
   changesRunningVersion: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, ctx.env.tagVariable, ctx.data.version), { timeoutMs: SHORT_TIMEOUT }), `pinning ${ctx.env.tagVariable}`);
+    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, ctx.env.tagVariable, ctx.data.version), { timeout: 'command' }), `pinning ${ctx.env.tagVariable}`);
     return { status: 'done', note: `${ctx.env.tagVariable}=${ctx.data.version}` };
+  },
+  async settle(ctx) {
+    const host = await probeHost(ctx.ssh, ctx.env);
+    return host.pinnedTag === ctx.data.version
+      ? { status: 'done', note: `.env already pins ${ctx.data.version}` }
+      : { status: 'not-run', note: `.env pins ${host.pinnedTag ?? 'no tag'}` };
   },
 };
 
@@ -304,7 +354,7 @@ export const PRUNE: StepDef = {
   safeToRepeat: true,
   changesRunningVersion: true,
   async run(ctx, rec) {
-    const res = await run(ctx, rec, cmd.prune(ctx.env), { timeoutMs: UP_TIMEOUT });
+    const res = await run(ctx, rec, cmd.prune(ctx.env), { timeout: 'up' });
     // A failed prune leaves disk in use but the deploy intact: warn, don't fail.
     if (res.exitCode !== 0) {
       ctx.state.warnings.push(`docker image prune exited with ${res.exitCode}; old images were kept.`);

@@ -1,6 +1,7 @@
 import { gateMsg } from '../render/deploy.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { DeployContext, StepDef } from './deploy.js';
+import { gateMessageKey, settleWithin } from '../jobs/reporter.js';
 import { planHash } from './plan.js';
 import type { GateDecision, GateKind, GateState } from './types.js';
 
@@ -11,6 +12,7 @@ export interface GateSpec {
   kind: GateKind;
   go: string;
   noGo: string;
+  skip?: string;
   question: string;
   /** What the plan hash covers beyond job, environment and version. */
   plan: readonly string[];
@@ -35,7 +37,15 @@ export async function gateStatus(ctx: DeployContext, gate: Gate): Promise<GateSt
   return { kind: 'pending', until: Date.parse(gate.expiresAt) };
 }
 
-/** Saves the gate in the job first (so a press can find it), then posts its buttons as a message of its own. */
+/** How long opening a gate waits for Slack to take its message; past that the job parks and the message follows. */
+const GATE_POST_WAIT_MS = 3000;
+
+/**
+ * Saves the gate in the job first (so a press can find it), then queues its buttons as a message of its own.
+ * Slack may be down: the step waits for the message only briefly, and it is delivered when Slack answers.
+ * The expiry counts from now, not from delivery: it is the deadline the message shows and the job's lock is
+ * renewed for, so a long outage shortens the time to answer rather than stretching the deploy.
+ */
 export async function openGate(ctx: DeployContext, spec: GateSpec): Promise<Gate> {
   const now = Date.now();
   const gate: Gate = {
@@ -43,6 +53,7 @@ export async function openGate(ctx: DeployContext, spec: GateSpec): Promise<Gate
     kind: spec.kind,
     go: spec.go,
     noGo: spec.noGo,
+    ...(spec.skip ? { skip: spec.skip } : {}),
     question: spec.question,
     createdAt: new Date(now).toISOString(),
     expiresAt: new Date(now + ctx.gateTimeoutMs).toISOString(),
@@ -51,8 +62,11 @@ export async function openGate(ctx: DeployContext, spec: GateSpec): Promise<Gate
   };
   ctx.state.gates[gate.id] = gate;
   await ctx.save();
-  const ref = await ctx.reporter.reply(gateMsg(gate, ctx.data.jobId, spec.detail), { own: true });
+  const delivery = ctx.reporter.reply(gateMsg(gate, ctx.data.jobId, spec.detail), { own: true, key: gateMessageKey(gate.id) });
+  const ref = await settleWithin(delivery, GATE_POST_WAIT_MS);
   if (ref) gate.postedTs = ref.ts;
+  // Delivered later: this run's next save has it, and a resumed run learns it from the reporter (recordInto).
+  else void delivery.then((late) => void (late && (gate.postedTs ??= late.ts)));
   return gate;
 }
 

@@ -3,7 +3,7 @@ import { probeHost } from '../engramia/host.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { renderCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, SHORT_TIMEOUT, UP_TIMEOUT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
 
 const TOGGLE: StepDef = {
   id: 'toggle',
@@ -22,10 +22,10 @@ const TOGGLE: StepDef = {
     }
     const tag = currentTag(ctx.state);
     const edit = on ? cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE');
-    mustSucceed(await run(ctx, rec, edit, { timeoutMs: SHORT_TIMEOUT }), 'editing .env');
+    mustSucceed(await run(ctx, rec, edit, { timeout: 'command' }), 'editing .env');
     ctx.state.maintenanceOnByUs = on;
     // Re-created on the version running now; the variable takes effect only on a new container.
-    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeoutMs: UP_TIMEOUT }), 'docker compose up -d engramia-api');
+    mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
     await ctx.store.setMaintenanceSince(ctx.data.env, on ? new Date().toISOString() : null).catch(() => undefined);
     return { status: 'done', note: `engramia-api re-created on ${tag} with maintenance ${on ? 'on' : 'off'}` };
   },

@@ -10,10 +10,8 @@ import {
   LOGIN,
   MAINTENANCE_OFF,
   MAINTENANCE_ON,
-  MIGRATE_TIMEOUT,
   PIN,
   PREFLIGHT,
-  SHORT_TIMEOUT,
   UP,
   VERIFY,
   currentTag,
@@ -23,7 +21,6 @@ import {
   type StepDef,
 } from './deploy.js';
 
-const SNAPSHOT_TIMEOUT = 30 * 60_000;
 
 /** `pre_rollback_YYYYmmddHHMM.dump`, as the runbook names it, in UTC. */
 export function snapshotName(now = new Date()): string {
@@ -53,7 +50,7 @@ export const SNAPSHOT: StepDef = {
     let path = `${dir}/${base}`;
     // Two snapshots in the same minute must not replace each other: the second gets a suffix.
     for (let n = 2; ; n++) {
-      const res = await run(ctx, rec, cmd.snapshot(ctx.env, path), { timeoutMs: SNAPSHOT_TIMEOUT });
+      const res = await run(ctx, rec, cmd.snapshot(ctx.env, path), { timeout: 'snapshot' });
       if (res.exitCode !== cmd.SNAPSHOT_NAME_TAKEN || n > 9) {
         mustSucceed(res, 'pg_dump');
         break;
@@ -61,9 +58,9 @@ export const SNAPSHOT: StepDef = {
       path = `${dir}/${base.replace(/\.dump$/, `_${n}.dump`)}`;
     }
     // Trust the file, not the exit code: it must exist, be non-empty and be a custom-format dump.
-    const size = await run(ctx, rec, cmd.fileSize(ctx.env, path), { timeoutMs: SHORT_TIMEOUT });
+    const size = await run(ctx, rec, cmd.fileSize(ctx.env, path), { timeout: 'command' });
     const bytes = size.exitCode === 0 ? Number(/^\s*(\d+)/.exec(size.stdout.toString('utf8'))?.[1] ?? 0) : 0;
-    const magic = await run(ctx, rec, cmd.fileMagic(ctx.env, path), { timeoutMs: SHORT_TIMEOUT });
+    const magic = await run(ctx, rec, cmd.fileMagic(ctx.env, path), { timeout: 'command' });
     rec.outputTail = undefined;
     if (bytes === 0 || magic.exitCode !== 0 || magic.stdout.toString('latin1') !== 'PGDMP') {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the snapshot ${path} is not a usable pg_dump file (${bytes} bytes${magic.exitCode === 0 ? '' : ', unreadable'}); nothing was downgraded`, {});
@@ -79,9 +76,9 @@ const INSPECT_TARGET: StepDef = {
   title: (d) => `Compare the database with what ${d.version} expects`,
   safeToRepeat: true,
   async run(ctx, rec) {
-    const heads = mustSucceed(await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeoutMs: 15 * 60_000 }), `alembic heads of ${ctx.data.version}`);
+    const heads = mustSucceed(await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'pull' }), `alembic heads of ${ctx.data.version}`);
     ctx.state.targetHead = cmd.parseRevision(heads.stdout.toString('utf8'));
-    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['current']), { timeoutMs: SHORT_TIMEOUT }), 'alembic current');
+    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['current']), { timeout: 'command' }), 'alembic current');
     ctx.state.dbRevision = cmd.parseRevision(cur.stdout.toString('utf8'));
     if (!ctx.state.targetHead || !ctx.state.dbRevision) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'could not read the alembic revisions, so the bot will not guess a downgrade', {});
@@ -137,13 +134,15 @@ export const DOWNGRADE: StepDef = {
   title: () => 'Downgrade the database',
   // An exact revision, never "-1": running it again cannot go one revision too far.
   safeToRepeat: true,
+  // `downgrade <exact rev>` is idempotent, but one still running must finish, never be killed halfway.
+  orphan: 'wait',
   changesRunningVersion: true,
   async run(ctx, rec) {
     const { state } = ctx;
     if (state.targetHead === state.dbRevision) return { status: 'skipped', note: 'no migrations differ' };
     if (!state.snapshot) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'no verified snapshot, so nothing is downgraded', {});
     // The running (newer) image is the one that knows how to undo its own revisions.
-    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(state), ['downgrade', state.targetHead!]), { timeoutMs: MIGRATE_TIMEOUT }), `alembic downgrade ${state.targetHead}`);
+    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(state), ['downgrade', state.targetHead!]), { timeout: 'migrate' }), `alembic downgrade ${state.targetHead}`);
     state.downgraded = true;
     return { status: 'done', note: `database now at ${state.targetHead}` };
   },

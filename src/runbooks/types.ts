@@ -17,6 +17,14 @@ export interface StepRecord {
   outputTail?: string;
   /** The exact command, secrets masked, as the host saw it. */
   command?: string;
+  /** Process group of the command running now on the host; cleared when it ends. */
+  remotePid?: number;
+  /** How many times the step was started: above 1 after a crash, a dropped connection or a retry. */
+  attempts?: number;
+  /** Id of the `step.*` gate asking what to do about this step's unknown outcome. */
+  gateId?: string;
+  /** The step parked the job on one of its own gates: "running" then means waiting, not interrupted. */
+  parked?: boolean;
 }
 
 export type GateKind = 'maintenance' | 'rollback' | 'plan' | 'downgrade' | 'step';
@@ -28,6 +36,8 @@ export interface GateState {
   /** Buttons' action_ids, from the contract. */
   go: string;
   noGo: string;
+  /** A third choice (`step.skip`), only where skipping is safe. */
+  skip?: string;
   question: string;
   postedTs?: string;
   /** When set, "go" needs this typed in a modal too (a downgrade to base). */
@@ -40,7 +50,7 @@ export interface GateState {
 }
 
 export interface GateDecision {
-  choice: 'go' | 'no-go' | 'expired';
+  choice: 'go' | 'no-go' | 'skip' | 'expired';
   by?: string;
   at: string;
 }

@@ -10,8 +10,11 @@ import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
 export function createWebClient(opts: { token: string; slackApiUrl: string; log: Logger }): WebClient {
   return new WebClient(opts.token, {
     slackApiUrl: opts.slackApiUrl,
-    // Bounded: a job step must never wait on Slack forever.
-    retryConfig: { retries: 4, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    // A call never waits long: one quick retry for a blip, and a 429 comes back at once with its Retry-After
+    // (the client would otherwise sleep it out, pausing every other call). Whoever sends decides how long to keep
+    // trying: the job reporter queues and backs off, for as long as its max age allows.
+    retryConfig: { retries: 1, factor: 2, minTimeout: 250, maxTimeout: 1000 },
+    rejectRateLimitedCalls: true,
     timeout: 10_000,
     logger: {
       debug: () => undefined,
@@ -35,15 +38,50 @@ function scrubDeep<T>(value: T, secrets: readonly string[]): T {
   return value;
 }
 
+const RATE_LIMITED = 'slack_webapi_rate_limited_error';
+
+/**
+ * `slackError` is Slack's error code (`invalid_blocks`, `channel_not_found`, …) or the client's (`ratelimited`,
+ * `slack_webapi_http_error`, `slack_webapi_request_error`); `status` is the HTTP status of a non-200 answer and
+ * `retryAfterSec` Slack's Retry-After: what the job reporter reads to decide whether, and when, to try again.
+ */
 function slackError(method: string, err: unknown): ChatOpsError {
-  const e = err as { data?: { error?: string }; code?: string; message?: string };
-  return new ChatOpsError(ErrorCode.SlackApiError, `${method} failed: ${e.data?.error ?? e.message ?? String(err)}`, { method, slackError: e.data?.error ?? e.code }, { cause: err });
+  const e = err as { data?: { error?: string }; code?: string; message?: string; statusCode?: number; retryAfter?: number };
+  const limited = e.code === RATE_LIMITED;
+  return new ChatOpsError(
+    ErrorCode.SlackApiError,
+    `${method} failed: ${limited ? `ratelimited (retry after ${e.retryAfter ?? '?'} s)` : (e.data?.error ?? e.message ?? String(err))}`,
+    {
+      method,
+      slackError: limited ? 'ratelimited' : (e.data?.error ?? e.code),
+      ...(typeof e.statusCode === 'number' ? { status: e.statusCode } : {}),
+      ...(limited && typeof e.retryAfter === 'number' ? { retryAfterSec: e.retryAfter } : {}),
+    },
+    { cause: err },
+  );
+}
+
+/** Slack's per-second limits answer Retry-After 1 s or so: a single message waits that out here; longer is the caller's. */
+const RATE_LIMIT_WAIT_MS = 3000;
+
+async function patient<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + RATE_LIMIT_WAIT_MS;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      const e = err as { code?: string; retryAfter?: number };
+      const waitMs = e.code === RATE_LIMITED && typeof e.retryAfter === 'number' ? e.retryAfter * 1000 : undefined;
+      if (waitMs === undefined || Date.now() + waitMs > deadline) throw err;
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
 }
 
 export class SlackOutbox implements Outbox {
   /**
-   * `updateClient` should be a second WebClient: the Slack client pauses its whole queue on a
-   * 429, so card updates would otherwise wait behind rate-limited thread posts.
+   * `updateClient` may be a second WebClient, so card updates never share a client (and its request
+   * queue) with rate-limited thread posts.
    */
   constructor(
     private readonly client: WebClient,
@@ -56,13 +94,15 @@ export class SlackOutbox implements Outbox {
   async post(origin: Origin, msg: Msg, opts: { threadTs?: string } = {}): Promise<PostedRef> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      const res: WebAPICallResult & { ts?: string; channel?: string } = await this.client.chat.postMessage({
-        channel: origin.channel,
-        ...payload,
-        ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
-        unfurl_links: false,
-        unfurl_media: false,
-      });
+      const res: WebAPICallResult & { ts?: string; channel?: string } = await patient(() =>
+        this.client.chat.postMessage({
+          channel: origin.channel,
+          ...payload,
+          ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
+      );
       return { channel: res.channel ?? origin.channel, ts: res.ts ?? '' };
     } catch (err) {
       const error = slackError('chat.postMessage', err);
@@ -82,7 +122,7 @@ export class SlackOutbox implements Outbox {
   async update(ref: PostedRef, msg: Msg): Promise<void> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      await this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload });
+      await patient(() => this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload }));
     } catch (err) {
       const error = slackError('chat.update', err);
       this.metrics?.slackErrors.inc({ method: 'chat.update', error: String(error.details.slackError ?? 'unknown') });
@@ -93,7 +133,7 @@ export class SlackOutbox implements Outbox {
   async upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void> {
     try {
       const base = { filename: file.filename, title: file.title, content: scrub(file.content, this.knownSecrets) };
-      await this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel });
+      await patient(() => this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel }));
     } catch (err) {
       const error = slackError('files.uploadV2', err);
       this.metrics?.slackErrors.inc({ method: 'files.uploadV2', error: String(error.details.slackError ?? 'unknown') });
@@ -120,7 +160,7 @@ export class SlackOutbox implements Outbox {
     });
     if (!res.ok) {
       this.log.warn({ status: res.status }, 'response_url post failed');
-      throw new ChatOpsError(ErrorCode.SlackApiError, `response_url answered HTTP ${res.status}`, { method: 'response_url', slackError: `http_${res.status}` });
+      throw new ChatOpsError(ErrorCode.SlackApiError, `response_url answered HTTP ${res.status}`, { method: 'response_url', slackError: `http_${res.status}`, status: res.status });
     }
   }
 }

@@ -23,6 +23,13 @@ export interface ExecOptions {
   onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
   /** Output kept beyond this is dropped from the front (the tail matters most). */
   maxOutputBytes?: number;
+  /**
+   * Called with the remote process group id as soon as the command starts. A job records it, so
+   * a worker that takes the job over after a crash can find a command still running on the host.
+   */
+  onStart?: (pid: number) => void;
+  /** Aborting stops the remote process group (TERM, then KILL) and rejects with INTERRUPTED. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -42,6 +49,9 @@ export function fingerprintSha256(keyBlob: Buffer): string {
 
 const PID_MARKER = '__chatops_pid=';
 const KILL_GRACE_MS = 1500;
+/** Connection attempts before a step sees the failure; a refused or reset connection is often a restarting sshd. */
+const CONNECT_ATTEMPTS = 3;
+const CONNECT_BACKOFF_MS = 300;
 
 /**
  * One SSH connection per host, shared by every step that runs there and
@@ -78,10 +88,52 @@ export class SshExecutor {
   async #connection(): Promise<NodeSSH> {
     if (this.#closed) throw new ChatOpsError(ErrorCode.SshDisconnected, `SSH executor for ${this.label} is closed`, { host: this.label });
     if (this.#ssh?.isConnected()) return this.#ssh;
-    this.#connecting ??= this.#open().finally(() => {
+    this.#connecting ??= this.#openWithRetry().finally(() => {
       this.#connecting = undefined;
     });
     return this.#connecting;
+  }
+
+  async #openWithRetry(): Promise<NodeSSH> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#open();
+      } catch (err) {
+        // A wrong host key or a refused login will not fix itself: report it at once.
+        const retriable = err instanceof ChatOpsError && err.code === ErrorCode.SshConnectFailed;
+        if (!retriable || attempt >= CONNECT_ATTEMPTS || this.#closed) throw err;
+        const wait = CONNECT_BACKOFF_MS * 2 ** (attempt - 1);
+        this.log.warn({ host: this.label, attempt, waitMs: wait, err: (err as Error).message }, 'ssh connect failed; retrying');
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /** True while any process of the group `pid` leads still runs on the host. */
+  async groupAlive(pid: number): Promise<boolean> {
+    const res = await this.#runScript(`kill -0 -- ${shellQuote(`-${pid}`)} 2>/dev/null && echo alive || echo gone`, 10_000);
+    return res.stdout.toString('utf8').trim() === 'alive';
+  }
+
+  /** Stops a process group left behind by a crashed worker or a dropped connection. */
+  async stopGroup(pid: number): Promise<boolean> {
+    const ssh = await this.#connection();
+    return this.#killGroup(ssh, pid);
+  }
+
+  /** Waits for a process group to end by itself; false if it still runs after `timeoutMs`. */
+  async waitGroupGone(pid: number, timeoutMs: number, pollMs = 500): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (await this.groupAlive(pid)) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+    return true;
+  }
+
+  async #runScript(script: string, timeoutMs: number): Promise<ExecResult> {
+    const ssh = await this.#connection();
+    return this.#run(ssh, script, { timeoutMs });
   }
 
   async #open(): Promise<NodeSSH> {
@@ -149,7 +201,10 @@ export class SshExecutor {
         stderr: lineSplitter((line) => {
           if (pid === undefined && line.startsWith(PID_MARKER)) {
             const n = Number(line.slice(PID_MARKER.length));
-            if (Number.isInteger(n) && n > 1) pid = n;
+            if (Number.isInteger(n) && n > 1) {
+              pid = n;
+              opts.onStart?.(n);
+            }
             return;
           }
           stderr += `${line}\n`;
@@ -166,7 +221,16 @@ export class SshExecutor {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
         fn();
+      };
+      const onAbort = () => {
+        finish(() => {
+          channel?.close();
+          void this.#killGroup(ssh, pid).then((killed) =>
+            reject(new ChatOpsError(ErrorCode.Interrupted, `command interrupted on ${this.label}: the worker is stopping`, { host: this.label, remotePid: pid, killed })),
+          );
+        });
       };
       const timer = setTimeout(() => {
         finish(() => {
@@ -185,10 +249,20 @@ export class SshExecutor {
           );
         });
       }, opts.timeoutMs);
+      if (opts.signal?.aborted) {
+        queueMicrotask(onAbort);
+      } else {
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+      }
 
       ssh.connection!.exec(wrapped, (err, ch) => {
         if (err) {
           finish(() => reject(new ChatOpsError(ErrorCode.SshDisconnected, `could not start a command on ${this.label}: ${err.message}`, { host: this.label, started: false }, { cause: err })));
+          return;
+        }
+        if (settled) {
+          // Timed out or aborted before the channel opened: end it before the command gets far.
+          ch.close();
           return;
         }
         channel = ch;

@@ -41,6 +41,8 @@ export interface WorldOptions {
   access?: { deployers?: string[]; approvers?: string[]; admins?: string[] };
   /** Slack user groups the fake knows: id → member ids. */
   userGroups?: Record<string, string[]>;
+  /** A private sshd instead of the shared one, for tests that break SSH sessions. */
+  sshd?: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
 }
 
 export interface World {
@@ -89,7 +91,7 @@ export interface PreparedWorld {
 
 /** The world without the bot: fake Slack, simulated host (API + docker behind the shared sshd), config and env. */
 export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWorld> {
-  const sshd = inject('sshd');
+  const sshd = opts.sshd ?? inject('sshd');
   const root = mkdtempSync(join(tmpdir(), 'chatops-it-'));
   const host = createHost(join(root, 'opt-engramia'));
   const api = await startEngramiaApi({ deployPath: host.deployPath });

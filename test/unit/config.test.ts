@@ -109,6 +109,7 @@ describe('parseConfig / loadConfig: a valid file', () => {
       gateTimeoutSeconds: 900,
       verifySettleSeconds: 60,
       maintenanceWarnMinutes: 30,
+      timeouts: { login: 60, pull: 900, up: 300, migrate: 900, snapshot: 1800, command: 60 },
     });
   });
 
@@ -513,7 +514,15 @@ describe('readEnvOptions', () => {
       configPath: './chatops.yml',
       logLevel: 'info',
       queuePrefix: 'chatops',
+      worker: {},
     });
+  });
+
+  it('worker tuning: whole milliseconds in range, each bad value named with what would be right', () => {
+    expect(readEnvOptions({ CHATOPS_JOB_LOCK_MS: '2000', CHATOPS_STALLED_INTERVAL_MS: '1000', CHATOPS_SHUTDOWN_GRACE_MS: '0' }).worker).toEqual({ jobLockMs: 2000, stalledIntervalMs: 1000, shutdownGraceMs: 0 });
+    expect(() => readEnvOptions({ CHATOPS_JOB_LOCK_MS: '15s', CHATOPS_STALLED_INTERVAL_MS: '100' })).toThrow(
+      /CHATOPS_JOB_LOCK_MS: must be a whole number of milliseconds from 1000 to 600000, got "15s"[\s\S]*CHATOPS_STALLED_INTERVAL_MS: must be a whole number of milliseconds from 500/,
+    );
   });
 
   it('empty values count as unset', () => {

@@ -474,6 +474,8 @@ const SAMPLE_ERRORS: ChatOpsError[] = [
   new ChatOpsError(ErrorCode.SshConnectFailed, 'connect', { host: '203.0.113.10', reason: 'connection refused' }),
   new ChatOpsError(ErrorCode.SshTimeout, '`docker compose pull` did not finish within 600 s', { killed: true }),
   new ChatOpsError(ErrorCode.SshDisconnected, 'The SSH connection dropped.', { started: false }),
+  new ChatOpsError(ErrorCode.Interrupted, 'command interrupted on deploy@host:22: the worker is stopping', { remotePid: 4242, killed: true }),
+  new ChatOpsError(ErrorCode.JobLockLost, 'job 17 is owned by another worker now', { jobId: '17' }),
   new ChatOpsError(ErrorCode.RemoteCommandFailed, '`docker compose up -d` exited with 1', { outputTail: 'Error response from daemon: pull access denied\n<!channel>' }),
   new ChatOpsError(ErrorCode.UnsafeArgument, 'argument contains a NUL byte', {}),
   new ChatOpsError(ErrorCode.ApiUnreachable, 'dns', { url: 'https://api.engramia.dev/v1/version', reason: 'DNS lookup failed' }),
