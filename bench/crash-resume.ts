@@ -20,7 +20,7 @@ import { configYaml } from '../test/world/config.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, runningApiTag, setFault } from '../test/world/sim/host.mjs';
 import { TO_VERSION, VERIFY_SETTLE_SECONDS, stats, type Stats } from './deploy.js';
-import { ALICE, OPS_CHANNEL, type BenchWorld } from './world.js';
+import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -59,18 +59,7 @@ export async function runCrashResumeBench(w: BenchWorld, opts: { rounds?: number
   const progress = opts.progress ?? (() => undefined);
   const configPath = join(w.root, 'chatops-crash.yml');
   writeFileSync(configPath, configYaml({ deployPath: w.deployPath, apiUrl: w.apiUrl, sshd: w.sshd, envExtra: { verifySettleSeconds: VERIFY_SETTLE_SECONDS } }));
-  const processEnv: NodeJS.ProcessEnv = {
-    SLACK_BOT_TOKEN: w.slack.botToken,
-    SLACK_SIGNING_SECRET: w.signingSecret,
-    SLACK_API_URL: w.slack.apiUrl,
-    PORT: '0',
-    REDIS_URL: w.redis.url,
-    CHATOPS_CONFIG: configPath,
-    CHATOPS_QUEUE_PREFIX: 'bench-crash',
-    LOG_LEVEL: 'info',
-    ENGRAMIA_PROD_API_KEY: w.apiKey,
-    GHCR_TOKEN: w.registryToken,
-  };
+  const processEnv = benchProcessEnv(w, configPath, 'bench-crash');
   const log = createLogger({ level: 'info', destination: { write: () => undefined } });
   const app = await startBot({ env: readEnvOptions(processEnv), config: loadConfig(configPath), role: 'app', log, processEnv });
   const botUrl = `http://127.0.0.1:${app.port}`;

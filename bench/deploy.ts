@@ -30,7 +30,7 @@ import { findBinary } from '../test/world/requirements.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag } from '../test/world/sim/host.mjs';
 import { commandLabel, installTracing, now, tracer, type Span } from './trace.js';
-import { ALICE, OPS_CHANNEL, type BenchWorld } from './world.js';
+import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
 export const FROM_VERSION = '0.6.0';
 export const TO_VERSION = '0.6.1';
@@ -361,18 +361,7 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
   writeFileSync(configPath, benchConfig(w));
   const config = loadConfig(configPath);
   const env = config.environments.production!;
-  const processEnv: NodeJS.ProcessEnv = {
-    SLACK_BOT_TOKEN: w.slack.botToken,
-    SLACK_SIGNING_SECRET: w.signingSecret,
-    SLACK_API_URL: w.slack.apiUrl,
-    PORT: '0',
-    REDIS_URL: w.redis.url,
-    CHATOPS_CONFIG: configPath,
-    CHATOPS_QUEUE_PREFIX: 'bench',
-    LOG_LEVEL: 'info',
-    ENGRAMIA_PROD_API_KEY: w.apiKey,
-    GHCR_TOKEN: w.registryToken,
-  };
+  const processEnv = benchProcessEnv(w, configPath, 'bench');
   const http = pickHttpClient();
   const script = operatorScript(env, { registryToken: w.registryToken, apiKey: w.apiKey, http });
 

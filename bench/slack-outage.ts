@@ -21,7 +21,7 @@ import { configYaml } from '../test/world/config.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { runningApiTag } from '../test/world/sim/host.mjs';
 import { COMMAND_TEXT, TO_VERSION, VERIFY_SETTLE_SECONDS, stats, type Stats } from './deploy.js';
-import { ALICE, OPS_CHANNEL, type BenchWorld } from './world.js';
+import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
 export interface OutageRound {
   outageMs: number;
@@ -108,18 +108,7 @@ export async function runSlackOutageBench(w: BenchWorld, opts: { rounds?: number
   const progress = opts.progress ?? (() => undefined);
   const configPath = join(w.root, 'chatops-outage.yml');
   writeFileSync(configPath, configYaml({ deployPath: w.deployPath, apiUrl: w.apiUrl, sshd: w.sshd, envExtra: { verifySettleSeconds: VERIFY_SETTLE_SECONDS } }));
-  const processEnv: NodeJS.ProcessEnv = {
-    SLACK_BOT_TOKEN: w.slack.botToken,
-    SLACK_SIGNING_SECRET: w.signingSecret,
-    SLACK_API_URL: w.slack.apiUrl,
-    PORT: '0',
-    REDIS_URL: w.redis.url,
-    CHATOPS_CONFIG: configPath,
-    CHATOPS_QUEUE_PREFIX: 'bench-outage',
-    LOG_LEVEL: 'info',
-    ENGRAMIA_PROD_API_KEY: w.apiKey,
-    GHCR_TOKEN: w.registryToken,
-  };
+  const processEnv = benchProcessEnv(w, configPath, 'bench-outage');
   const log = createLogger({ level: 'info', destination: { write: () => undefined } });
   // Production settings (default card interval, default retry policy), with Slack's rate limits on.
   const bot = await startBot({ env: readEnvOptions(processEnv), config: loadConfig(configPath), role: 'all', log, processEnv });

@@ -141,3 +141,19 @@ export async function startBenchWorld(): Promise<BenchWorld> {
     close: closeAll,
   };
 }
+
+/** The bot's environment for a bench run: the world's Slack, Redis and secrets, a config file and a queue prefix of its own. */
+export function benchProcessEnv(w: BenchWorld, configPath: string, queuePrefix: string): NodeJS.ProcessEnv {
+  return {
+    SLACK_BOT_TOKEN: w.slack.botToken,
+    SLACK_SIGNING_SECRET: w.signingSecret,
+    SLACK_API_URL: w.slack.apiUrl,
+    PORT: '0',
+    REDIS_URL: w.redis.url,
+    CHATOPS_CONFIG: configPath,
+    CHATOPS_QUEUE_PREFIX: queuePrefix,
+    LOG_LEVEL: 'info',
+    ENGRAMIA_PROD_API_KEY: w.apiKey,
+    GHCR_TOKEN: w.registryToken,
+  };
+}

@@ -8,7 +8,7 @@ import { audit } from '../audit.js';
 import { deployCard } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
-import { RUNBOOKS } from '../runbooks/catalog.js';
+import { cardView } from '../runbooks/catalog.js';
 import type { DeployData } from '../runbooks/deploy.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import type { OpsStore } from './store.js';
@@ -128,20 +128,7 @@ async function closeAbandoned(deps: ReaperDeps, job: Job<DeployData>): Promise<v
   log.warn({ reason: job.failedReason, lockReleased: released }, 'reaper closed an abandoned job');
   if (state.card?.ts) {
     await deps.outbox
-      .update(state.card, deployCard({
-        jobId: data.jobId,
-        title: RUNBOOKS[data.kind].title(data),
-        label: RUNBOOKS[data.kind].label(data),
-        env: data.env,
-        version: data.version,
-        fromVersion: state.fromVersion ?? state.pinnedBefore,
-        requestedBy: data.origin.user,
-        dryRun: data.dryRun,
-        steps: state.steps,
-        outcome: state.outcome,
-        summary: state.summary,
-        warnings: state.warnings,
-      }))
+      .update(state.card, deployCard(cardView(data, state)))
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reaper could not update the card'));
   }
   await deps.outbox

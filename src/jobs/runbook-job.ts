@@ -5,10 +5,10 @@ import { probeHost } from '../engramia/host.js';
 import { audit } from '../audit.js';
 import { ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { decidedGateMsg, deployCard, stepReply, type DeployView } from '../render/deploy.js';
+import { decidedGateMsg, deployCard, stepReply } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, type Msg } from '../render/model.js';
-import { RUNBOOKS } from '../runbooks/catalog.js';
+import { RUNBOOKS, cardView } from '../runbooks/catalog.js';
 import { openGate } from '../runbooks/gates.js';
 import { type DeployContext, type DeployData, type DeployState, type StepDef, type StepResult } from '../runbooks/deploy.js';
 import { recoverStep } from './recovery.js';
@@ -53,24 +53,6 @@ export function stepsFor(data: Pick<DeployData, 'kind'>): readonly StepDef[] {
   return RUNBOOKS[data.kind].steps;
 }
 
-function view(data: DeployData, state: DeployState): DeployView {
-  return {
-    jobId: data.jobId,
-    title: RUNBOOKS[data.kind].title(data),
-    label: RUNBOOKS[data.kind].label(data),
-    env: data.env,
-    version: data.version,
-    fromVersion: state.fromVersion ?? state.pinnedBefore,
-    requestedBy: data.origin.user,
-    dryRun: data.dryRun,
-    steps: state.steps,
-    outcome: state.outcome,
-    ...(state.summary ? { summary: state.summary } : {}),
-    ...(state.maintenance ? { maintenance: `${state.maintenance.on ? 'on' : 'off'} (${state.maintenance.reason.replace(/<@([A-Z0-9]+)>/g, '@$1')})` } : {}),
-    warnings: state.warnings,
-  };
-}
-
 function initialState(data: DeployData): DeployState {
   return {
     steps: stepsFor(data).map((s) => ({ id: s.id, title: s.title(data), status: 'pending' as const })),
@@ -103,7 +85,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
   if (data.dryRun) return dryRun(data, state, deps, reporter);
 
   // Bounded: with Slack down the deploy goes on, and the card is posted (and saved) once Slack answers.
-  const card = await reporter.start(deployCard(view(data, state)), state.card);
+  const card = await reporter.start(deployCard(cardView(data, state)), state.card);
   if (state.outcome === 'waiting') state.outcome = 'running';
   if (!state.card && card) {
     state.card = card;
@@ -136,7 +118,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
   const park = async (until: number, gateId: string): Promise<never> => {
     state.outcome = 'waiting';
     await save();
-    reporter.setCard(deployCard(view(data, state)));
+    reporter.setCard(deployCard(cardView(data, state)));
     await reporter.flush(15_000);
     // The lock must outlive the wait, or another deploy could slip in while this one is parked.
     await deps.store.renewLock(data.env, data.jobId, until - Date.now() + deps.lockTtlMs);
@@ -212,7 +194,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         rec.exitCode = undefined;
         await save();
         void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
-        reporter.setCard(deployCard(view(data, state)));
+        reporter.setCard(deployCard(cardView(data, state)));
         const began = Date.now();
         try {
           result = await step.run(ctx, rec);
@@ -259,7 +241,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
       rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
       await save();
       if (result.status === 'done') postStep(ctx, rec);
-      reporter.setCard(deployCard(view(data, state)));
+      reporter.setCard(deployCard(cardView(data, state)));
       // A decided gate shows its decision in place of the buttons.
       await refreshDecidedGates(ctx);
     }
@@ -316,7 +298,7 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
   void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
-  ctx.reporter.setCard(deployCard(view(data, state)));
+  ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome: state.outcome };
 }
@@ -375,7 +357,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
   void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
-  ctx.reporter.setCard(deployCard(view(data, state)));
+  ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome };
 }
@@ -406,7 +388,7 @@ async function dryRun(data: DeployData, state: DeployState, deps: RunbookJobDeps
   state.outcome = 'succeeded';
   for (const s of state.steps) s.status = 'pending';
   state.summary = `Nothing was run. These are the exact commands the ${data.kind} would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;
-  await reporter.start(deployCard(view(data, state)));
+  await reporter.start(deployCard(cardView(data, state)));
   const plan = RUNBOOKS[data.kind].dryRunPlan(deps.env, data);
   void reporter.reply({ summary: `Dry run plan for ${data.version}`, parts: [{ type: 'code', text: plan.join('\n') }] });
   await reporter.flush();

@@ -1,6 +1,7 @@
 import type { EnvironmentConfig } from '../config/schema.js';
+import type { DeployView } from '../render/deploy.js';
 import { code, esc } from '../render/model.js';
-import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type DeployState, type StepDef } from './deploy.js';
 import { planApprovalStep } from './gates.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
 import { MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
@@ -103,3 +104,22 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     dryRunPlan: migrateDryRunPlan,
   },
 };
+
+/** What a runbook job's card shows, from its data and saved state: one view for the job and the reaper. */
+export function cardView(data: DeployData, state: DeployState): DeployView {
+  return {
+    jobId: data.jobId,
+    title: RUNBOOKS[data.kind].title(data),
+    label: RUNBOOKS[data.kind].label(data),
+    env: data.env,
+    version: data.version,
+    fromVersion: state.fromVersion ?? state.pinnedBefore,
+    requestedBy: data.origin.user,
+    dryRun: data.dryRun,
+    steps: state.steps,
+    outcome: state.outcome,
+    ...(state.summary ? { summary: state.summary } : {}),
+    ...(state.maintenance ? { maintenance: `${state.maintenance.on ? 'on' : 'off'} (${state.maintenance.reason.replace(/<@([A-Z0-9]+)>/g, '@$1')})` } : {}),
+    warnings: state.warnings,
+  };
+}

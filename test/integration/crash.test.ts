@@ -3,13 +3,13 @@
 // Redis, sshd and the simulated host are real. Every test ends on the host's own record of what ran.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { findButton } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setFault } from '../world/sim/host.mjs';
-import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
-import { BOB, blockText, type Block } from './blocks.js';
+import { OPS_CHANNEL, startWorld, type World } from './harness.js';
+import { blockText, type Block } from './blocks.js';
+import { completed, expectEachCompletedOnce, finalCard, invocations, isCmd, lockHolder, press, processGone, records, savedStep, startedOnHost, thread, until } from './faults.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 /** Short locks so a dead worker's job is taken over in about two seconds, not fifteen. */
@@ -51,89 +51,9 @@ function spawnWorker(w: World, name: string, extra: Record<string, string> = {})
   return p;
 }
 
-async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function appWorld(): Promise<World> {
   world = await startWorld({ role: 'app', slackLimits: false, envExtra: { verifySettleSeconds: 5 } });
   return world;
-}
-
-type Rec = { phase: string; pid: number; exitCode: number | null; argv: string[] };
-const records = (w: World): Rec[] => readCommandLog(w.deployPath) as Rec[];
-const isCmd = (r: Rec, needle: string) => r.argv.join(' ').includes(needle);
-/** Invocations that ran to the end (the host wrote their exit code). */
-const completed = (w: World, needle: string) => records(w).filter((r) => r.phase !== 'start' && isCmd(r, needle));
-/** Every process the host saw for a command, finished or not. */
-const invocations = (w: World, needle: string) => new Set(records(w).filter((r) => isCmd(r, needle)).map((r) => r.pid)).size;
-
-/** The state-changing commands of a standard deploy: each must have finished exactly once. */
-const DEPLOY_COMMANDS = ['login', ' pull', 'alembic upgrade head', 'up -d engramia-api caddy', 'image prune'];
-
-function expectEachCompletedOnce(w: World, needles = DEPLOY_COMMANDS): void {
-  for (const n of needles) {
-    const done = completed(w, n);
-    expect(done.map((r) => `${r.exitCode} ${r.argv.join(' ')}`), n).toHaveLength(1);
-    expect(done[0]!.exitCode, n).toBe(0);
-  }
-}
-
-function card(w: World) {
-  return w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && blockText(m.blocks as Block[]).includes('Deploy '));
-}
-
-async function finalCard(w: World, outcome: RegExp, timeoutMs = 45_000): Promise<string> {
-  return until(() => {
-    const c = card(w);
-    const t = c ? blockText(c.blocks as Block[]) : '';
-    return outcome.test(t) ? t : undefined;
-  }, `deploy card matching ${outcome}`, timeoutMs);
-}
-
-function thread(w: World): string {
-  const c = card(w);
-  return c ? w.slack.threadReplies(OPS_CHANNEL, c.ts).map((m) => blockText(m.blocks as Block[])).join('\n---\n') : '';
-}
-
-async function lockHolder(w: World) {
-  return w.bot.producer!.store.readLock('production');
-}
-
-/** The job's saved state, read from Redis the way any worker would. */
-async function savedStep(w: World, stepId: string) {
-  const holder = await lockHolder(w);
-  if (!holder?.jobId) return undefined;
-  const job = await w.bot.producer!.getJob(holder.jobId);
-  return (job?.data as any)?.state?.steps?.find((s: any) => s.id === stepId);
-}
-
-function processGone(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}/stat`)) return true;
-  // Reparented orphans are not reaped in this sandbox: a zombie counts as gone.
-  const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
-  return state === 'Z' || state === 'X';
-}
-
-/** Waits until the host runs the (slowed) command and the job has saved its process group: the moment to break things. */
-async function startedOnHost(w: World, needle: string, stepId: string): Promise<{ orphan: Rec; remotePid: number }> {
-  return until(async () => {
-    const orphan = records(w).find((r) => r.phase === 'start' && isCmd(r, needle));
-    const step = await savedStep(w, stepId);
-    return orphan && step?.status === 'running' && step.remotePid ? { orphan, remotePid: step.remotePid as number } : undefined;
-  }, `${needle} to start on the host with its process group saved`);
-}
-
-async function press(w: World, actionId: string, user = BOB): Promise<void> {
-  const message = await until(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], actionId)), `a ${actionId} button`);
-  const res = await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, channel: OPS_CHANNEL, message: structuredClone(message), action_id: actionId });
-  expect(res.status).toBe(200);
 }
 
 // Each test deploys, breaks a worker and waits for the lock to expire: more than the default 30 s budget.

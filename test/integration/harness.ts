@@ -15,6 +15,19 @@ import { createHost } from '../world/sim/host.mjs';
 import { startEngramiaApi } from '../world/sim/api.mjs';
 
 export const OTHER_CHANNEL = 'C0ELSEWHERE';
+
+/** What the host records for `deploy 0.6.1 --no-maintenance` from 0.6.0 (migration 031 → 032), in order. */
+export const NO_MAINTENANCE_DEPLOY = [
+  'compose -f docker-compose.prod.yml ps -a --format json',
+  'login ghcr.io -u engramia-bot --password-stdin',
+  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml pull engramia-api',
+  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
+  'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml exec -T engramia-api alembic current',
+  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml up -d engramia-api caddy',
+  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic upgrade head',
+  'image prune -f',
+  'compose -f docker-compose.prod.yml ps -a --format json',
+];
 export const SIGNING_SECRET = `signsecret-${randomBytes(8).toString('hex')}`;
 
 export interface WorldOptions {

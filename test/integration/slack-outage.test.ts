@@ -5,7 +5,7 @@ import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, runningApiTag } from '../world/sim/host.mjs';
 import type { FakeMessage } from '../world/fake-slack.js';
 import type { DeployData } from '../../src/runbooks/deploy.js';
-import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { BOB, blockText, text, type Block } from './blocks.js';
 
 let world: World | undefined;
@@ -29,17 +29,6 @@ function ran(w: World): { line: string; exitCode: number | null }[] {
     .map((r: any) => ({ line: `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`, exitCode: r.exitCode }));
 }
 
-const NO_MAINTENANCE_DEPLOY = [
-  'compose -f docker-compose.prod.yml ps -a --format json',
-  'login ghcr.io -u engramia-bot --password-stdin',
-  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml pull engramia-api',
-  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
-  'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml exec -T engramia-api alembic current',
-  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml up -d engramia-api caddy',
-  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic upgrade head',
-  'image prune -f',
-  'compose -f docker-compose.prod.yml ps -a --format json',
-];
 
 function card(w: World): FakeMessage | undefined {
   return w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && text(m.blocks).includes('Deploy 0.6.1'));

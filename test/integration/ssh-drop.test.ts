@@ -1,15 +1,16 @@
 // SSH sessions killed in the middle of a command, on a private sshd so no other test's
 // connections are touched. The bot must reconnect, stop or wait for what it left running,
 // settle the step from the host, and ask a person when the host cannot tell.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type SshdServer } from '../world/sshd.js';
-import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { findButton } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setFault } from '../world/sim/host.mjs';
-import { ALICE, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
-import { BOB, blockText, type Block } from './blocks.js';
+import { ALICE, OPS_CHANNEL, startWorld, type World } from './harness.js';
+import { blockText, type Block } from './blocks.js';
+import { completed, finalCard, invocations, press, processGone, startedOnHost, thread, until } from './faults.js';
 
 const SIM_BIN_DIR = fileURLToPath(new URL('../world/sim/bin', import.meta.url));
 
@@ -31,24 +32,12 @@ afterEach(async (ctx) => {
   world = undefined;
 });
 
-type Rec = { phase: string; pid: number; exitCode: number | null; argv: string[] };
-const records = (w: World): Rec[] => readCommandLog(w.deployPath) as Rec[];
-const isCmd = (r: Rec, needle: string) => r.argv.join(' ').includes(needle);
-const completed = (w: World, needle: string) => records(w).filter((r) => r.phase !== 'start' && isCmd(r, needle));
-const invocations = (w: World, needle: string) => new Set(records(w).filter((r) => isCmd(r, needle)).map((r) => r.pid)).size;
-
 function ppidOf(pid: number): number | undefined {
   try {
     return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
   } catch {
     return undefined;
   }
-}
-
-function processGone(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}/stat`)) return true;
-  const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
-  return state === 'Z' || state === 'X';
 }
 
 /** Kills every per-connection sshd process of the private server: the bot's connection drops mid-command. */
@@ -66,16 +55,6 @@ function dropSessions(): number {
   return n;
 }
 
-async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function dropWorld(envExtra: Record<string, string | number> = {}): Promise<World> {
   world = await startWorld({
     slackLimits: false,
@@ -83,39 +62,6 @@ async function dropWorld(envExtra: Record<string, string | number> = {}): Promis
     envExtra: { verifySettleSeconds: 5, gateTimeoutSeconds: 60, ...envExtra },
   });
   return world;
-}
-
-function card(w: World) {
-  return w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && blockText(m.blocks as Block[]).includes('Deploy '));
-}
-
-async function finalCard(w: World, outcome: RegExp): Promise<string> {
-  return until(() => {
-    const c = card(w);
-    const t = c ? blockText(c.blocks as Block[]) : '';
-    return outcome.test(t) ? t : undefined;
-  }, `deploy card matching ${outcome}`, 45_000);
-}
-
-function thread(w: World): string {
-  const c = card(w);
-  return c ? w.slack.threadReplies(OPS_CHANNEL, c.ts).map((m) => blockText(m.blocks as Block[])).join('\n---\n') : '';
-}
-
-async function startedOnHost(w: World, needle: string, stepId: string): Promise<Rec> {
-  return until(async () => {
-    const orphan = records(w).find((r) => r.phase === 'start' && isCmd(r, needle));
-    const holder = await w.bot.producer!.store.readLock('production');
-    const job = holder?.jobId ? await w.bot.producer!.getJob(holder.jobId) : undefined;
-    const step = (job?.data as any)?.state?.steps?.find((s: any) => s.id === stepId);
-    return orphan && step?.remotePid ? orphan : undefined;
-  }, `${needle} to start with its process group saved`);
-}
-
-async function press(w: World, actionId: string, user = BOB): Promise<void> {
-  const message = await until(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], actionId)), `a ${actionId} button`);
-  const res = await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, channel: OPS_CHANNEL, message: structuredClone(message), action_id: actionId });
-  expect(res.status).toBe(200);
 }
 
 /** Kill the SSH session during a slow migration, and make `alembic current` fail once so the host cannot tell. */
@@ -132,7 +78,7 @@ describe('the SSH session dies mid-command', { timeout: 60_000 }, () => {
     const w = await dropWorld();
     setFault(w.deployPath, { match: ' pull', delayMs: 3000, times: 1 });
     await w.slash('deploy 0.6.1 --no-maintenance');
-    const orphan = await startedOnHost(w, ' pull', 'pull');
+    const { orphan } = await startedOnHost(w, ' pull', 'pull');
     expect(dropSessions()).toBeGreaterThan(0);
 
     await finalCard(w, /succeeded/);
@@ -192,7 +138,7 @@ describe('the SSH session dies mid-command', { timeout: 60_000 }, () => {
     const w = await dropWorld({ timeouts: '{ pull: 2 }' });
     setFault(w.deployPath, { match: ' pull', hang: true, times: 1 });
     await w.slash('deploy 0.6.1 --no-maintenance');
-    const hung = await startedOnHost(w, ' pull', 'pull');
+    const { orphan: hung } = await startedOnHost(w, ' pull', 'pull');
     const text = await finalCard(w, /failed|Stopped at/i);
     expect(text).toMatch(/timed out after 2 s/);
     expect(processGone(hung.pid)).toBe(true);
