@@ -3,7 +3,7 @@ import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { probeHost } from '../engramia/host.js';
 import { audit } from '../audit.js';
-import { ErrorCode, asChatOpsError } from '../errors.js';
+import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { decidedGateMsg, deployCard, stepReply } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
@@ -38,6 +38,8 @@ export interface RunbookJobDeps {
   signal?: AbortSignal;
   /** Throws JOB_LOCK_LOST unless this worker still owns the job; called before every step. */
   fence?: () => Promise<void>;
+  /** True once shutdown left this job's running step to the next worker: nothing here may end the job. */
+  abandoned?: () => boolean;
 }
 
 /** Bounded: a host that stays unreachable fails the step instead of being retried forever. */
@@ -111,7 +113,6 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
     save,
     gateTimeoutMs: deps.gateTimeoutMs,
     verifySettleMs: deps.verifySettleMs,
-    ...(deps.signal ? { signal: deps.signal } : {}),
   };
 
   // Parks the job until `until` (a gate's expiry, or sooner when someone presses it).
@@ -196,10 +197,13 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
         reporter.setCard(deployCard(cardView(data, state)));
         const began = Date.now();
+        // Only a step that is safe to repeat may be stopped by a shutdown; a migration is never killed halfway.
+        ctx.signal = step.safeToRepeat ? deps.signal : undefined;
         try {
           result = await step.run(ctx, rec);
           break;
         } catch (err) {
+          if (deps.abandoned?.()) throw new ChatOpsError(ErrorCode.JobLockLost, 'this worker left the job to the next one at shutdown', { jobId: data.jobId });
           const error = asChatOpsError(err);
           if (error.code === ErrorCode.Interrupted && step.safeToRepeat) {
             // Stopped on purpose at shutdown: the next worker runs this step again from the start.

@@ -83,6 +83,8 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   });
 
   let stopping = false;
+  // Set when shutdown leaves a running step behind: whatever then fails in this process must not be reported as the job's end.
+  let abandoned = false;
   // Slack deliveries outlive a job's run (parked at a gate, or Slack down when it ended): one queue per job here.
   const reporters = new ReporterRegistry({ outbox: deps.outbox, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
   const stopNow = new AbortController();
@@ -120,6 +122,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
           verifySettleMs: env.verifySettleSeconds * 1000,
           lockTtlMs: deps.lockTtlMs ?? DEFAULT_LOCK_TTL_MS,
           stopping: () => stopping,
+          abandoned: () => abandoned,
           reporters,
           signal: stopNow.signal,
           fence: async () => {
@@ -199,7 +202,9 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         if (!(await within(closing, FORCE_AFTER_MS))) {
           // What still runs is not safe to interrupt: leave it to the stalled check; the next worker settles it from the host.
           deps.log.warn('shutdown: leaving the running step to the next worker, which will settle it from the host');
-          await worker.close(true);
+          abandoned = true;
+          // Not awaited: BullMQ hands back the close already pending, which waits for the very step we leave behind.
+          void worker.close(true).catch(() => undefined);
         }
       }
       // What Slack has not taken yet gets a moment, then every retry stops: no timer outlives the worker.

@@ -9,7 +9,7 @@ import { findButton } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setFault } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, startWorld, type World } from './harness.js';
 import { blockText, type Block } from './blocks.js';
-import { completed, expectEachCompletedOnce, finalCard, invocations, isCmd, lockHolder, press, processGone, records, savedStep, startedOnHost, thread, until } from './faults.js';
+import { card, completed, expectEachCompletedOnce, finalCard, invocations, isCmd, lockHolder, press, processGone, records, savedStep, startedOnHost, thread, until } from './faults.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 /** Short locks so a dead worker's job is taken over in about two seconds, not fifteen. */
@@ -161,6 +161,31 @@ describe('SIGTERM', { timeout: 90_000 }, () => {
     await finalCard(w, /succeeded/);
     expect(thread(w)).toMatch(/resuming at step 4/);
     expectEachCompletedOnce(w);
+  });
+});
+
+describe('SIGTERM with a migration running past the grace period', { timeout: 90_000 }, () => {
+  it('never kills the migration: the worker leaves it to the next one, exits 0, and the next worker waits for it and settles the step', async () => {
+    const w = await appWorld();
+    // Longer than the grace (0.3 s) plus the 15 s the worker then waits before leaving the step behind.
+    setFault(w.deployPath, { match: 'alembic upgrade head', delayMs: 18_000, times: 1 });
+    const a = spawnWorker(w, 'worker-a', { CHATOPS_SHUTDOWN_GRACE_MS: '300' });
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const { orphan } = await startedOnHost(w, 'alembic upgrade head', 'migrate');
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    expect(a.out()).toMatch(/leaving the running step to the next worker/);
+    // The migration still runs on the host, and the job was not ended by the worker that left it.
+    expect(processGone(orphan.pid)).toBe(false);
+    expect(card(w) && /failed/.test(blockText(card(w)!.blocks as Block[]))).toBe(false);
+    expect((await lockHolder(w))?.jobId).toBeDefined();
+
+    spawnWorker(w, 'worker-b');
+    await finalCard(w, /succeeded/);
+    expect(invocations(w, 'alembic upgrade head')).toBe(1);
+    expect(readState(w.deployPath).db.revision).toBe('032');
+    expect(thread(w)).toMatch(/was still running on the host; the bot waited for it to end/);
+    expect(await lockHolder(w)).toBeUndefined();
   });
 });
 
