@@ -120,19 +120,19 @@ const median = (values: number[]): number => stats(values).median;
 // ------------------------------------------------------------------------------------------------
 // The bot
 
-function benchConfig(w: BenchWorld): string {
+export function benchConfig(w: BenchWorld): string {
   return configYaml({ deployPath: w.deployPath, apiUrl: w.apiUrl, sshd: w.sshd, envExtra: { verifySettleSeconds: VERIFY_SETTLE_SECONDS } });
 }
 
 /** What the simulated docker ran, as "IMAGE_TAG=x argv…" lines, sorted (the bot runs some probes in parallel). */
-function hostCommands(deployPath: string): string[] {
+export function hostCommands(deployPath: string): string[] {
   return readCommandLog(deployPath)
     .filter((r) => r.phase !== 'start')
     .map((r) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`)
     .sort();
 }
 
-function assertDeployed(deployPath: string, who: string): void {
+export function assertDeployed(deployPath: string, who: string): void {
   const tag = runningApiTag(deployPath);
   const env = readEnvFile(deployPath);
   const pins = env.match(/^IMAGE_TAG=.*$/gm) ?? [];
@@ -146,7 +146,7 @@ const API_LABEL: Record<string, string> = { version: 'GET /v1/version', health: 
 const cardText = (c: Call) => (typeof c.args.text === 'string' ? c.args.text : '');
 const OUTCOME_RE = new RegExp(`^Deploy ${TO_VERSION.replace(/\./g, '\\.')} to production: (.+)$`);
 
-async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean, logs: string[]): Promise<BotRound> {
+export async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean, logs: string[]): Promise<BotRound> {
   await w.freshHost();
   w.slack.reset();
   w.slack.setRateLimits(limits ? {} : false);
@@ -307,7 +307,7 @@ export function operatorScript(env: EnvironmentConfig, o: { registryToken: strin
   return { script, labels: steps.map((s) => s.label) };
 }
 
-function sshArgs(w: BenchWorld): string[] {
+export function sshArgs(w: BenchWorld): string[] {
   return [
     '-F', '/dev/null', // this machine's ~/.ssh/config must not change what is measured
     '-i', w.sshd.privateKeyPath,
@@ -321,7 +321,7 @@ function sshArgs(w: BenchWorld): string[] {
   ];
 }
 
-async function baselineRound(w: BenchWorld, s: OperatorScript): Promise<BaselineRound> {
+export async function baselineRound(w: BenchWorld, s: OperatorScript): Promise<BaselineRound> {
   await w.freshHost();
   const t0 = now();
   const { code, stdout, stderr, end } = await new Promise<{ code: number | null; stdout: string; stderr: string; end: number }>((resolve, reject) => {
@@ -375,7 +375,7 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
   try {
     // The worker registers itself asynchronously; a deploy sent before that would measure start-up.
     const ready = Date.now() + 20_000;
-    while ((await bot.producer!.workerCount()) === 0) {
+    while ((await bot.producer!.workerCount().catch(() => 0)) === 0) {
       if (Date.now() > ready) throw new Error('bench: the bot worker did not come up');
       await new Promise((r) => setTimeout(r, 50));
     }

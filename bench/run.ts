@@ -1,10 +1,17 @@
-// `npm run bench`: starts the bench world, runs every benchmark (for now: deploy), prints a table
-// and writes bench/results/latest.json. Not part of `npm test`; nothing here asserts on timings.
+// `npm run bench`: starts the bench world, runs every benchmark, prints a table per benchmark and
+// writes bench/results/latest.json. Not part of `npm test`; nothing here asserts on timings.
 //
-//   npm run bench                      7 counted rounds per series
-//   npm run bench -- --rounds=3        fewer (or BENCH_ROUNDS=3)
-//   npm run bench -- --only=slack-outage   one benchmark: deploy, slack-outage (a deploy through a 60 s Slack
-//                                          outage) or crash-resume (kill -9 of the worker mid-deploy; needs `npm run build`)
+//   npm run bench                      every benchmark, each with its default rounds (deploy 7; the slow ones fewer)
+//   npm run bench -- --rounds=3        that many counted rounds for every benchmark (or BENCH_ROUNDS=3)
+//   npm run bench -- --only=NAME       one benchmark:
+//       deploy          a deploy through the bot against one plain `ssh … bash -s` session
+//       ansible         bot vs plain ssh vs the same steps as an Ansible playbook (needs ansible-playbook)
+//       progress        a step ends on the host → its ✅ on the Slack card (p50/p95)
+//       health-fanout   `health` for 20 environments at once vs the slowest single one
+//       worker-scaling  40 queued health jobs, 1/2/4 worker processes (needs `npm run build`)
+//       memory          RSS of `node dist/main.js --role all`, idle and during a deploy (needs `npm run build`)
+//       slack-outage    a deploy through a 60 s Slack outage
+//       crash-resume    kill -9 of the worker mid-deploy (needs `npm run build`)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -12,18 +19,25 @@ import { runDeployBench, type DeployBenchResult, type Stats } from './deploy.js'
 import { runSlackOutageBench, type SlackOutageBenchResult } from './slack-outage.js';
 import { runCrashResumeBench, type CrashResumeBenchResult } from './crash-resume.js';
 import { startBenchWorld, type BenchWorld } from './world.js';
+import { runAnsibleBench, type AnsibleBenchResult } from './ansible.js';
+import { runProgressBench, type ProgressBenchResult } from './progress.js';
+import { runHealthFanoutBench, type HealthFanoutBenchResult } from './health-fanout.js';
+import { runWorkerScalingBench, type WorkerScalingBenchResult } from './worker-scaling.js';
+import { runMemoryBench, type MemoryBenchResult } from './memory.js';
+import { printAnsible, printFanout, printMemory, printProgress, printScaling } from './report.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
-function roundsArg(): number {
+/** The rounds asked for, or undefined: then each benchmark runs its own default (7 for deploy, fewer for the slow ones). */
+function roundsArg(): number | undefined {
   const arg = process.argv.find((a) => a.startsWith('--rounds='))?.slice('--rounds='.length) ?? process.env.BENCH_ROUNDS;
-  if (arg === undefined) return 7;
+  if (arg === undefined) return undefined;
   const n = Number(arg);
   if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`--rounds must be an integer 1-100, got "${arg}"`);
   return n;
 }
 
-const BENCHES = ['deploy', 'slack-outage', 'crash-resume'] as const;
+const BENCHES = ['deploy', 'ansible', 'progress', 'health-fanout', 'worker-scaling', 'memory', 'slack-outage', 'crash-resume'] as const;
 
 function onlyArg(): (typeof BENCHES)[number] | undefined {
   const arg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
@@ -116,9 +130,19 @@ async function main(): Promise<void> {
   let deploy: DeployBenchResult | undefined;
   let slackOutage: SlackOutageBenchResult | undefined;
   let crashResume: CrashResumeBenchResult | undefined;
+  let ansible: AnsibleBenchResult | undefined;
+  let progressBench: ProgressBenchResult | undefined;
+  let fanout: HealthFanoutBenchResult | undefined;
+  let scaling: WorkerScalingBenchResult | undefined;
+  let memory: MemoryBenchResult | undefined;
   try {
     world = await startBenchWorld();
-    if (!only || only === 'deploy') deploy = await runDeployBench(world, { rounds, progress: (l) => console.error(l) });
+    if (!only || only === 'deploy') deploy = await runDeployBench(world, { rounds: rounds ?? 7, progress: (l) => console.error(l) });
+    if (!only || only === 'ansible') ansible = await runAnsibleBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'progress') progressBench = await runProgressBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'health-fanout') fanout = await runHealthFanoutBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'worker-scaling') scaling = await runWorkerScalingBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'memory') memory = await runMemoryBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
     if (!only || only === 'slack-outage') slackOutage = await runSlackOutageBench(world, { progress: (l) => console.error(l) });
     if (!only || only === 'crash-resume') crashResume = await runCrashResumeBench(world, { progress: (l) => console.error(l) });
   } finally {
@@ -131,6 +155,11 @@ async function main(): Promise<void> {
     console.log(table([['measure', 'ours', 'baseline', 'ratio'], ...deployRows(deploy)]));
     printDeployDetail(deploy);
   }
+  if (ansible) printAnsible(ansible);
+  if (progressBench) printProgress(progressBench);
+  if (fanout) printFanout(fanout);
+  if (scaling) printScaling(scaling);
+  if (memory) printMemory(memory);
   if (slackOutage) {
     console.log(`\n${slackOutage.command} with Slack answering 500 to every call for ${slackOutage.outageMs / 1000} s from the command (medians, ms from the command):`);
     console.log(table([['measure', 'Slack up', 'Slack down 60 s', 'added'], ...outageRows(slackOutage)]));
@@ -150,7 +179,7 @@ async function main(): Promise<void> {
 
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = `${RESULTS_DIR}${only ? `latest-${only}` : 'latest'}.json`;
-  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { ...(deploy ? { deploy } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}) } }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}) } }, null, 2)}\n`);
   console.log(`\nwrote ${file}`);
 }
 

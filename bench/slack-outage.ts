@@ -119,7 +119,7 @@ export async function runSlackOutageBench(w: BenchWorld, opts: { rounds?: number
     progress(`${label} host done ${r.hostDoneMs} ms, card right ${r.cardRightMs} ms, thread done ${r.threadDoneMs} ms, job done ${r.jobDoneMs} ms (${r.calls} Slack calls, ${r.failedCalls} failed)`);
   try {
     const ready = Date.now() + 20_000;
-    while ((await bot.producer!.workerCount()) === 0) {
+    while ((await bot.producer!.workerCount().catch(() => 0)) === 0) {
       if (Date.now() > ready) throw new Error('bench: the bot worker did not come up');
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -23,6 +23,8 @@ type EngramiaApiServer = Awaited<ReturnType<typeof startEngramiaApi>>;
 export interface SimHost {
   deployPath: string;
   apiUrl: string;
+  /** What the simulated API answered, with the time of each answer (ms resolution). */
+  requests: Awaited<ReturnType<typeof startEngramiaApi>>['requests'];
   close(): Promise<void>;
 }
 
@@ -110,6 +112,7 @@ export async function startBenchWorld(): Promise<BenchWorld> {
     return {
       deployPath,
       apiUrl: current.url,
+      requests: current.requests,
       close: async () => {
         await current.close();
         if (api === current) api = undefined;

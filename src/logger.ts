@@ -1,6 +1,19 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
+
+const logContext = new AsyncLocalStorage<Record<string, unknown>>();
+
+/**
+ * Runs `fn` so that every line logged inside it, by whichever logger, carries `fields`: code shared
+ * by all jobs (the SSH connection, the Slack client, the outbox) logs with the process's logger, and
+ * its lines must still say which job caused them. Work started inside (timers, sockets, delivery
+ * loops) keeps the fields: the job that opened an SSH connection is named on its later lines too.
+ */
+export function withLogContext<T>(fields: Record<string, unknown>, fn: () => T): T {
+  return logContext.run(fields, fn);
+}
 
 // Paths that could carry a secret if someone logs a request or options object whole.
 const REDACT = [
@@ -28,6 +41,13 @@ export function createLogger(opts: { level: string; destination?: DestinationStr
       base: { service: 'engramia-chatops', ...opts.base },
       redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Fields a child logger already binds are left out, so a line never carries a key twice.
+      mixin(_obj, _level, logger) {
+        const fields = logContext.getStore();
+        if (!fields) return {};
+        const bound = logger.bindings();
+        return Object.fromEntries(Object.entries(fields).filter(([k, v]) => v !== undefined && !(k in bound)));
+      },
     },
     opts.destination ?? pino.destination({ dest: 1, sync: false }),
   );

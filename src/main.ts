@@ -4,19 +4,14 @@ import { loadConfig } from './config/load.js';
 import { isChatOpsError } from './errors.js';
 import { createLogger } from './logger.js';
 import { startBot } from './runtime.js';
+import { consoleMain } from './console/index.js';
 
 async function main(): Promise<number> {
   let env, config, role;
   try {
     env = readEnvOptions(process.env);
     role = parseRole(process.argv.slice(2));
-    if (env.slack.kind === 'console') {
-      process.stdout.write(
-        'engramia-chatops: no Slack tokens set (SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET, or SLACK_APP_TOKEN).\n' +
-          'The local console adapter is not available in this version yet; set the tokens to run against Slack.\n',
-      );
-      return 0;
-    }
+    if (env.slack.kind === 'console') return await consoleMain(env, role, process.argv.slice(2), process.env);
     config = loadConfig(env.configPath);
   } catch (err) {
     // Start-up errors go to stderr as plain text: the operator reads them, not a log pipeline.

@@ -122,6 +122,7 @@ async function decide(c: Checked, choice: 'go' | 'no-go' | 'skip', user: string,
   const res = await deps.producer.store.decideGate(v.j, v.g, decision);
   if (!res.ok) return say(already(res.existing));
   log.info({ jobId: v.j, gate: v.g, choice }, 'gate decided');
+  deps.metrics?.gateWait.observe({ kind: gate.kind, choice }, Math.max(0, Date.parse(decision.at) - Date.parse(gate.createdAt)) / 1000);
 
   if (gate.kind === 'rollback') {
     if (choice !== 'go') return { replace: decidedGateMsg({ ...gate, decision }, 'Dismissed: no rollback.') };

@@ -11,6 +11,7 @@ export type Command =
   | { name: 'rollback'; version: string | undefined; env: string; dryRun: boolean }
   | { name: 'maintenance'; state: 'on' | 'off'; env: string }
   | { name: 'migrations'; env: string }
+  /** `target` "head" is `migrate upgrade`; anything else a downgrade target. */
   | { name: 'migrate'; target: string; env: string }
   | { name: 'status'; env: string }
   | { name: 'logs'; env: string; tail: number }
@@ -47,19 +48,21 @@ function shown(token: string): string {
   return safe.length > 40 ? `${safe.slice(0, 40)}…` : safe;
 }
 
-/** Levenshtein distance, for "did you mean" on a mistyped subcommand. */
+/**
+ * Damerau-Levenshtein distance (optimal string alignment), for "did you mean" on a mistyped
+ * subcommand: a swapped pair of letters, the commonest typo ("deplyo"), counts as one edit.
+ */
 function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
     }
   }
-  return row[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 export function suggest(word: string): string | undefined {
@@ -234,10 +237,15 @@ function parseTokens(text: string, ctx: ParseContext): Parsed {
     case 'migrate': {
       const env = takeEnv(true);
       const direction = positional.shift();
-      if (direction !== 'downgrade') throw invalid(name, 'Only `migrate downgrade` is supported; upgrades run as part of `deploy`.');
+      // `upgrade` always goes to the running image's head: the target "head" stands for it.
+      if (direction === 'upgrade') {
+        noMore();
+        return { command: { name, target: 'head', env }, notes };
+      }
+      if (direction !== 'downgrade') throw invalid(name, 'Give `migrate upgrade` or `migrate downgrade REV|-1|base`.');
       const target = positional.shift();
       if (target === undefined) throw invalid(name, '`migrate downgrade` needs a revision, `-1` or `base`.');
-      if (target === 'head' || target.startsWith('+')) throw invalid(name, '`migrate downgrade` goes down only; upgrades to head run as part of `deploy`.');
+      if (target === 'head' || target.startsWith('+')) throw invalid(name, '`migrate downgrade` goes down only; to apply pending migrations use `migrate upgrade`.');
       if (target !== '-1' && target !== 'base' && !REVISION.test(target)) throw invalid(name, `"${shown(target)}" is not a revision id (e.g. 031), -1 or base.`);
       noMore();
       return { command: { name, target, env }, notes };
@@ -248,12 +256,11 @@ function parseTokens(text: string, ctx: ParseContext): Parsed {
       let tail = LOG_TAIL_DEFAULT;
       const t = flags.get('--tail');
       if (typeof t === 'string') {
-        if (!/^\d{1,6}$/.test(t) || Number(t) < 1) throw invalid(name, `--tail needs a positive whole number of lines, got "${shown(t)}".`);
+        const range = `a whole number of lines from 1 to ${LOG_TAIL_MAX}, e.g. \`--tail 200\``;
+        if (!/^\d+$/.test(t) || Number(t) < 1) throw invalid(name, `--tail "${shown(t)}" is not a line count: give ${range}.`);
+        // Refused rather than quietly cut down: the person should know they are not getting what they asked for.
+        if (Number(t) > LOG_TAIL_MAX) throw invalid(name, `--tail ${shown(t)} is more than \`logs\` shows (at most ${LOG_TAIL_MAX} lines): give ${range}. Longer logs are read on the host.`);
         tail = Number(t);
-        if (tail > LOG_TAIL_MAX) {
-          notes.push(`Showing the last ${LOG_TAIL_MAX} lines (the most \`logs\` returns), not ${tail}.`);
-          tail = LOG_TAIL_MAX;
-        }
       }
       return { command: { name, env, tail }, notes };
     }

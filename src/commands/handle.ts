@@ -10,6 +10,7 @@ import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
 import { audit, auditText } from '../audit.js';
 import { historyMsg } from '../render/history.js';
+import { helpMsg as renderHelp } from '../render/help.js';
 import type { Access } from './access.js';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
@@ -28,17 +29,9 @@ export interface CommandDeps {
   metrics?: Metrics;
 }
 
-export function helpMsg(): Msg {
-  const who = (name: string, mutating: boolean) => (name === 'unlock' ? ' _(admins)_' : name === 'cancel' ? ' _(the requester or admins)_' : mutating ? ' _(deployers)_' : '');
-  const lines = SPECS.map((s) => `${code(`/engramia ${s.usage}`)}\n      ${s.summary}${s.available ? '' : ' _(not available yet)_'}${who(s.name, s.mutating)}`);
-  return {
-    summary: 'Engramia ChatOps commands',
-    parts: [
-      { type: 'header', text: 'Engramia ChatOps' },
-      { type: 'section', text: lines.join('\n') },
-      { type: 'context', items: ['ENV may also be written `--env ENV`; without it the default environment is used.'] },
-    ],
-  };
+/** Who may run what is read from the live config, so help never disagrees with a refusal. */
+export function helpMsg(config: Pick<Config, 'access' | 'slack' | 'environments' | 'defaultEnv'>): Msg {
+  return renderHelp({ commands: SPECS, access: config.access, allowedChannels: config.slack.allowedChannels, envNames: Object.keys(config.environments), defaultEnv: config.defaultEnv });
 }
 
 function checkChannel(config: Config, origin: Origin): void {
@@ -78,7 +71,7 @@ export function newJobId(kind: string): string {
  * mutating job is refused at once, naming the holder; a dry run takes no lock.
  */
 export async function startRunbook(
-  p: { kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
+  p: { kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate' | 'upgrade'; version: string; env: string; maintenance?: boolean | undefined; dryRun: boolean; origin: Origin },
   producer: CommandDeps['producer'],
   log: Logger,
 ): Promise<string> {
@@ -98,7 +91,7 @@ export async function startRunbook(
     return jobId;
   }
   await producer.ready();
-  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : `${p.kind} ${p.version}`, startedAt: data.requestedAt, channel: p.origin.channel };
+  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : p.kind === 'upgrade' ? 'migrate upgrade' : `${p.kind} ${p.version}`, startedAt: data.requestedAt, channel: p.origin.channel };
   const lock = await producer.store.acquireLock(p.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
     throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
   });
@@ -204,7 +197,7 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
     seen.name = name;
     if (command.name === 'help') {
       deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
-      return helpMsg();
+      return helpMsg(deps.config);
     }
     // A signed request can be replayed within Slack's 5-minute window; its trigger_id cannot be reused.
     if (req.origin.requestId) {
@@ -242,6 +235,13 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
         { type: 'section', text: `🚧 Turning maintenance *${command.state}* on ${esc(command.env)}; engramia-api is re-created on the version running now. (job ${code(jobId)})` },
       ], notes);
     }
+    if (command.name === 'migrate' && command.target === 'head') {
+      const jobId = await startRunbook({ kind: 'upgrade', version: '', env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
+      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
+      return reply(`Database migrations on ${command.env} (job ${jobId})`, [
+        { type: 'section', text: `⬆️ Reading the revisions first; an approver confirms the plan in the thread before \`alembic upgrade head\` runs. (job ${code(jobId)})` },
+      ], notes);
+    }
     if (command.name === 'migrate') {
       const jobId = await startRunbook({ kind: 'migrate', version: command.target, env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
       deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
@@ -258,10 +258,10 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
       deps.metrics?.commands.inc({ command: name, outcome: 'unavailable' });
       return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
     }
-    const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString() });
+    const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString(), ...(command.name === 'logs' ? { tail: command.tail } : {}) });
     log.info({ command: command.name, env: command.env, jobId }, 'command queued');
     deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-    const what = { health: 'Checking health of', migrations: 'Reading the migrations of', status: 'Reading the status of', version: 'Checking the version on' }[command.name];
+    const what = { health: 'Checking health of', migrations: 'Reading the migrations of', status: 'Reading the status of', version: 'Checking the version on', logs: 'Reading the engramia-api logs of', diagnose: 'Diagnosing' }[command.name];
     return reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes);
   } catch (err) {
     const error = asChatOpsError(err);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ChatOpsError, ErrorCode } from '../errors.js';
-import { configSchema, type EnvironmentConfig, type RawConfig } from './schema.js';
+import { configSchema, parseDuration, type EnvironmentConfig, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
 
 export type Role = 'all' | 'app' | 'worker';
@@ -70,14 +70,51 @@ export function parseConfig(text: string, file: string): Config {
   const rawEnvs = (raw as { environments?: unknown }).environments;
   const marked = rawEnvs && typeof rawEnvs === 'object' ? Object.entries(rawEnvs).filter(([, e]) => (e as { default?: unknown } | null)?.default === true).map(([n]) => n) : [];
   if (marked.length > 1) problems.push({ path: 'environments', message: `only one environment may have default: true, found ${marked.join(', ')}` });
+  problems.push(...watchChannelProblems(raw));
   if (problems.length > 0 || !result.success) throw configError(file, problems);
 
   const parsed = result.data;
   const environments: Record<string, EnvironmentConfig> = {};
-  for (const [name, env] of Object.entries(parsed.environments)) environments[name] = { ...env, name };
+  for (const [name, { watch, ...env }] of Object.entries(parsed.environments)) {
+    environments[name] = {
+      ...env,
+      name,
+      ...(watch
+        ? {
+            watch: {
+              every: watch.every,
+              everyMs: parseDuration(watch.every)!,
+              rollbackWindow: watch.rollbackWindow,
+              rollbackWindowMs: parseDuration(watch.rollbackWindow)!,
+              channel: watch.channel ?? parsed.slack.allowedChannels[0]!,
+            },
+          }
+        : {}),
+    };
+  }
   const names = Object.keys(environments);
   const defaultEnv = Object.values(environments).find((e) => e.default)?.name ?? (names.length === 1 ? names[0] : undefined);
   return { file, slack: parsed.slack, access: parsed.access, environments, defaultEnv };
+}
+
+/**
+ * A watch posts without anyone asking, so it must know where: its own `channel`, or the first
+ * allowed channel. Checked on the raw document so it is reported alongside any other problem.
+ */
+function watchChannelProblems(raw: unknown): ConfigProblem[] {
+  const r = raw as { slack?: { allowedChannels?: unknown }; environments?: unknown } | null;
+  const allowed = r?.slack?.allowedChannels;
+  if (Array.isArray(allowed) && allowed.length > 0) return [];
+  if (!r?.environments || typeof r.environments !== 'object') return [];
+  return Object.entries(r.environments)
+    .filter(([, e]) => {
+      const w = (e as { watch?: unknown } | null)?.watch;
+      return w !== null && typeof w === 'object' && (w as { channel?: unknown }).channel === undefined;
+    })
+    .map(([name]) => ({
+      path: `environments.${name}.watch.channel`,
+      message: 'is required when slack.allowedChannels is empty: the channel the health watch posts to (a channel id, C…)',
+    }));
 }
 
 export function loadConfig(file: string): Config {

@@ -18,6 +18,35 @@ const principals = z
   .array(z.string().regex(SLACK_PRINCIPAL, 'must be a Slack user id (U…, W…) or user-group id (S…)'))
   .default([]);
 
+/** `30s`, `1m`, `5m`, `2h`: how operators write an interval; the unit is required so `1` is never a guess. */
+const DURATION = /^(\d{1,7})(s|m|h)$/;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds of a duration such as `30s` or `5m`; undefined when the text is not one. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text);
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
+}
+
+const duration = (what: string, minMs: number, maxMs: number, range: string) =>
+  z
+    .string({ error: (iss) => (iss.input === undefined ? `is required: ${what}, such as 1m` : 'must be a duration such as 30s, 1m or 5m (a whole number and s, m or h)') })
+    .regex(DURATION, 'must be a duration such as 30s, 1m or 5m (a whole number and s, m or h)')
+    .refine((t) => {
+      const ms = parseDuration(t);
+      return ms === undefined || (ms >= minMs && ms <= maxMs);
+    }, `must be from ${range}`);
+
+/**
+ * Health watch: the bot probes deep health on its own and says so in the ops channel when the
+ * status changes. The channel defaults to the first of slack.allowedChannels (checked in load.ts).
+ */
+const watchSchema = z.strictObject({
+  every: duration('how often to probe', 1000, 24 * 3_600_000, '1s to 24h'),
+  rollbackWindow: duration('how long after a deploy an error offers a rollback', 1000, 7 * 24 * 3_600_000, '1s to 7 days').default('30m'),
+  channel: z.string().regex(SLACK_CHANNEL, 'must be a Slack channel id (C…, G…)').optional(),
+});
+
 /** A time limit in seconds: at least 1 (tests), at most a day. */
 const seconds = (d: number) => z.number().int().min(1).max(24 * 3600).default(d);
 
@@ -75,6 +104,7 @@ const environmentSchema = z.strictObject({
     .default({ login: 60, pull: 900, up: 300, migrate: 900, snapshot: 1800, command: 60 }),
   /** `status` warns when maintenance has been on longer than this. */
   maintenanceWarnMinutes: z.number().int().min(1).max(7 * 24 * 60).default(30),
+  watch: watchSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -92,4 +122,13 @@ export const configSchema = z.strictObject({
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
-export type EnvironmentConfig = z.infer<typeof environmentSchema> & { name: string };
+/** The health watch as the bot uses it: intervals in milliseconds, the channel resolved. */
+export interface WatchConfig {
+  every: string;
+  everyMs: number;
+  rollbackWindow: string;
+  rollbackWindowMs: number;
+  channel: string;
+}
+
+export type EnvironmentConfig = Omit<z.infer<typeof environmentSchema>, 'watch'> & { name: string; watch?: WatchConfig };

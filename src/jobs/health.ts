@@ -14,15 +14,28 @@ import { healthMsg, overallOf, versionMsg, type HealthReport } from '../render/h
 import type { Msg } from '../render/model.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import type { ReadJobData } from './types.js';
+import type { CurrentJobView } from './current-job.js';
+import { logs } from './logs.js';
+import { diagnose } from './diagnose.js';
 
 export interface ReadJobContext {
   jobId: string;
   /** Locks and maintenance times; absent where a caller only needs health. */
   store?: OpsStore;
-  lookupJob?: (id: string) => Promise<{ channel?: string } | undefined>;
+  /** What the job holding the lock is doing, and where its thread is. */
+  lookupJob?: (id: string) => Promise<CurrentJobView | undefined>;
   env: EnvironmentConfig;
   secrets: EnvSecrets;
   ssh: SshExecutor;
+  /** Values scrubbed from host output that is shown whole (logs). */
+  knownSecrets?: readonly string[];
+}
+
+export interface ReadJobResult {
+  msg: Msg;
+  outcome: string;
+  /** Output too long for a message: posted as a file in the message's thread. */
+  file?: { filename: string; title: string; content: string };
 }
 
 /**
@@ -89,11 +102,13 @@ async function status(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Ms
     const cur = await ctx.ssh.exec(alembic(ctx.env, host.runningTag, ['current']), { timeoutMs: 60_000 });
     revision = cur.exitCode === 0 ? parseRevision(cur.stdout.toString('utf8')) : undefined;
   }
-  const holder = lock ? { ...lock, ago: ago(lock.startedAt), ...((await ctx.lookupJob?.(lock.jobId)) ?? {}) } : undefined;
+  const job = lock ? await ctx.lookupJob?.(lock.jobId).catch(() => undefined) : undefined;
+  const holder = lock ? { ...lock, ago: ago(lock.startedAt), ...(job ? { job, channel: job.channel } : {}) } : undefined;
   const msg = statusMsg({
     env: ctx.env.name,
     host: ctx.ssh.label,
     runningTag: host.runningTag,
+    ...(version.kind === 'ok' ? { apiVersion: version.value.app_version } : {}),
     pinnedTag: host.pinnedTag,
     containers: host.containers,
     revision,
@@ -106,8 +121,10 @@ async function status(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Ms
   return { msg, outcome: 'ok' };
 }
 
-export async function runReadJob(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Msg; outcome: string }> {
+export async function runReadJob(data: ReadJobData, ctx: ReadJobContext): Promise<ReadJobResult> {
   if (data.kind === 'migrations') return migrations(data, ctx);
+  if (data.kind === 'logs') return logs(data, ctx);
+  if (data.kind === 'diagnose') return diagnose(data, ctx);
   if (data.kind === 'status') return status(data, ctx);
   const report = await gatherHealth(data, ctx);
   const msg = data.kind === 'health' ? healthMsg(report) : versionMsg(report);

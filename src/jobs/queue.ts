@@ -3,6 +3,7 @@ import { Queue, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { liveWorkers } from './heartbeat.js';
 import { OpsStore } from './store.js';
 import type { JobData } from './types.js';
 
@@ -17,6 +18,7 @@ export interface Producer {
   store: OpsStore;
   getJob(id: string): Promise<Job<JobData> | undefined>;
   ping(timeoutMs?: number): Promise<boolean>;
+  /** Workers with a live heartbeat (see heartbeat.ts), not the connections BullMQ lists. */
   workerCount(): Promise<number>;
   counts(): Promise<Record<string, number>>;
   close(): Promise<void>;
@@ -129,7 +131,7 @@ export function createProducer(opts: { redisUrl: string; prefix: string; log: Lo
       }
     },
     async workerCount() {
-      return (await queue.getWorkers()).length;
+      return liveWorkers(connection, opts.prefix);
     },
     async counts() {
       return queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');

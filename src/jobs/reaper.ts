@@ -41,7 +41,7 @@ function section(text: string): Msg {
 
 function isRunbook(data: unknown): data is DeployData {
   const k = (data as { kind?: string } | undefined)?.kind;
-  return k === 'deploy' || k === 'rollback' || k === 'maintenance' || k === 'migrate';
+  return k === 'deploy' || k === 'rollback' || k === 'maintenance' || k === 'migrate' || k === 'upgrade';
 }
 
 /**

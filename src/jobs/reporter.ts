@@ -7,8 +7,18 @@ import type { Origin, Outbox, PostedRef } from './types.js';
 export interface ReporterOptions {
   outbox: Outbox;
   log: Logger;
-  /** chat.update is Tier 3 (about 50 a minute): the card is updated at most this often. */
+  /** chat.update is Tier 3 (about 50 a minute): on average the card is updated at most this often. */
   minUpdateIntervalMs?: number;
+  /**
+   * How many card updates may go at once after a quiet spell (default 3), refilled at one per
+   * `minUpdateIntervalMs`: a step that ends right after another is shown at once, not an interval later.
+   */
+  updateBurst?: number;
+  /**
+   * A card update waits until the state has not changed for this long (default 50 ms; never longer than
+   * `minUpdateIntervalMs` in all), so a step that ends and the next that starts go as one update, not two.
+   */
+  updateSettleMs?: number;
   /** How long `start` waits for the card's ts before the job goes on without it (default 2 s). */
   startWaitMs?: number;
   /** First wait after a failed delivery; doubled on each failure in a row, up to the caps below (default 250 ms). */
@@ -145,8 +155,8 @@ class Lane {
 /**
  * Talks to Slack for one job without ever making the job wait on Slack. Two lanes:
  *
- * - the card: posted once, then updated in place; updates are coalesced so only the latest state is sent, at
- *   most one per `minUpdateIntervalMs`;
+ * - the card: posted once, then updated in place; updates are coalesced so only the latest state is sent, on
+ *   average at most one per `minUpdateIntervalMs` (a few may go at once after a quiet spell: `updateBurst`);
  * - the thread: replies, files and reply updates in the order they were queued, behind the card (they need its
  *   ts). When Slack holds the queue back, the step replies waiting are merged into one message, so a backlog
  *   drains in a few posts instead of one per second.
@@ -175,7 +185,13 @@ export class JobReporter {
   #pendingCard: Msg | undefined;
   /** When the oldest card state not yet shown was set. */
   #pendingSince = 0;
-  #lastCardSend = 0;
+  /** Card updates that may go now: a token bucket of `updateBurst`, refilled at one per `#interval`. */
+  #updateTokens: number;
+  #tokensAt = 0;
+  readonly #burst: number;
+  readonly #settle: number;
+  /** When the card state last changed. */
+  #changedAt = 0;
   /** flush(): the next card update does not wait for the interval. */
   #hurry = false;
   readonly #cardLane = new Lane();
@@ -193,6 +209,9 @@ export class JobReporter {
     this.#outbox = opts.outbox;
     this.#log = opts.log;
     this.#interval = opts.minUpdateIntervalMs ?? 1200;
+    this.#burst = Math.max(1, opts.updateBurst ?? 3);
+    this.#updateTokens = this.#burst;
+    this.#settle = opts.updateSettleMs ?? 50;
     this.#startWait = opts.startWaitMs ?? 2000;
     this.#retryMin = opts.retryMinMs ?? 250;
     this.#retryFastMax = opts.retryFastMaxMs ?? 1000;
@@ -253,7 +272,8 @@ export class JobReporter {
 
   setCard(card: Msg): void {
     if (this.#stopped || this.#cardRefused) return;
-    if (!this.#pendingCard) this.#pendingSince = Date.now();
+    this.#changedAt = Date.now();
+    if (!this.#pendingCard) this.#pendingSince = this.#changedAt;
     this.#pendingCard = card;
     this.#runCard();
   }
@@ -335,7 +355,13 @@ export class JobReporter {
     const lane = this.#cardLane;
     while (!this.#stopped && this.#pendingCard) {
       const now = Date.now();
-      const due = Math.max(lane.retryAt, this.#card && !this.#hurry ? this.#lastCardSend + this.#interval : 0);
+      const tokens = this.#tokensNow(now);
+      const pacing = this.#card && !this.#hurry;
+      const due = Math.max(
+        lane.retryAt,
+        pacing && tokens < 1 ? now + Math.ceil((1 - tokens) * this.#interval) : 0,
+        pacing ? Math.min(this.#changedAt + this.#settle, this.#pendingSince + this.#interval) : 0,
+      );
       if (now < due) {
         await lane.sleep(due - now);
         continue;
@@ -345,7 +371,10 @@ export class JobReporter {
       const posting = !this.#card;
       this.#pendingCard = undefined;
       this.#hurry = false;
-      this.#lastCardSend = now;
+      if (!posting) {
+        this.#updateTokens = Math.max(0, tokens - 1);
+        this.#tokensAt = now;
+      }
       this.#inFlight += 1;
       try {
         if (posting) {
@@ -386,6 +415,11 @@ export class JobReporter {
         this.#inFlight -= 1;
       }
     }
+  }
+
+  #tokensNow(now: number): number {
+    if (!(this.#interval > 0)) return this.#burst;
+    return Math.min(this.#burst, this.#updateTokens + (now - this.#tokensAt) / this.#interval);
   }
 
   #notifyCard(): void {

@@ -5,6 +5,7 @@ import { probeHost } from '../engramia/host.js';
 import { audit } from '../audit.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import { decidedGateMsg, deployCard, stepReply } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, type Msg } from '../render/model.js';
@@ -40,6 +41,7 @@ export interface RunbookJobDeps {
   fence?: () => Promise<void>;
   /** True once shutdown left this job's running step to the next worker: nothing here may end the job. */
   abandoned?: () => boolean;
+  metrics?: Pick<Metrics, 'stepDuration'>;
 }
 
 /** Bounded: a host that stays unreachable fails the step instead of being retried forever. */
@@ -227,6 +229,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
           rec.endedAt = new Date().toISOString();
           rec.durationMs = Date.now() - began;
           rec.note = describeError(error).title.replace(/[*`]/g, '');
+          deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: 'failed' }, rec.durationMs / 1000);
           log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
           void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
           await save();
@@ -243,6 +246,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
       void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
       rec.endedAt = new Date().toISOString();
       rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
+      deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: rec.status }, rec.durationMs / 1000);
       await save();
       if (result.status === 'done') postStep(ctx, rec);
       reporter.setCard(deployCard(cardView(data, state)));

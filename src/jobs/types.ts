@@ -12,7 +12,7 @@ export interface Origin {
 }
 
 /** Jobs that only read: the one list the command path and the worker both dispatch on. */
-export const READ_JOB_NAMES = ['health', 'version', 'migrations', 'status'] as const;
+export const READ_JOB_NAMES = ['health', 'version', 'migrations', 'status', 'logs', 'diagnose'] as const;
 export type ReadJobName = (typeof READ_JOB_NAMES)[number];
 
 export function isReadJobName(name: string): name is ReadJobName {
@@ -24,6 +24,8 @@ export interface ReadJobData {
   env: string;
   origin: Origin;
   requestedAt: string;
+  /** `logs`: how many lines, already checked against the grammar's cap. */
+  tail?: number;
 }
 
 export type JobData = ReadJobData | import('../runbooks/deploy.js').DeployData;

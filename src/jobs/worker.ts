@@ -2,7 +2,7 @@ import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config, EnvSecrets } from '../config/load.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { withLogContext, type Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { errorParts } from '../render/errors.js';
 import { code } from '../render/model.js';
@@ -11,7 +11,10 @@ import type { DeployData } from '../runbooks/deploy.js';
 import { ReporterRegistry } from './reporter.js';
 import { runRunbookJob } from './runbook-job.js';
 import { runReadJob } from './health.js';
+import { describeJob } from './current-job.js';
 import { DEFAULT_REAPER_INTERVAL_MS, REAPER, reap } from './reaper.js';
+import { startHeartbeat } from './heartbeat.js';
+import { WATCH, WATCH_ALERT, WATCH_USER, WatchStore, runWatchAlert, runWatchProbe, syncWatchSchedulers, type WatchAlertData, type WatchProbeData } from './watch.js';
 import { QUEUE_NAME } from './queue.js';
 import { OpsStore } from './store.js';
 import { isReadJobName, type JobData, type Outbox, type ReadJobData } from './types.js';
@@ -43,6 +46,9 @@ export interface WorkerDeps {
   reaperIntervalMs?: number;
   /** How many times a job may lose its worker before BullMQ gives up on it (then the reaper closes it). */
   maxStalledCount?: number;
+  /** Heartbeat for /healthz: written this often, expiring after `heartbeatTtlMs` without a renewal. */
+  heartbeatEveryMs?: number;
+  heartbeatTtlMs?: number;
 }
 
 export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
@@ -59,8 +65,14 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   return done;
 }
 
+/** jobId, job, env and user: what an operator filters a job's log lines by. */
+function logFields(job: Job<JobData>): Record<string, unknown> {
+  const d = job.data as { env?: unknown; origin?: { user?: unknown } } | undefined;
+  return { jobId: job.id, job: job.name, env: d?.env, user: d?.origin?.user ?? (job.name === WATCH ? WATCH_USER : undefined) };
+}
+
 function isRunbookJob(data: JobData): data is DeployData {
-  return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance' || data.kind === 'migrate';
+  return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance' || data.kind === 'migrate' || data.kind === 'upgrade';
 }
 
 export interface RunningWorker {
@@ -69,7 +81,12 @@ export interface RunningWorker {
 }
 
 export function startWorker(deps: WorkerDeps): RunningWorker {
-  const ssh = new SshPool(deps.secrets, deps.log);
+  const ssh = new SshPool(deps.secrets, deps.log, (host) => ({
+    onConnect(outcome, reconnect) {
+      deps.metrics.sshConnects.inc({ outcome });
+      if (reconnect && outcome === 'ok') deps.metrics.sshReconnects.inc({ host });
+    },
+  }));
   // Workers block on Redis; BullMQ requires unlimited per-request retries so an outage never kills them.
   const connection = new Redis(deps.redisUrl, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(200 * times, 5000) });
   // Locks and gates get their own connection, so they never queue behind BullMQ's blocking reads.
@@ -94,12 +111,35 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   schedulerQueue
     .upsertJobScheduler(REAPER, { every: deps.reaperIntervalMs ?? DEFAULT_REAPER_INTERVAL_MS }, { name: REAPER, data: { kind: REAPER } as never, opts: { removeOnComplete: 50, removeOnFail: 50 } })
     .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not schedule the reaper'));
+  syncWatchSchedulers(schedulerQueue, deps.config, deps.log).catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not schedule the health watch'));
+  const watchStore = new WatchStore(storeConnection, deps.prefix);
+  const heartbeat = startHeartbeat(storeConnection, deps.prefix, deps.log, {
+    ...(deps.heartbeatEveryMs !== undefined ? { everyMs: deps.heartbeatEveryMs } : {}),
+    ...(deps.heartbeatTtlMs !== undefined ? { ttlMs: deps.heartbeatTtlMs } : {}),
+  });
 
-  const process = async (job: Job<JobData>, token?: string) => {
+  const run = async (job: Job<JobData>, token?: string) => {
     if (job.name === REAPER) {
       const report = await reap({ queue: schedulerQueue, config: deps.config, store, outbox: deps.outbox, log: deps.log.child({ job: REAPER }), ssh: (env) => ssh.for(env) });
       deps.log.debug({ ...report }, 'reaper run');
       return report;
+    }
+    if (job.name === WATCH || job.name === WATCH_ALERT) {
+      // Not user jobs: no requester to tell on failure, and BullMQ retries an alert Slack did not take.
+      const wd = job.data as unknown as WatchProbeData | WatchAlertData;
+      const log = deps.log.child({ jobId: job.id, job: job.name, env: wd.env, user: 'origin' in wd ? wd.origin.user : WATCH_USER });
+      const watchDeps = { config: deps.config, secrets: deps.secrets, ssh: (env: Parameters<SshPool['for']>[0]) => ssh.for(env), store, watchStore, queue: schedulerQueue, outbox: deps.outbox, log, metrics: deps.metrics };
+      try {
+        const result = job.name === WATCH ? await runWatchProbe(job as unknown as Job<WatchProbeData>, watchDeps) : await runWatchAlert(job as unknown as Job<WatchAlertData>, watchDeps);
+        deps.metrics.jobs.inc({ name: job.name, outcome: result.outcome });
+        if (job.name === WATCH_ALERT) log.info({ outcome: result.outcome }, 'job finished');
+        return result;
+      } catch (err) {
+        const error = asChatOpsError(err);
+        deps.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
+        log.warn({ code: error.code, err: error.message, attempt: job.attemptsMade + 1 }, `${job.name} failed`);
+        throw error;
+      }
     }
     const data = job.data;
     const log = deps.log.child({ jobId: job.id, job: job.name, env: data.env, user: data.origin.user });
@@ -124,6 +164,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
           stopping: () => stopping,
           abandoned: () => abandoned,
           reporters,
+          metrics: deps.metrics,
           signal: stopNow.signal,
           fence: async () => {
             // A worker that lost the job's lock (another took it over) must not start another step.
@@ -137,18 +178,25 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
         return { outcome };
       }
       if (!isReadJobName(data.kind)) throw new Error(`unknown job kind ${String((data as { kind: unknown }).kind)}`);
-      const { msg, outcome } = await runReadJob(data as ReadJobData, {
+      const { msg, outcome, file } = await runReadJob(data as ReadJobData, {
         jobId: String(job.id),
         env,
         secrets,
         ssh: ssh.for(env),
         store,
+        knownSecrets: deps.knownSecrets,
         lookupJob: async (id) => {
-          const other = await Job.fromId(worker, id).catch(() => undefined);
-          return other ? { channel: (other.data as JobData).origin.channel } : undefined;
+          const other = await Job.fromId<JobData>(worker, id).catch(() => undefined);
+          return other ? describeJob(other, { outbox: deps.outbox, store }) : undefined;
         },
       });
-      await deps.outbox.post(data.origin, msg);
+      const posted = await deps.outbox.post(data.origin, msg);
+      if (file) {
+        // The message already says where the file is; a failed upload is logged, not a failed read.
+        await deps.outbox
+          .upload(data.origin, { ...(posted.ts ? { threadTs: posted.ts } : {}), ...file })
+          .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not upload the output file'));
+      }
       deps.metrics.jobs.inc({ name: job.name, outcome });
       log.info({ outcome }, 'job finished');
       return { outcome };
@@ -176,6 +224,9 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     }
   };
 
+  // Every line logged while a job runs names it, including lines from code shared by all jobs.
+  const process = (job: Job<JobData>, token?: string) => withLogContext(logFields(job), () => run(job, token));
+
   const worker = new Worker<JobData>(QUEUE_NAME, process, {
     connection,
     prefix: deps.prefix,
@@ -193,6 +244,8 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     async close() {
       // Runbook jobs checkpoint at their next step boundary; BullMQ waits for them to hand back.
       stopping = true;
+      // A stopping worker takes no new jobs: /healthz stops counting it now, not when its heartbeat runs out.
+      await heartbeat.stop();
       await untilReconnected(worker, deps.log);
       const closing = worker.close();
       const graceMs = deps.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;

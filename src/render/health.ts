@@ -10,6 +10,8 @@ export interface HealthReport {
   apiBaseUrl: string;
   checkedAt: Date;
   requestedBy: string;
+  /** Who or what asked, when it was not a person (the health watch); replaces "requested by". */
+  trigger?: string;
   jobId: string;
   version: Probe<VersionInfo>;
   shallow?: Probe<ShallowHealth>;
@@ -19,8 +21,8 @@ export interface HealthReport {
 
 export type Overall = 'ok' | 'degraded' | 'error' | 'unknown';
 
-const DOT: Record<string, string> = { ok: '🟢', degraded: '🟡', error: '🔴', not_configured: '⚪', unknown: '⚫' };
-const WORD: Record<Overall, string> = { ok: 'healthy', degraded: 'degraded', error: 'error', unknown: 'unknown (no deep health answer)' };
+export const DOT: Record<string, string> = { ok: '🟢', degraded: '🟡', error: '🔴', not_configured: '⚪', unknown: '⚫' };
+export const WORD: Record<Overall, string> = { ok: 'healthy', degraded: 'degraded', error: 'error', unknown: 'unknown (no deep health answer)' };
 
 export function overallOf(r: HealthReport): Overall {
   if (r.deep?.kind === 'ok') return r.deep.value.status;
@@ -91,7 +93,7 @@ function maintenanceText(r: HealthReport): string {
 }
 
 function footer(r: HealthReport): Part {
-  return { type: 'context', items: [`Checked ${r.checkedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC · requested by ${mention(r.requestedBy)} · job ${code(r.jobId)}`] };
+  return { type: 'context', items: [`Checked ${r.checkedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC · ${r.trigger ? esc(r.trigger) : `requested by ${mention(r.requestedBy)}`} · job ${code(r.jobId)}`] };
 }
 
 /** Shared with deploy verification, so operators learn one picture of health. */

@@ -4,6 +4,7 @@ import type { Msg, Part } from './model.js';
 function plain(text: string): string {
   return text
     .replace(/<@([A-Z0-9]+)>/g, '@$1')
+    .replace(/<#([A-Z0-9]+)>/g, '#$1')
     .replace(/<([^|>]+)\|([^>]+)>/g, '$2 ($1)')
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')

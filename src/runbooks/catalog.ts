@@ -6,6 +6,7 @@ import { planApprovalStep } from './gates.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
 import { MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
 import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
+import { UPGRADE_STEPS, upgradeDryRunPlan } from './upgrade.js';
 
 export type RunbookKind = DeployData['kind'];
 
@@ -102,6 +103,20 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     offersRollback: false,
     recorded: false,
     dryRunPlan: migrateDryRunPlan,
+  },
+  upgrade: {
+    steps: UPGRADE_STEPS,
+    title: (d) => `⬆️ Database migrations on ${d.env} (alembic upgrade head)`,
+    label: (d) => `Database migrations on ${d.env}`,
+    success: (ctx) =>
+      ctx.state.dbRevision === ctx.state.newHead
+        ? `✅ The ${esc(ctx.data.env)} database was already at the head ${code(ctx.state.newHead ?? '?')} of ${code(ctx.state.fromVersion ?? '?')}; nothing was applied.`
+        : `✅ The ${esc(ctx.data.env)} database is at ${code(ctx.state.newHead ?? '?')} (was ${code(ctx.state.dbRevision ?? 'base')}), the head of the running ${code(ctx.state.fromVersion ?? '?')}.`,
+    failureDetail: (ctx) => [`*Database:* ${ctx.state.dbRevision !== undefined ? `was at ${code(ctx.state.dbRevision ?? 'base')}, head ${code(ctx.state.newHead ?? '?')}` : 'not read'}.`],
+    next: (ctx) => `*Next:* check ${code(`/engramia migrations ${ctx.data.env}`)}, fix the cause above, and run ${code(`/engramia migrate upgrade ${ctx.data.env}`)} again if still needed.`,
+    offersRollback: false,
+    recorded: false,
+    dryRunPlan: upgradeDryRunPlan,
   },
 };
 

@@ -49,6 +49,16 @@ export function alembic(env: EnvironmentConfig, tag: string, args: readonly stri
   return compose(env, ['exec', '-T', API, 'alembic', ...args], { tag });
 }
 
+// `exec "$@" 2>&1` so the container's stderr (where uvicorn logs) stays in order with its stdout:
+// compose prints the two streams separately. The argv after the script is passed as data.
+const MERGE_STDERR_SCRIPT = 'exec "$@" 2>&1';
+
+/** The API's last log lines. `logs` reads the running container and never (re)creates one, so no tag is given. */
+export function apiLogs(env: EnvironmentConfig, tail: number): RemoteCommand {
+  const logs = compose(env, ['logs', `--tail=${tail}`, API]);
+  return { ...logs, argv: ['sh', '-c', MERGE_STDERR_SCRIPT, 'chatops-logs', ...logs.argv] };
+}
+
 export function up(env: EnvironmentConfig, tag: string, services: readonly string[]): RemoteCommand {
   return compose(env, ['up', '-d', ...services], { tag });
 }

@@ -22,7 +22,7 @@ import type { Outcome, StepRecord } from './types.js';
 
 /** Job data of a runbook job: a deploy, or a rollback (where `version` is the target). */
 export interface DeployData {
-  kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate';
+  kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate' | 'upgrade';
   jobId: string;
   env: string;
   version: string;

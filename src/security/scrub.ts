@@ -28,3 +28,21 @@ export function scrub(text: string, knownSecrets: readonly string[] = []): strin
   for (const [re, replacement] of PATTERNS) out = out.replace(re, replacement);
   return out;
 }
+
+/**
+ * Application logs print configuration and requests the bot never saw, so beyond the known
+ * values and token shapes, whatever a log line assigns to a secret-sounding name is removed
+ * (`api_key=…`, `"password": "…"`, `Authorization: Basic …`), as are JWTs. Only logs get this
+ * wider net: it would also blank harmless values like `token_count=3`, a fair price there.
+ */
+const LOG_PATTERNS: Array<[RegExp, string]> = [
+  [/\b([A-Za-z0-9_.-]*(?:key|token|secret|passw(?:or)?d|pwd|credentials?|auth(?:orization)?|cookie|signature)s?)("?\s*[:=]\s*"?)(?!\[redacted\])(?:(?:Bearer|Basic|Token)\s+)?[^\s"'&,;}]+/gi, '$1$2[redacted]'],
+  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, '[redacted]'],
+  [/\b([a-z][a-z0-9+.-]*:\/\/[^:\s/@]*:)[^@\s/]+@/gi, '$1[redacted]@'],
+];
+
+export function scrubLog(text: string, knownSecrets: readonly string[] = []): string {
+  let out = scrub(text, knownSecrets);
+  for (const [re, replacement] of LOG_PATTERNS) out = out.replace(re, replacement);
+  return out;
+}

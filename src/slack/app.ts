@@ -16,6 +16,7 @@ import {
   type TypedConfirmResult,
   type TypedConfirmSubmission,
 } from '../commands/actions.js';
+import { handleFixPress } from '../commands/fixes.js';
 
 export interface SlackAppDeps {
   mode: Extract<SlackMode, { kind: 'http' | 'socket' }>;
@@ -186,6 +187,24 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
         .postEphemeral({ channel, user: body.user.id, ...(body.message?.thread_ts ? { thread_ts: body.message.thread_ts } : {}), ...toSlackMessage(result.ephemeral) })
         .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not answer a button press'));
     }
+  });
+
+  // A diagnosis's fix buttons re-enter the slash command's path as the command they name, typed by the presser.
+  app.action(/^fix\.[a-z_]+$/, async ({ ack, body, action, client }) => {
+    await ack();
+    if (body.type !== 'block_actions' || action.type !== 'button' || !('action_id' in action)) return;
+    const channel = body.channel?.id ?? body.container?.channel_id ?? '';
+    const origin: Origin = {
+      transport: 'slack',
+      channel,
+      user: body.user.id,
+      ...(body.response_url ? { responseUrl: body.response_url } : {}),
+      ...(body.trigger_id ? { requestId: body.trigger_id } : {}),
+    };
+    const msg = await handleFixPress({ actionId: action.action_id, value: action.value ?? '', origin }, deps.onCommand);
+    await client.chat
+      .postEphemeral({ channel, user: body.user.id, ...toSlackMessage(msg) })
+      .catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not answer a fix button'));
   });
 
   app.view(TYPED_CONFIRM_CALLBACK, async ({ ack, body, view, client }) => {

@@ -64,13 +64,15 @@ function slackError(method: string, err: unknown): ChatOpsError {
 /** Slack's per-second limits answer Retry-After 1 s or so: a single message waits that out here; longer is the caller's. */
 const RATE_LIMIT_WAIT_MS = 3000;
 
-async function patient<T>(call: () => Promise<T>): Promise<T> {
+async function patient<T>(call: () => Promise<T>, onRateLimited?: () => void): Promise<T> {
   const deadline = Date.now() + RATE_LIMIT_WAIT_MS;
   for (;;) {
     try {
       return await call();
     } catch (err) {
       const e = err as { code?: string; retryAfter?: number };
+      // Counted here, not where errors are counted: a 429 waited out here never reaches the caller as an error.
+      if (e.code === RATE_LIMITED) onRateLimited?.();
       const waitMs = e.code === RATE_LIMITED && typeof e.retryAfter === 'number' ? e.retryAfter * 1000 : undefined;
       if (waitMs === undefined || Date.now() + waitMs > deadline) throw err;
       await new Promise((r) => setTimeout(r, waitMs));
@@ -94,14 +96,16 @@ export class SlackOutbox implements Outbox {
   async post(origin: Origin, msg: Msg, opts: { threadTs?: string } = {}): Promise<PostedRef> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      const res: WebAPICallResult & { ts?: string; channel?: string } = await patient(() =>
-        this.client.chat.postMessage({
-          channel: origin.channel,
-          ...payload,
-          ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
-          unfurl_links: false,
-          unfurl_media: false,
-        }),
+      const res: WebAPICallResult & { ts?: string; channel?: string } = await patient(
+        () =>
+          this.client.chat.postMessage({
+            channel: origin.channel,
+            ...payload,
+            ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
+            unfurl_links: false,
+            unfurl_media: false,
+          }),
+        this.#limited('chat.postMessage'),
       );
       return { channel: res.channel ?? origin.channel, ts: res.ts ?? '' };
     } catch (err) {
@@ -122,7 +126,7 @@ export class SlackOutbox implements Outbox {
   async update(ref: PostedRef, msg: Msg): Promise<void> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      await patient(() => this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload }));
+      await patient(() => this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload }), this.#limited('chat.update'));
     } catch (err) {
       const error = slackError('chat.update', err);
       this.metrics?.slackErrors.inc({ method: 'chat.update', error: String(error.details.slackError ?? 'unknown') });
@@ -133,12 +137,19 @@ export class SlackOutbox implements Outbox {
   async upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void> {
     try {
       const base = { filename: file.filename, title: file.title, content: scrub(file.content, this.knownSecrets) };
-      await patient(() => this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel }));
+      await patient(
+        () => this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel }),
+        this.#limited('files.uploadV2'),
+      );
     } catch (err) {
       const error = slackError('files.uploadV2', err);
       this.metrics?.slackErrors.inc({ method: 'files.uploadV2', error: String(error.details.slackError ?? 'unknown') });
       throw error;
     }
+  }
+
+  #limited(method: string): () => void {
+    return () => this.metrics?.slackRateLimited.inc({ method });
   }
 
   async permalink(ref: PostedRef): Promise<string | undefined> {

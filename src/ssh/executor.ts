@@ -49,6 +49,12 @@ export function fingerprintSha256(keyBlob: Buffer): string {
 
 const PID_MARKER = '__chatops_pid=';
 const KILL_GRACE_MS = 1500;
+/** Observers of the connection's life, for metrics; the executor works the same without them. */
+export interface SshHooks {
+  /** Every connection attempt; `reconnect` is true once a first connection had been opened. */
+  onConnect?(outcome: 'ok' | 'failed', reconnect: boolean): void;
+}
+
 /** Connection attempts before a step sees the failure; a refused or reset connection is often a restarting sshd. */
 const CONNECT_ATTEMPTS = 3;
 const CONNECT_BACKOFF_MS = 300;
@@ -61,11 +67,13 @@ export class SshExecutor {
   #ssh: NodeSSH | undefined;
   #connecting: Promise<NodeSSH> | undefined;
   #closed = false;
+  #opened = 0;
 
   constructor(
     readonly target: SshTarget,
     private readonly privateKey: Secret,
     private readonly log: Logger,
+    private readonly hooks: SshHooks = {},
   ) {}
 
   get label(): string {
@@ -157,6 +165,7 @@ export class SshExecutor {
     } catch (err) {
       sock.destroy();
       ssh.dispose();
+      this.hooks.onConnect?.('failed', this.#opened > 0);
       if (presented !== undefined && presented !== hostKeySha256) {
         throw new ChatOpsError(
           ErrorCode.SshHostKeyMismatch,
@@ -180,7 +189,9 @@ export class SshExecutor {
       if (this.#ssh === ssh) this.#ssh = undefined;
     });
     this.#ssh = ssh;
-    this.log.debug({ host: this.label }, 'ssh connected');
+    this.#opened += 1;
+    this.hooks.onConnect?.('ok', this.#opened > 1);
+    this.log.debug({ host: this.label, connection: this.#opened }, 'ssh connected');
     return ssh;
   }
 

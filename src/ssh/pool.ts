@@ -1,7 +1,7 @@
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
-import { SshExecutor } from './executor.js';
+import { SshExecutor, type SshHooks } from './executor.js';
 
 /** One executor (so one connection) per environment's host, created on first use. */
 export class SshPool {
@@ -10,6 +10,8 @@ export class SshPool {
   constructor(
     private readonly secrets: Record<string, EnvSecrets>,
     private readonly log: Logger,
+    /** Per executor, so each host's reconnects are counted against its own first connection. */
+    private readonly hooks: (label: string) => SshHooks = () => ({}),
   ) {}
 
   for(env: EnvironmentConfig): SshExecutor {
@@ -18,11 +20,8 @@ export class SshPool {
     if (!ex) {
       const secrets = this.secrets[env.name];
       if (!secrets) throw new Error(`no secrets resolved for environment ${env.name}`);
-      ex = new SshExecutor(
-        { host: env.ssh.host, port: env.ssh.port, username: env.ssh.username, hostKeySha256: env.ssh.hostKeySha256, readyTimeoutMs: env.ssh.readyTimeoutMs },
-        secrets.sshPrivateKey,
-        this.log,
-      );
+      const target = { host: env.ssh.host, port: env.ssh.port, username: env.ssh.username, hostKeySha256: env.ssh.hostKeySha256, readyTimeoutMs: env.ssh.readyTimeoutMs };
+      ex = new SshExecutor(target, secrets.sshPrivateKey, this.log, this.hooks(`${target.username}@${target.host}:${target.port}`));
       this.#executors.set(key, ex);
     }
     return ex;

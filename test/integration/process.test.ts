@@ -111,9 +111,20 @@ describe('node dist/main.js, driven from outside', () => {
     expect(proc.stderr()).toContain('environments.production.registry.tokenEnv: names the environment variable GHCR_TOKEN, which is not set');
   });
 
-  it('with no Slack tokens, says so and exits cleanly', async () => {
-    proc = run({});
+  it('with no Slack tokens, opens the console; with stdin closed it prints the help and exits 0', async () => {
+    world = await prepareWorld();
+    const env = { ...world.processEnv };
+    for (const key of ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_API_URL']) delete env[key];
+    proc = run(env);
     expect(await proc.exited).toBe(0);
-    expect(proc.stdout()).toContain('no Slack tokens set');
+    expect(proc.stdout()).toContain('no Slack tokens are set, so commands are typed here');
+    expect(proc.stdout()).toContain('/as USER');
+  });
+
+  it('with no Slack tokens and no config, names the file and points to npm run demo', async () => {
+    proc = run({ CHATOPS_CONFIG: '/nonexistent/chatops.yml' });
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toContain('/nonexistent/chatops.yml');
+    expect(proc.stderr()).toContain('npm run demo');
   });
 });

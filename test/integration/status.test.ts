@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { setMaintenance } from '../world/sim/host.mjs';
+import { readCommandLog, setFault, setMaintenance } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, startWorld, type World } from './harness.js';
 import { text } from './blocks.js';
+import { card } from './faults.js';
+import { FAKE_TEAM_DOMAIN } from '../world/fake-slack.js';
 
 let world: World | undefined;
 afterEach(async () => {
@@ -31,13 +33,30 @@ describe('/engramia status', () => {
     expect(t).toContain('Not locked');
   });
 
+  it('says which step a running deploy is on, with its thread', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    setFault(w.deployPath, { match: ['pull', 'engramia-api'], delayMs: 5000 });
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await w.slack.waitFor(() => readCommandLog(w.deployPath).some((r: any) => r.argv.includes('pull')), { timeoutMs: 20_000 });
+    await w.slack.waitFor(() => card(w), { timeoutMs: 10_000 });
+    const t = await status(w);
+    expect(t).toMatch(/▶️ \*Running\* step \d+ of \d+: Pull 0\.6\.1\. Follow it in <https:\/\/[^|]+\|its thread>/);
+  });
+
   it('names the lock holder while a deploy waits, and warns when maintenance has been on too long', async () => {
     const w = (world = await startWorld({ slackLimits: false, envExtra: { maintenanceWarnMinutes: 1 } }));
     await w.slash('deploy 0.6.1');
     await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).some((m) => text(m.blocks).includes('maintenance.enable')), { timeoutMs: 20_000 });
     let t = await status(w);
     expect(t).toMatch(/Locked\* by deploy 0\.6\.1 \(<@U01ALICE>, \d+ s ago\), job `deploy-/);
-    expect(t).toContain(`its card is in <#${OPS_CHANNEL}>`);
+    // Parked at the maintenance gate: the question it waits on, and a link to the card's thread.
+    const deployCard = card(w)!;
+    expect(t).toContain('⏸️ *Waiting at a gate*: “Enable maintenance mode for deploying 0.6.1 to production?” Answer in ');
+    expect(t).toContain(`<https://${FAKE_TEAM_DOMAIN}.slack.com/archives/${OPS_CHANNEL}/p${deployCard.ts.replace('.', '')}|its thread>`);
+    expect(t).toMatch(/takes the safe branch in (\d+ s|1\d min)/);
+    expect(t).toContain('*Pinned in .env*\\n`0.6.0`');
+    expect(t).toContain('*Database*\\n`031`');
+    expect(w.slack.invalidBlockCalls()).toEqual([]);
 
     // Maintenance turned on an hour ago (as the bot records it), still on.
     setMaintenance(w.deployPath, true);

@@ -9,6 +9,7 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRole, readEnvOptions } from '../../src/config/env.js';
 import { loadConfig, parseConfig, resolveEnvSecrets, type Config } from '../../src/config/load.js';
+import { parseDuration } from '../../src/config/schema.js';
 import { Secret } from '../../src/config/secret.js';
 import { ChatOpsError, ErrorCode } from '../../src/errors.js';
 
@@ -642,6 +643,55 @@ describe('parseRole', () => {
     const err = thrown(() => parseRole(argv));
     expect(err.code).toBe(ErrorCode.ConfigInvalid);
     expect(err.message).toContain('all, app or worker');
+  });
+});
+
+describe('environments.NAME.watch: the health watch', () => {
+  /** The valid file with a watch block under production (indented to sit under it). */
+  const withWatch = (watch: string, text = VALID_TEXT) => text.replace('    apiKeyEnv: ENGRAMIA_PROD_API_KEY\n', `    apiKeyEnv: ENGRAMIA_PROD_API_KEY\n    watch: ${watch}\n`);
+
+  it('is off unless configured', () => {
+    expect(parseConfig(VALID_TEXT, 'x.yml').environments.production!.watch).toBeUndefined();
+  });
+
+  it('reads durations, defaults rollbackWindow to 30m and the channel to the first allowed channel', () => {
+    const c = parseConfig(withWatch('{ every: 1m }'), 'x.yml');
+    expect(c.environments.production!.watch).toEqual({ every: '1m', everyMs: 60_000, rollbackWindow: '30m', rollbackWindowMs: 1_800_000, channel: 'C0OPS' });
+    expect(c.environments.staging!.watch).toBeUndefined();
+    const explicit = parseConfig(withWatch('{ every: 30s, rollbackWindow: 2h, channel: C0ALERTS }'), 'x.yml');
+    expect(explicit.environments.production!.watch).toEqual({ every: '30s', everyMs: 30_000, rollbackWindow: '2h', rollbackWindowMs: 7_200_000, channel: 'C0ALERTS' });
+  });
+
+  it('each bad value is reported at its key path, saying what a duration looks like', () => {
+    const bad = (watch: string) => problemsOf(thrown(() => parseConfig(withWatch(watch), 'x.yml')), 'x.yml');
+    expect(problemAt(bad('{ every: 60 }'), 'environments.production.watch.every').message).toBe('must be a duration such as 30s, 1m or 5m (a whole number and s, m or h)');
+    expect(problemAt(bad('{ every: 1d }'), 'environments.production.watch.every').message).toBe('must be a duration such as 30s, 1m or 5m (a whole number and s, m or h)');
+    expect(problemAt(bad('{ every: "1 m" }'), 'environments.production.watch.every').message).toMatch(/must be a duration/);
+    expect(problemAt(bad('{ every: 0s }'), 'environments.production.watch.every').message).toBe('must be from 1s to 24h');
+    expect(problemAt(bad('{ every: 25h }'), 'environments.production.watch.every').message).toBe('must be from 1s to 24h');
+    expect(problemAt(bad('{ rollbackWindow: 10m }'), 'environments.production.watch.every').message).toBe('is required: how often to probe, such as 1m');
+    expect(problemAt(bad('{ every: 1m, rollbackWindow: 8d }'), 'environments.production.watch.rollbackWindow').message).toMatch(/must be a duration/);
+    expect(problemAt(bad('{ every: 1m, channel: ops }'), 'environments.production.watch.channel').message).toBe('must be a Slack channel id (C…, G…)');
+    expect(problemAt(bad('{ every: 1m, evry: 2m }'), 'environments.production.watch').message).toMatch(/unknown key "evry"/);
+    // One problem per bad key, all at once.
+    expect(bad('{ every: 0s, rollbackWindow: soon }').map((p) => p.path).sort()).toEqual(['environments.production.watch.every', 'environments.production.watch.rollbackWindow']);
+  });
+
+  it('with no allowed channels, a watch must name its channel', () => {
+    const noChannels = VALID_TEXT.replace(/^slack:\n(  .*\n)+/m, '');
+    const problems = problemsOf(thrown(() => parseConfig(withWatch('{ every: 1m }', noChannels), 'x.yml')), 'x.yml');
+    expect(problems).toEqual([
+      { path: 'environments.production.watch.channel', message: 'is required when slack.allowedChannels is empty: the channel the health watch posts to (a channel id, C…)' },
+    ]);
+    // Reported together with the file's other problems, not after them are fixed.
+    const more = problemsOf(thrown(() => parseConfig(withWatch('{ every: 1m }', noChannels).replace('port: 22', 'port: "x"'), 'x.yml')), 'x.yml');
+    expect(more.map((p) => p.path).sort()).toEqual(['environments.production.ssh.port', 'environments.production.watch.channel']);
+    expect(parseConfig(withWatch('{ every: 1m, channel: C0ALERTS }', noChannels), 'x.yml').environments.production!.watch!.channel).toBe('C0ALERTS');
+  });
+
+  it('parseDuration: seconds, minutes, hours; anything else is not a duration', () => {
+    expect([parseDuration('30s'), parseDuration('1m'), parseDuration('5m'), parseDuration('2h')]).toEqual([30_000, 60_000, 300_000, 7_200_000]);
+    for (const t of ['', '1', '1d', '1.5m', '-1m', ' 1m', '1M', 'm']) expect(parseDuration(t), t).toBeUndefined();
   });
 });
 

@@ -298,13 +298,21 @@ describe('migrate downgrade', () => {
     expect(parse('migrate --env staging downgrade base').command).toEqual({ name: 'migrate', target: 'base', env: 'staging' });
   });
 
-  it('only downgrade is supported', () => {
-    for (const text of ['migrate', 'migrate upgrade head', 'migrate 031']) {
+  it('needs upgrade or downgrade', () => {
+    for (const text of ['migrate', 'migrate 031', 'migrate sideways']) {
       const err = refuse(text);
       expect(err.code, text).toBe(ErrorCode.CommandInvalid);
-      expect(err.message, text).toContain('Only `migrate downgrade`');
+      expect(err.message, text).toContain('`migrate upgrade` or `migrate downgrade');
       expect(err.details.usage, text).toBe(usageOf('migrate'));
     }
+  });
+
+  it('upgrade takes only an environment and always goes to the head', () => {
+    expect(parse('migrate upgrade').command).toEqual({ name: 'migrate', target: 'head', env: 'production' });
+    expect(parse('migrate upgrade staging').command).toEqual({ name: 'migrate', target: 'head', env: 'staging' });
+    const err = refuse('migrate upgrade head');
+    expect(err.code).toBe(ErrorCode.CommandInvalid);
+    expect(err.message).toContain('"head"');
   });
 
   it('needs a target', () => {
@@ -342,19 +350,31 @@ describe('logs --tail', () => {
     expect(parse(`logs --tail ${LOG_TAIL_MAX}`)).toEqual({ command: { name: 'logs', env: 'production', tail: LOG_TAIL_MAX }, notes: [] });
   });
 
-  it('caps a larger tail and says so', () => {
-    const p = parse('logs --tail 5000');
-    expect(p.command).toEqual({ name: 'logs', env: 'production', tail: LOG_TAIL_MAX });
-    expect(p.notes).toHaveLength(1);
-    expect(p.notes[0]).toContain(String(LOG_TAIL_MAX));
-    expect(p.notes[0]).toContain('5000');
-  });
-
-  it.each(['0', '-5', 'abc', '1e3', '0x10', '10.5', '１０', '٣', '10;id'])('refuses --tail %j', (n) => {
+  it.each(['1001', '5000', '99999', '9'.repeat(30)])('refuses --tail %s above the cap, saying the range; nothing is cut down silently', (n) => {
     const err = refuse(`logs --tail ${n}`);
     expect(err.code).toBe(ErrorCode.CommandInvalid);
-    expect(err.message).toContain('--tail');
+    expect(err.message).toContain(`at most ${LOG_TAIL_MAX} lines`);
+    expect(err.message).toContain(`from 1 to ${LOG_TAIL_MAX}`);
+    expect(err.message).toContain('e.g. `--tail 200`');
     expect(err.details.usage).toBe(usageOf('logs'));
+    expect(LOG_TAIL_MAX).toBe(1000);
+  });
+
+  it.each(['0', '-5', 'abc', '1e3', '0x10', '10.5', '１０', '٣', '10;id', '$(id)', '+5'])('refuses --tail %j: what is wrong and what is right', (n) => {
+    const err = refuse(`logs --tail ${n}`);
+    expect(err.code).toBe(ErrorCode.CommandInvalid);
+    expect(err.message).toContain('is not a line count');
+    expect(err.message).toContain(`from 1 to ${LOG_TAIL_MAX}`);
+    expect(err.details.usage).toBe(usageOf('logs'));
+  });
+
+  it('takes leading zeros as the number they are', () => {
+    expect(parse('logs --tail=007').command).toEqual({ name: 'logs', env: 'production', tail: 7 });
+  });
+
+  it('refuses --tail given twice, and a stray argument', () => {
+    expect(refuse('logs --tail 5 --tail 6').message).toContain('given twice');
+    expect(refuse('logs 5').message).toContain('Unexpected argument "5"');
   });
 
   it('refuses --tail with no value', () => {
@@ -434,6 +454,12 @@ describe('unknown commands and options', () => {
     ['verison', 'version'],
     ['rolback', 'rollback'],
     ['STATS', 'status'],
+    // Swapped letters count as one edit (Damerau): two swaps are still within reach.
+    ['dpelyo 0.6.1', 'deploy'],
+    ['stauts', 'status'],
+    ['lgos --tail 5', 'logs'],
+    ['hlep', 'help'],
+    ['mirgatoins', 'migrations'],
   ])('%j suggests %s', (text, near) => {
     const err = refuse(text);
     expect(err.code).toBe(ErrorCode.CommandInvalid);
@@ -448,6 +474,11 @@ describe('unknown commands and options', () => {
     expect(err.message).toContain('"xyzzy"');
     expect(err.message).not.toContain('Did you mean');
     expect(suggest('xyzzy')).toBeUndefined();
+  });
+
+  it('suggests nothing three edits away', () => {
+    expect(suggest('dxplxx')).toBeUndefined();
+    expect(refuse('dxplxx 0.6.1').message).not.toContain('Did you mean');
   });
 
   it('suggest() finds the nearest command', () => {

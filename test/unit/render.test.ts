@@ -15,6 +15,10 @@ import { healthMsg, maintenanceOf, overallOf, versionMsg, type HealthReport } fr
 import { code, esc, mention, type Msg, type Part } from '../../src/render/model.js';
 import { LIMITS, toBlocks, toSlackMessage, type Block } from '../../src/render/slack.js';
 import { toText } from '../../src/render/text.js';
+import { SPECS } from '../../src/commands/specs.js';
+import { helpMsg, roleOf, type HelpView } from '../../src/render/help.js';
+import { LOGS_PREVIEW_LINES, logsMsg, type LogsView } from '../../src/render/logs.js';
+import { statusMsg, type StatusView } from '../../src/render/status.js';
 
 // ---------------------------------------------------------------------------------------------
 // Block Kit schema
@@ -789,5 +793,150 @@ describe('toText (console)', () => {
 
   it('code text is shown exactly as the host printed it', () => {
     expect(toText({ summary: 's', parts: [{ type: 'code', text: 'a < b && c' }] })).toBe('  | a < b && c');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// help, logs and status (src/render/help.ts, logs.ts, status.ts)
+
+describe('helpMsg', () => {
+  const view: HelpView = {
+    commands: SPECS,
+    access: { deployers: ['U01ALICE', 'S0DEPLOY'], approvers: ['U02BOB'], admins: ['U03CAROL'] },
+    allowedChannels: ['C0OPS'],
+    envNames: ['production', 'staging'],
+    defaultEnv: 'production',
+  };
+
+  it('valid Block Kit within limits: every section under 3000 characters, at most 50 blocks', () => {
+    const { blocks } = slack(helpMsg(view));
+    expect(blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
+    for (const t of mrkdwnOf(blocks)) expect(t.length).toBeLessThanOrEqual(LIMITS.sectionText);
+    // Nothing was clipped to fit: the renderer's clip marker never shows.
+    expect(JSON.stringify(blocks)).not.toContain('more block');
+  });
+
+  it('usage, an example and who may run it, for every command', () => {
+    const { blocks } = slack(helpMsg(view));
+    for (const s of SPECS) {
+      const section = mrkdwnOf(blocks).find((t) => t.startsWith(code(`/engramia ${s.usage}`)));
+      expect(section, s.name).toBeDefined();
+      expect(section).toContain(`e.g. ${code(`/engramia ${s.example}`)}`);
+      expect(section).toMatch(/👤 (anyone|deployers|admins|who started the job, or admins)$/);
+    }
+    const all = mrkdwnOf(blocks).join('\n');
+    expect(all).toContain('*Read-only*: anyone in <#C0OPS>');
+    expect(all).toContain('deployers (`access.deployers`): <@U01ALICE>, <!subteam^S0DEPLOY>');
+    expect(all).toContain('admins (`access.admins`): <@U03CAROL>');
+    expect(all).toContain('approvers (`access.approvers`): <@U02BOB>');
+    expect(all).toContain('`production` is used');
+    expect(mrkdwnOf(blocks).find((t) => t.startsWith('`/engramia deploy '))).toContain('👤 deployers');
+    expect(mrkdwnOf(blocks).find((t) => t.startsWith('`/engramia unlock '))).toContain('👤 admins');
+    expect(mrkdwnOf(blocks).find((t) => t.startsWith('`/engramia logs '))).toContain('👤 anyone');
+  });
+
+  it('the same rule as the command path: mutating commands need deployers, unlock admins', () => {
+    expect(SPECS.filter((s) => roleOf(s) === 'deployers').map((s) => s.name)).toEqual(['deploy', 'rollback', 'maintenance', 'migrate']);
+    expect(SPECS.filter((s) => roleOf(s) === 'admins').map((s) => s.name)).toEqual(['unlock']);
+  });
+
+  it('says when nobody is configured, when commands work anywhere, and when there is no default environment', () => {
+    const all = mrkdwnOf(slack(helpMsg({ ...view, access: { deployers: [], approvers: [], admins: [] }, allowedChannels: [], defaultEnv: undefined })).blocks).join('\n');
+    expect(all).toContain('deployers (`access.deployers`): _nobody is configured_');
+    expect(all).toContain('*Read-only*: anyone');
+    expect(all).toContain('no default');
+  });
+
+  it('a long access list is cut to a few names and a count', () => {
+    const many = Array.from({ length: 300 }, (_, i) => `U${String(i).padStart(8, '0')}`);
+    const { blocks } = slack(helpMsg({ ...view, access: { deployers: many, approvers: many, admins: many } }));
+    expect(mrkdwnOf(blocks).join('\n')).toContain('and 292 more');
+  });
+});
+
+describe('logsMsg', () => {
+  const base: LogsView = {
+    env: 'production',
+    host: 'deploy@203.0.113.10:22',
+    service: 'engramia-api',
+    requested: 5,
+    lines: ['INFO: a <!channel> & b', 'INFO: second'],
+    command: 'docker compose -f docker-compose.prod.yml logs --tail=5 engramia-api',
+    truncated: false,
+    requestedBy: 'U01ALICE',
+    jobId: 'j1',
+  };
+
+  it('short logs: one code block, the command and the redaction note; host text escaped', () => {
+    const { blocks } = slack(logsMsg(base));
+    expectNoRawMarkup(blocks, ['<@U01ALICE>']);
+    const all = mrkdwnOf(blocks).join('\n');
+    expect(all).toContain('```\nINFO: a &lt;!channel&gt; &amp; b\nINFO: second\n```');
+    expect(all).toContain('asked for 5; that is all the log has');
+    expect(all).toContain('`docker compose -f docker-compose.prod.yml logs --tail=5 engramia-api`');
+    expect(all).toContain('`[redacted]`');
+  });
+
+  it('long logs: the last lines as a preview and where the file is', () => {
+    const lines = Array.from({ length: 200 }, (_, i) => `line ${i}`);
+    const { blocks } = slack(logsMsg({ ...base, requested: 200, lines, file: { filename: 'production-engramia-api-j1.log' } }));
+    const all = mrkdwnOf(blocks).join('\n');
+    expect(all).toContain(`line 199`);
+    expect(all).toContain(`line ${200 - LOGS_PREVIEW_LINES}`);
+    expect(all).not.toContain(`line ${199 - LOGS_PREVIEW_LINES}\n`);
+    expect(all).toContain('All 200 lines are in `production-engramia-api-j1.log`');
+  });
+
+  it('an empty log says so, with no code block', () => {
+    const { blocks } = slack(logsMsg({ ...base, lines: [] }));
+    expect(mrkdwnOf(blocks).join('\n')).toContain('log on `deploy@203.0.113.10:22` is empty');
+    expect(JSON.stringify(blocks)).not.toContain('```');
+  });
+});
+
+describe('statusMsg: the job holding the lock', () => {
+  const now = new Date('2026-11-26T10:00:00Z');
+  const base: StatusView = {
+    env: 'production',
+    host: 'deploy@h:22',
+    runningTag: '0.6.0',
+    pinnedTag: '0.6.0',
+    containers: [],
+    revision: '031',
+    maintenance: { inEnvFile: false, active: false, warnAfterMinutes: 30 },
+    requestedBy: 'U01ALICE',
+    jobId: 'status-1',
+    now,
+  };
+  const lock = { jobId: 'deploy-1', user: 'U01ALICE', command: 'deploy 0.6.1', startedAt: '2026-11-26T09:58:00Z', ago: '2 min ago', channel: 'C0OPS' };
+  const url = 'https://t.slack.com/archives/C0OPS/p1';
+
+  it('waiting at a gate: the question, the thread link and when it takes the safe branch', () => {
+    const job = { channel: 'C0OPS', phase: 'waiting' as const, threadUrl: url, gate: { question: 'Enable maintenance mode for deploying 0.6.1 to production?', expiresAt: '2026-11-26T10:14:00Z' } };
+    const out = slack(statusMsg({ ...base, lock: { ...lock, job } }));
+    const all = mrkdwnOf(out.blocks).join('\n');
+    expect(all).toContain('⏸️ *Waiting at a gate*: “Enable maintenance mode for deploying 0.6.1 to production?” Answer in <https://t.slack.com/archives/C0OPS/p1|its thread>');
+    expect(all).toContain('safe branch in 14 min');
+    expect(out.text).toContain('(waiting at a gate)');
+  });
+
+  it('running: the step and the thread link; without a link, the channel', () => {
+    const job = { channel: 'C0OPS', phase: 'running' as const, threadUrl: url, step: { title: 'Pull 0.6.1', index: 3, of: 12 } };
+    expect(mrkdwnOf(slack(statusMsg({ ...base, lock: { ...lock, job } })).blocks).join('\n')).toContain('▶️ *Running* step 3 of 12: Pull 0.6.1. Follow it in <https://t.slack.com/archives/C0OPS/p1|its thread>.');
+    const noLink = { channel: 'C0OPS', phase: 'queued' as const };
+    expect(mrkdwnOf(slack(statusMsg({ ...base, lock: { ...lock, job: noLink } })).blocks).join('\n')).toContain('⏳ *Queued*, waiting for a worker. Follow it in its card in <#C0OPS>.');
+  });
+
+  it('a gate question from job data is escaped', () => {
+    const job = { channel: 'C0OPS', phase: 'waiting' as const, gate: { question: 'Go <!here> & on?', expiresAt: '2026-11-26T10:00:30Z' } };
+    const all = mrkdwnOf(slack(statusMsg({ ...base, lock: { ...lock, job } })).blocks).join('\n');
+    expect(all).toContain('“Go &lt;!here&gt; &amp; on?”');
+    expect(all).toContain('safe branch in 30 s');
+  });
+
+  it('the API disagreeing with the container is shown next to the running tag', () => {
+    const all = mrkdwnOf(slack(statusMsg({ ...base, apiVersion: '0.5.9' })).blocks).join('\n');
+    expect(all).toContain('*Running*\n`0.6.0`\n⚠️ the API reports `0.5.9`');
+    expect(mrkdwnOf(slack(statusMsg({ ...base, apiVersion: '0.6.0' })).blocks).join('\n')).not.toContain('the API reports');
   });
 });

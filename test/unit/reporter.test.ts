@@ -111,6 +111,22 @@ describe('JobReporter: order and coalescing', () => {
     expect(updates.at(-1)!.text).toBe('card 20');
   });
 
+  it('shows a quick change at once (a burst of updates, refilled per interval) and folds changes made together into one update', async () => {
+    const out = new ScriptedOutbox();
+    const r = reporter(out, { minUpdateIntervalMs: 1000, updateBurst: 3, updateSettleMs: 20 });
+    await r.start(msg('card 0'));
+    const t0 = Date.now();
+    // A step ends and the next starts a moment later: one update, not two.
+    r.setCard(msg('step 1 done'));
+    r.setCard(msg('step 2 running'));
+    await until(() => out.ok('update').length === 1);
+    // The next change goes at once too (a token is left), not an interval later.
+    r.setCard(msg('step 2 done'));
+    await until(() => out.ok('update').length === 2);
+    expect(Date.now() - t0).toBeLessThan(500);
+    expect(out.ok('update').map((c) => c.text)).toEqual(['step 2 running', 'step 2 done']);
+  });
+
   it('merges replies held back by a failure into one message, in order', async () => {
     const out = new ScriptedOutbox();
     const r = reporter(out);

@@ -1,7 +1,7 @@
 // Unit tests for src/security/scrub.ts: secrets in host output never reach Slack or a log.
 import { describe, expect, it } from 'vitest';
 import { esc } from '../../src/render/model.js';
-import { scrub } from '../../src/security/scrub.js';
+import { scrub, scrubLog } from '../../src/security/scrub.js';
 
 const R = '[redacted]';
 
@@ -148,5 +148,31 @@ describe('ordinary text is untouched', () => {
     expect(Date.now() - started).toBeLessThan(2000);
     expect(out.endsWith(R)).toBe(true);
     expect(out.length).toBe(big.length - 'sk_live_51HxYzAbCdEfGhIj'.length + R.length);
+  });
+});
+
+describe('scrubLog: the wider net for application logs', () => {
+  it.each([
+    ['key=value', 'api_key=abc123def', 'api_key=[redacted]'],
+    ['env style', 'ENGRAMIA_API_KEYS=engk_0123456789abcdef', 'ENGRAMIA_API_KEYS=[redacted]'],
+    ['JSON field', '{"level":"info","password": "hunter2", "user":"x"}', '{"level":"info","password": "[redacted]", "user":"x"}'],
+    ['query string', 'GET /v1/recall?token=abcdef123&x=1', 'GET /v1/recall?token=[redacted]&x=1'],
+    ['Authorization header', 'Authorization: Basic dXNlcjpwYXNz', 'Authorization: [redacted]'],
+    ['bearer token', 'authorization: Bearer abcdefgh12345678', 'authorization: [redacted]'],
+    ['JWT', 'session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl end', 'session [redacted] end'],
+    ['URL credentials, no user', 'redis://:pw@r:6379/0', 'redis://:[redacted]@r:6379/0'],
+    ['a port is not a password', 'listening on http://0.0.0.0:8000/v1', 'listening on http://0.0.0.0:8000/v1'],
+    ['https credentials', 'fetching https://bot:s3cr3t@ghcr.io/v2/', 'fetching https://bot:[redacted]@ghcr.io/v2/'],
+  ])('%s', (_what, input, expected) => {
+    expect(scrubLog(input)).toBe(expected);
+  });
+
+  it('still removes known values and token shapes', () => {
+    expect(scrubLog('started with sk_live_abcdefghijklmnop and my-known-secret-1', ['my-known-secret-1'])).toBe('started with [redacted] and [redacted]');
+  });
+
+  it('leaves ordinary log lines alone', () => {
+    const line = 'INFO:     172.18.0.4:51234 - "GET /v1/health HTTP/1.1" 200 OK; ENGRAMIA_AUTH_MODE=env';
+    expect(scrubLog(line)).toBe(line);
   });
 });

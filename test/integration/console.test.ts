@@ -1,0 +1,149 @@
+// The console adapter from outside: `node dist/main.js` with no Slack tokens, driven through stdin
+// like a person at a terminal, against the real Redis, sshd and simulated host of the test world.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readCommandLog, readEnvFile, runningApiTag, setMaintenance } from '../world/sim/host.mjs';
+import { ALICE, prepareWorld, type PreparedWorld } from './harness.js';
+import { BOB } from './blocks.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+interface Console {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  type(line: string): void;
+  /** Waits until stdout, from `from` on, matches; returns the index just past the match. */
+  waitFor(re: RegExp, from?: number, timeoutMs?: number): Promise<number>;
+  exited: Promise<number | null>;
+}
+
+function consoleEnv(w: PreparedWorld): NodeJS.ProcessEnv {
+  // Console mode is what the bot chooses when no Slack token is set.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...w.processEnv };
+  for (const key of ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'SLACK_API_URL', 'LOG_LEVEL']) delete env[key];
+  return env;
+}
+
+function startConsole(env: NodeJS.ProcessEnv, args: string[] = []): Console {
+  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return {
+    child,
+    out: () => out,
+    err: () => err,
+    type: (line) => child.stdin!.write(`${line}\n`),
+    async waitFor(re, from = 0, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = re.exec(out.slice(from));
+        if (m) return from + m.index + m[0].length;
+        if (child.exitCode !== null) throw new Error(`console exited ${child.exitCode} before ${re}:\n${out}\n${err}`);
+        if (Date.now() > deadline) throw new Error(`no ${re} within ${timeoutMs} ms:\n${out.slice(from)}\n--- stderr ---\n${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    exited,
+  };
+}
+
+let world: PreparedWorld | undefined;
+let con: Console | undefined;
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === 'fail' && con) console.error(`--- console stdout ---\n${con.out().slice(-6000)}\n--- stderr ---\n${con.err().slice(-3000)}`);
+  if (con && con.child.exitCode === null) {
+    con.child.kill('SIGKILL');
+    await con.exited;
+  }
+  con = undefined;
+  await world?.close();
+  world = undefined;
+});
+
+function ran(deployPath: string): string[] {
+  return readCommandLog(deployPath)
+    .filter((r: any) => r.phase !== 'start')
+    .map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`);
+}
+
+describe('console adapter (no Slack tokens)', () => {
+  it('runs a deploy through its maintenance gate: four-eyes refuses the requester, another approver answers by number', async () => {
+    // Alice may approve too, so her own press is refused for four-eyes, not for want of a role.
+    world = await prepareWorld({ access: { deployers: [ALICE], approvers: [ALICE, BOB] }, envExtra: { verifySettleSeconds: 5 } });
+    con = startConsole(consoleEnv(world));
+    let at = await con.waitFor(new RegExp(`You are ${ALICE} \\(deployer, approver\\)`));
+
+    con.type('/engramia deploy 0.6.1');
+    at = await con.waitFor(/\[1\] Enable maintenance[\s│]+\[2\] Deploy without maintenance/, at);
+    // Parked at the gate: nothing has been started on the host yet.
+    expect(ran(world.deployPath).some((l) => l.includes('up -d'))).toBe(false);
+
+    con.type('1');
+    at = await con.waitFor(/someone else must decide\. Nothing was done\./, at);
+    expect(ran(world.deployPath).some((l) => l.includes('up -d'))).toBe(false);
+
+    con.type(`/as ${BOB}`);
+    con.type('1');
+    at = await con.waitFor(new RegExp(`Now acting as ${BOB}`), at);
+    at = await con.waitFor(new RegExp(`Enable maintenance — decided by @${BOB}`), at);
+    await con.waitFor(/\*Status\* ✅ succeeded/, at, 30_000);
+
+    const lines = ran(world.deployPath);
+    const onOld = lines.indexOf('IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml up -d engramia-api');
+    const upNew = lines.indexOf('IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml up -d engramia-api caddy');
+    const migrate = lines.indexOf('IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic upgrade head');
+    const offNew = lines.lastIndexOf('IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml up -d engramia-api');
+    expect(onOld).toBeGreaterThanOrEqual(0);
+    expect(upNew).toBeGreaterThan(onOld);
+    expect(migrate).toBeGreaterThan(upNew);
+    expect(offNew).toBeGreaterThan(migrate);
+    expect(lines.filter((l) => l.includes('alembic upgrade head'))).toHaveLength(1);
+    expect(runningApiTag(world.deployPath)).toBe('0.6.1');
+    expect(readEnvFile(world.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+
+    con.type('exit');
+    expect(await con.exited).toBe(0);
+    // What the console prints went through the same scrubbing as Slack payloads.
+    for (const secret of [world.apiKey, world.registryToken]) expect(con.out() + con.err()).not.toContain(secret);
+  });
+
+  it('takes --as at start, applies the access lists, and with its input ended answers what was asked, then exits 0', async () => {
+    world = await prepareWorld();
+    con = startConsole(consoleEnv(world), ['--as', BOB]);
+    await con.waitFor(new RegExp(`You are ${BOB} \\(approver\\)`));
+    // Bob is no deployer in this config: refused before anything is queued.
+    con.type('deploy 0.6.1');
+    con.type('version');
+    con.child.stdin!.end();
+    expect(await con.exited).toBe(0);
+    expect(con.out()).toContain('You may not run `deploy`');
+    expect(con.out()).toMatch(/production: version 0\.6\.0/);
+    expect(ran(world.deployPath).some((l) => l.includes('pull'))).toBe(false);
+  });
+
+  it("a diagnosis's fix button answers by number and runs the command it names, as the person pressing", async () => {
+    world = await prepareWorld({ access: { deployers: [ALICE] } });
+    setMaintenance(world.deployPath, true);
+    con = startConsole(consoleEnv(world));
+    let at = await con.waitFor(new RegExp(`You are ${ALICE}`));
+    con.type('diagnose');
+    at = await con.waitFor(/\[1\] Turn maintenance off/, at);
+    con.type('1');
+    // Slack asks "are you sure?" before sending this press; so does the console.
+    at = await con.waitFor(/Type y to/, at);
+    con.type('y');
+    const deadline = Date.now() + 20_000;
+    while (readEnvFile(world.deployPath).includes('ENGRAMIA_MAINTENANCE') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(readEnvFile(world.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    // The host's record: the API re-created on the running version, once.
+    expect(ran(world.deployPath).filter((l) => l === 'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml up -d engramia-api')).toHaveLength(1);
+    con.type('exit');
+    expect(await con.exited).toBe(0);
+  });
+});
