@@ -59,6 +59,8 @@ const sshSchema = z.strictObject({
     .string({ error: 'is required: the host key fingerprint as `ssh-keygen -lf` prints it (SHA256:…); the bot never trusts a key on first use' })
     .regex(FINGERPRINT, 'must be a fingerprint as `ssh-keygen -lf` prints it, e.g. SHA256: followed by 43 base64 characters'),
   readyTimeoutMs: z.number().int().min(1000).max(120_000).default(15_000),
+  /** Commands at once on the one connection; keep it under the host's sshd `MaxSessions` (10 by default). */
+  maxSessions: z.number().int().min(1).max(64).default(8),
 });
 
 const registrySchema = z.strictObject({

@@ -10,6 +10,7 @@ import { SshPool } from '../ssh/pool.js';
 import type { DeployData } from '../runbooks/deploy.js';
 import { ReporterRegistry } from './reporter.js';
 import { runRunbookJob } from './runbook-job.js';
+import { postPatiently } from './deliver.js';
 import { runReadJob } from './health.js';
 import { describeJob } from './current-job.js';
 import { DEFAULT_REAPER_INTERVAL_MS, REAPER, reap } from './reaper.js';
@@ -190,7 +191,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
           return other ? describeJob(other, { outbox: deps.outbox, store }) : undefined;
         },
       });
-      const posted = await deps.outbox.post(data.origin, msg);
+      const posted = await postPatiently(deps.outbox, data.origin, msg, { log });
       if (file) {
         // The message already says where the file is; a failed upload is logged, not a failed read.
         await deps.outbox
@@ -215,8 +216,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
       if (isRunbookJob(data)) await store.releaseLock(data.env, data.jobId).catch(() => undefined);
       log.error({ code: error.code, err: error.message }, 'job failed');
       // Tell the person; if even that fails, the log line above is the record.
-      await deps.outbox
-        .post(data.origin, { summary: `${job.name} ${data.env} failed`, parts: [...errorParts(error), { type: 'context', items: [`job ${code(String(job.id))}`] }] })
+      await postPatiently(deps.outbox, data.origin, { summary: `${job.name} ${data.env} failed`, parts: [...errorParts(error), { type: 'context', items: [`job ${code(String(job.id))}`] }] }, { log })
         .catch((postErr: unknown) => log.error({ err: (postErr as Error).message }, 'could not report job failure'));
       throw error;
     } finally {

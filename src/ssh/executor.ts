@@ -13,6 +13,36 @@ export interface SshTarget {
   username: string;
   hostKeySha256: string;
   readyTimeoutMs: number;
+  /**
+   * Commands running at once on the one connection. OpenSSH refuses sessions past `MaxSessions`
+   * (10 by default) with a channel-open failure; two are left for stopping timed-out commands.
+   */
+  maxSessions?: number;
+}
+
+const DEFAULT_MAX_SESSIONS = 8;
+
+/** Hands out at most `size` slots; the rest wait in order. */
+class Slots {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.#free = Math.max(1, size);
+  }
+
+  async take(): Promise<() => void> {
+    if (this.#free > 0) this.#free -= 1;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free += 1;
+    };
+  }
 }
 
 export interface ExecOptions {
@@ -74,7 +104,11 @@ export class SshExecutor {
     private readonly privateKey: Secret,
     private readonly log: Logger,
     private readonly hooks: SshHooks = {},
-  ) {}
+  ) {
+    this.#sessions = new Slots(target.maxSessions ?? DEFAULT_MAX_SESSIONS);
+  }
+
+  readonly #sessions: Slots;
 
   get label(): string {
     return `${this.target.username}@${this.target.host}:${this.target.port}`;
@@ -82,8 +116,13 @@ export class SshExecutor {
 
   async exec(cmd: RemoteCommand, opts: ExecOptions): Promise<ExecResult> {
     const command = renderCommand(cmd);
-    const ssh = await this.#connection();
-    return this.#run(ssh, command, opts);
+    const release = await this.#sessions.take();
+    try {
+      const ssh = await this.#connection();
+      return await this.#run(ssh, command, opts);
+    } finally {
+      release();
+    }
   }
 
   async close(): Promise<void> {
@@ -140,8 +179,13 @@ export class SshExecutor {
   }
 
   async #runScript(script: string, timeoutMs: number): Promise<ExecResult> {
-    const ssh = await this.#connection();
-    return this.#run(ssh, script, { timeoutMs });
+    const release = await this.#sessions.take();
+    try {
+      const ssh = await this.#connection();
+      return await this.#run(ssh, script, { timeoutMs });
+    } finally {
+      release();
+    }
   }
 
   async #open(): Promise<NodeSSH> {

@@ -20,7 +20,7 @@ export class SshPool {
     if (!ex) {
       const secrets = this.secrets[env.name];
       if (!secrets) throw new Error(`no secrets resolved for environment ${env.name}`);
-      const target = { host: env.ssh.host, port: env.ssh.port, username: env.ssh.username, hostKeySha256: env.ssh.hostKeySha256, readyTimeoutMs: env.ssh.readyTimeoutMs };
+      const target = { host: env.ssh.host, port: env.ssh.port, username: env.ssh.username, hostKeySha256: env.ssh.hostKeySha256, readyTimeoutMs: env.ssh.readyTimeoutMs, maxSessions: env.ssh.maxSessions };
       ex = new SshExecutor(target, secrets.sshPrivateKey, this.log, this.hooks(`${target.username}@${target.host}:${target.port}`));
       this.#executors.set(key, ex);
     }

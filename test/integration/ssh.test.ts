@@ -54,6 +54,23 @@ function alive(pid: number): boolean {
 }
 
 describe('SshExecutor against a real sshd', () => {
+  it('runs no more commands at once than maxSessions allows on its one connection; the rest wait their turn', async () => {
+    ex = new SshExecutor({ ...target, maxSessions: 3 }, key, log);
+    const trace = join(root, 'sessions.trace');
+    // Each command marks its start and end in one file (O_APPEND keeps the small writes whole).
+    const script = `echo + >> ${trace}; sleep 0.2; echo - >> ${trace}`;
+    const results = await Promise.all(Array.from({ length: 12 }, () => ex!.exec({ argv: ['sh', '-c', script] }, { timeoutMs: 20_000 })));
+    expect(results.map((r) => r.exitCode)).toEqual(Array(12).fill(0));
+    let running = 0;
+    let most = 0;
+    for (const mark of readFileSync(trace, 'utf8').trim().split('\n')) {
+      running += mark === '+' ? 1 : -1;
+      most = Math.max(most, running);
+    }
+    expect(running).toBe(0);
+    expect(most).toBe(3);
+  });
+
   it('passes hostile arguments through verbatim, streams lines in order and reports exit codes', async () => {
     ex = new SshExecutor(target, key, log);
     const hostile = ['$(id)', ';id', '`id`', "it's", 'a b', '*', '~', 'x\ny', '--', '-rf', 'KEY=v', 'ünïcode', ''];

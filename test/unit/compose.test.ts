@@ -18,6 +18,7 @@ function envConfig(over: Partial<EnvironmentConfig> = {}): EnvironmentConfig {
       privateKeyPath: '/run/secrets/deploy_key',
       hostKeySha256: `SHA256:${'A'.repeat(43)}`,
       readyTimeoutMs: 15_000,
+      maxSessions: 8,
     },
     deployPath: '/opt/engramia',
     composeFile: 'docker-compose.prod.yml',

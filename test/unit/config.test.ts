@@ -100,6 +100,7 @@ describe('parseConfig / loadConfig: a valid file', () => {
         privateKeyPath: '/run/secrets/deploy_key',
         hostKeySha256: 'SHA256:q6VbXw3kLmN8pQrStUvWxYz0123456789AbCdEfGhIj',
         readyTimeoutMs: 15_000,
+        maxSessions: 8,
       },
       deployPath: '/opt/engramia',
       composeFile: 'docker-compose.prod.yml',
