@@ -22,8 +22,8 @@ export interface BenchEnv {
 
 export interface MultiEnv {
   envs: BenchEnv[];
-  /** The bot's config: one environment per host, the first one the default. */
-  configYaml(envExtra?: Record<string, string | number | boolean>): string;
+  /** The bot's config: one environment per host, the first one the default; commands from `allowedChannels` (default the ops channel). */
+  configYaml(envExtra?: Record<string, string | number | boolean>, opts?: { allowedChannels?: string[] }): string;
   /**
    * Every host anew at 0.6.0 (fresh state and command log), and its API restarted on the same port: the
    * simulated API keeps its rate-limit counters (60 a minute per path, as Engramia's) in memory, keyed by a
@@ -82,9 +82,9 @@ export async function startMultiEnv(w: BenchWorld, count: number, opts: { sshdPe
     throw err;
   }
 
-  const configYaml = (envExtra: Record<string, string | number | boolean> = {}) =>
+  const configYaml = (envExtra: Record<string, string | number | boolean> = {}, opts: { allowedChannels?: string[] } = {}) =>
     `slack:
-  allowedChannels: [${OPS_CHANNEL}]
+  allowedChannels: [${(opts.allowedChannels ?? [OPS_CHANNEL]).join(', ')}]
 access:
   deployers: [${ALICE}]
   approvers: [U02BOB]

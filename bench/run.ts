@@ -12,6 +12,8 @@
 //       memory          RSS of `node dist/main.js --role all`, idle and during a deploy (needs `npm run build`)
 //       slack-outage    a deploy through a 60 s Slack outage
 //       crash-resume    kill -9 of the worker mid-deploy (needs `npm run build`)
+//       ack             slash-command ack latency, 200 at 20 concurrent, vs a bare Bolt app (needs `npm run build`)
+//       slack-budget    Slack Web API calls of a deploy, and 10 deploys at once from 10 channels: 429s, time to final cards
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +26,8 @@ import { runProgressBench, type ProgressBenchResult } from './progress.js';
 import { runHealthFanoutBench, type HealthFanoutBenchResult } from './health-fanout.js';
 import { runWorkerScalingBench, type WorkerScalingBenchResult } from './worker-scaling.js';
 import { runMemoryBench, type MemoryBenchResult } from './memory.js';
+import { printAck, runAckBench, type AckBenchResult } from './ack.js';
+import { printSlackBudget, runSlackBudgetBench, type SlackBudgetBenchResult } from './slack-budget.js';
 import { printAnsible, printFanout, printMemory, printProgress, printScaling } from './report.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -37,7 +41,7 @@ function roundsArg(): number | undefined {
   return n;
 }
 
-const BENCHES = ['deploy', 'ansible', 'progress', 'health-fanout', 'worker-scaling', 'memory', 'slack-outage', 'crash-resume'] as const;
+const BENCHES = ['deploy', 'ansible', 'progress', 'health-fanout', 'worker-scaling', 'memory', 'slack-outage', 'crash-resume', 'ack', 'slack-budget'] as const;
 
 function onlyArg(): (typeof BENCHES)[number] | undefined {
   const arg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
@@ -130,6 +134,8 @@ async function main(): Promise<void> {
   let deploy: DeployBenchResult | undefined;
   let slackOutage: SlackOutageBenchResult | undefined;
   let crashResume: CrashResumeBenchResult | undefined;
+  let ack: AckBenchResult | undefined;
+  let slackBudget: SlackBudgetBenchResult | undefined;
   let ansible: AnsibleBenchResult | undefined;
   let progressBench: ProgressBenchResult | undefined;
   let fanout: HealthFanoutBenchResult | undefined;
@@ -145,6 +151,8 @@ async function main(): Promise<void> {
     if (!only || only === 'memory') memory = await runMemoryBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
     if (!only || only === 'slack-outage') slackOutage = await runSlackOutageBench(world, { progress: (l) => console.error(l) });
     if (!only || only === 'crash-resume') crashResume = await runCrashResumeBench(world, { progress: (l) => console.error(l) });
+    if (!only || only === 'ack') ack = await runAckBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'slack-budget') slackBudget = await runSlackBudgetBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
   } finally {
     closing = true;
     await world?.close().catch(() => undefined);
@@ -160,6 +168,8 @@ async function main(): Promise<void> {
   if (fanout) printFanout(fanout);
   if (scaling) printScaling(scaling);
   if (memory) printMemory(memory);
+  if (ack) printAck(ack, table);
+  if (slackBudget) printSlackBudget(slackBudget);
   if (slackOutage) {
     console.log(`\n${slackOutage.command} with Slack answering 500 to every call for ${slackOutage.outageMs / 1000} s from the command (medians, ms from the command):`);
     console.log(table([['measure', 'Slack up', 'Slack down 60 s', 'added'], ...outageRows(slackOutage)]));
@@ -179,7 +189,7 @@ async function main(): Promise<void> {
 
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = `${RESULTS_DIR}${only ? `latest-${only}` : 'latest'}.json`;
-  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}) } }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}), ...(ack ? { ack } : {}), ...(slackBudget ? { slackBudget } : {}) } }, null, 2)}\n`);
   console.log(`\nwrote ${file}`);
 }
 

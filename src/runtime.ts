@@ -11,6 +11,7 @@ import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startSlackApp, type RunningSlackApp } from './slack/app.js';
 import { createWebClient, SlackOutbox } from './slack/outbox.js';
+import { SlackPacer, type SlackPacingOptions } from './slack/pacer.js';
 import { BOT_VERSION } from './version.js';
 
 export interface BotOptions {
@@ -21,7 +22,18 @@ export interface BotOptions {
   processEnv: NodeJS.ProcessEnv;
   /** Tests pass an outbox of their own only for the console; Slack modes build theirs. */
   outbox?: Outbox;
-  workerOptions?: { lockTtlMs?: number; minCardIntervalMs?: number; concurrency?: number; jobLockMs?: number; stalledIntervalMs?: number; shutdownGraceMs?: number; reaperIntervalMs?: number; maxStalledCount?: number };
+  workerOptions?: {
+    lockTtlMs?: number;
+    minCardIntervalMs?: number;
+    concurrency?: number;
+    jobLockMs?: number;
+    stalledIntervalMs?: number;
+    shutdownGraceMs?: number;
+    reaperIntervalMs?: number;
+    maxStalledCount?: number;
+    /** The Slack call budget every job and worker process shares (see slack/pacer.ts); false: no pacing. */
+    slackPacing?: SlackPacingOptions | false;
+  };
 }
 
 export interface Bot {
@@ -48,14 +60,17 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
   if (env.slack.kind !== 'console') client = createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
 
   let worker: RunningWorker | undefined;
+  let pacer: SlackPacer | undefined;
   if (role !== 'app') {
+    const { slackPacing, ...workerOptions } = opts.workerOptions ?? {};
     const secrets: Record<string, EnvSecrets> = resolveEnvSecrets(config, opts.processEnv);
     const known = Object.values(secrets).flatMap((s) => [s.apiKey.reveal(), s.registryToken.reveal()]);
     if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
     if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
     const updateClient = env.slack.kind === 'console' ? undefined : createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
-    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient);
-    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...env.worker, ...(opts.workerOptions ?? {}) });
+    if (env.slack.kind !== 'console' && !opts.outbox && slackPacing !== false) pacer = new SlackPacer({ ...slackPacing, log, redisUrl: env.redisUrl, prefix: env.queuePrefix });
+    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient, pacer);
+    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...env.worker, ...workerOptions });
   }
 
   let slackAuth: SlackAuth = 'unchecked';
@@ -110,6 +125,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
     } catch (err) {
       // Leave nothing running behind a failed start: callers in the same process would leak it.
       await worker?.close().catch(() => undefined);
+      await pacer?.close();
       await producer.close().catch(() => undefined);
       throw err;
     }
@@ -123,6 +139,8 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
       // Stop taking work first, then let the worker finish the step in hand.
       await app?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'slack app stop'));
       await worker?.close();
+      // After the worker: its last deliveries still take their slots.
+      await pacer?.close();
       await producer?.close();
     },
   };

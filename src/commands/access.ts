@@ -12,6 +12,9 @@ const TTL_MS = 5 * 60_000;
  */
 export class Access {
   readonly #cache = new Map<string, { members: Set<string>; at: number }>();
+  // A burst of commands after the cache expired would otherwise ask Slack once each, inside each one's ack
+  // window, and usergroups.users.list's rate limit would then turn members away (fail closed).
+  readonly #reading = new Map<string, Promise<Set<string>>>();
 
   constructor(
     private readonly resolve: GroupResolver | undefined,
@@ -30,13 +33,22 @@ export class Access {
   async #members(groupId: string): Promise<Set<string>> {
     const hit = this.#cache.get(groupId);
     if (hit && Date.now() - hit.at < TTL_MS) return hit.members;
+    let reading = this.#reading.get(groupId);
+    if (!reading) {
+      reading = this.#read(groupId, hit?.members).finally(() => this.#reading.delete(groupId));
+      this.#reading.set(groupId, reading);
+    }
+    return reading;
+  }
+
+  async #read(groupId: string, stale: Set<string> | undefined): Promise<Set<string>> {
     try {
       const members = new Set(await this.resolve!(groupId));
       this.#cache.set(groupId, { members, at: Date.now() });
       return members;
     } catch (err) {
       this.log.warn({ group: groupId, err: (err as Error).message }, 'could not read user-group members; treating as not a member');
-      return hit?.members ?? new Set();
+      return stale ?? new Set();
     }
   }
 }

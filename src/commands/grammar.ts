@@ -91,7 +91,7 @@ function tokenize(text: string): string[] {
  * The shape every parsed command must have, checked after parsing as a second,
  * independent gate: nothing reaches the queue that this schema does not accept.
  */
-function commandSchema(envNames: readonly string[]) {
+function buildCommandSchema(envNames: readonly string[]) {
   const env = z.string().refine((e) => envNames.includes(e), 'unknown environment');
   const version = z.string().regex(DOCKER_TAG);
   return z.discriminatedUnion('name', [
@@ -104,6 +104,21 @@ function commandSchema(envNames: readonly string[]) {
     z.strictObject({ name: z.literal('logs'), env, tail: z.number().int().min(1).max(LOG_TAIL_MAX) }),
     z.strictObject({ name: z.literal('cancel'), job: z.string().regex(JOB_ID).optional() }),
   ]);
+}
+
+// Building the schema, and zod's compiling it on first use, cost 0.5 ms of CPU or more: on every slash command
+// that was most of the ack's own work, and under a burst it queued every other command behind it.
+const schemas = new Map<string, ReturnType<typeof buildCommandSchema>>();
+function commandSchema(envNames: readonly string[]) {
+  const key = envNames.join('\n');
+  let schema = schemas.get(key);
+  if (!schema) {
+    // Environment lists come from config, so there are one or two; the bound only guards against a caller that varies them.
+    if (schemas.size >= 16) schemas.clear();
+    schema = buildCommandSchema([...envNames]);
+    schemas.set(key, schema);
+  }
+  return schema;
 }
 
 export function parseCommand(text: string, ctx: ParseContext): Parsed {

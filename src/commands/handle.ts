@@ -109,7 +109,8 @@ export async function startRunbook(
     await producer.store.releaseLock(p.env, jobId).catch(() => undefined);
     throw err;
   }
-  await audit(producer.store, log, { type: 'lock', action: 'acquired', env: p.env, jobId, user: p.origin.user, command: holder.command });
+  // Not awaited, like the command's own audit in handleCommand: the answer does not depend on it.
+  void audit(producer.store, log, { type: 'lock', action: 'acquired', env: p.env, jobId, user: p.origin.user, command: holder.command });
   return jobId;
 }
 
@@ -280,7 +281,10 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
 export async function handleCommand(req: CommandRequest, deps: CommandDeps): Promise<Msg> {
   const seen: { name: string; code?: string } = { name: 'unknown' };
   const msg = await decideCommand(req, deps, seen);
-  await audit(deps.producer.store, deps.log, {
+  // Not awaited: Slack's ack carries the answer and must not wait for a Redis round trip that changes nothing in it.
+  // audit() writes the log line and sends the XADD before it returns (so a later read on the same connection
+  // sees it), and logs a failed write instead of throwing.
+  void audit(deps.producer.store, deps.log, {
     type: seen.code ? 'refusal' : 'command',
     user: req.origin.user,
     channel: req.origin.channel,

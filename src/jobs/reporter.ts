@@ -103,6 +103,8 @@ type Item = (
 
 type ReplyItem = Extract<Item, { kind: 'reply' }>;
 
+type SlotMethod = 'chat.postMessage' | 'chat.update';
+
 /** Room left for merging replies; Slack allows 50 blocks in a message. */
 const MERGE_BLOCK_BUDGET = 45;
 
@@ -113,6 +115,11 @@ class Lane {
   retryAt = 0;
   /** The last failure was a 429: its Retry-After holds even when the other lane gets through. */
   rateLimited = false;
+  /** The method of the slot Slack's shared budget reserved for this lane's next call, and when that call may go. */
+  slotFor: SlotMethod | undefined;
+  slotAt = 0;
+  /** A progress update found no slot to spare: when to ask again (an urgent update does not wait for it). */
+  pollAt = 0;
   running = false;
   #wake: (() => void) | undefined;
 
@@ -355,33 +362,47 @@ export class JobReporter {
     const lane = this.#cardLane;
     while (!this.#stopped && this.#pendingCard) {
       const now = Date.now();
-      const tokens = this.#tokensNow(now);
-      const pacing = this.#card && !this.#hurry;
-      const due = Math.max(
-        lane.retryAt,
-        pacing && tokens < 1 ? now + Math.ceil((1 - tokens) * this.#interval) : 0,
-        pacing ? Math.min(this.#changedAt + this.#settle, this.#pendingSince + this.#interval) : 0,
-      );
-      if (now < due) {
-        await lane.sleep(due - now);
+      const posting = !this.#card;
+      const method: SlotMethod = posting ? 'chat.postMessage' : 'chat.update';
+      if (lane.slotFor !== method) {
+        const tokens = this.#tokensNow(now);
+        const pacing = !posting && !this.#hurry;
+        const due = Math.max(
+          lane.retryAt,
+          pacing ? lane.pollAt : 0,
+          pacing && tokens < 1 ? now + Math.ceil((1 - tokens) * this.#interval) : 0,
+          pacing ? Math.min(this.#changedAt + this.#settle, this.#pendingSince + this.#interval) : 0,
+        );
+        if (now < due) {
+          await lane.sleep(due - now);
+          continue;
+        }
+        // Progress takes a slot only when one is free with room to spare; the outcome (flush) queues for one.
+        if (await this.#reserve(lane, method, pacing)) continue;
+      }
+      if (Date.now() < lane.slotAt) {
+        // Other jobs have Slack's budget for now: states that arrive meanwhile replace this one, at no extra call.
+        await lane.sleep(lane.slotAt - Date.now());
         continue;
       }
+      lane.slotFor = undefined;
+      const sentAt = Date.now();
       const msg = this.#pendingCard;
       const since = this.#pendingSince;
-      const posting = !this.#card;
       this.#pendingCard = undefined;
       this.#hurry = false;
       if (!posting) {
-        this.#updateTokens = Math.max(0, tokens - 1);
-        this.#tokensAt = now;
+        this.#updateTokens = Math.max(0, this.#tokensNow(sentAt) - 1);
+        this.#tokensAt = sentAt;
       }
+      const paced = { paced: Boolean(this.#outbox.reserve) };
       this.#inFlight += 1;
       try {
         if (posting) {
-          this.#card = await this.#outbox.post(this.#origin, msg);
+          this.#card = await this.#outbox.post(this.#origin, msg, paced);
           this.#notifyCard();
         } else {
-          await this.#outbox.update(this.#card!, msg);
+          await this.#outbox.update(this.#card!, msg, paced);
         }
         this.#delivered(lane);
       } catch (err) {
@@ -415,6 +436,32 @@ export class JobReporter {
         this.#inFlight -= 1;
       }
     }
+  }
+
+  /**
+   * Takes a slot from Slack's shared budget for the lane's next call (one at a time: the lane never queues calls
+   * behind the pacer). True when it had to ask the outbox, and the loop should look again at what it waits for.
+   */
+  async #reserve(lane: Lane, method: SlotMethod, progress = false): Promise<boolean> {
+    if (!this.#outbox.reserve) {
+      lane.slotFor = method;
+      lane.slotAt = 0;
+      return false;
+    }
+    let slot = { reserved: true, waitMs: 0 };
+    try {
+      slot = await this.#outbox.reserve(method, this.#origin.channel, progress ? { progress } : {});
+    } catch (err) {
+      // Pacing is a courtesy to Slack; it must never hold a delivery back for good.
+      this.#log.warn({ err: (err as Error).message }, 'slack pacing failed; sending without a slot');
+    }
+    if (slot.reserved) {
+      lane.slotFor = method;
+      lane.slotAt = Date.now() + slot.waitMs;
+    } else {
+      lane.pollAt = Date.now() + Math.max(1, slot.waitMs);
+    }
+    return true;
   }
 
   #tokensNow(now: number): number {
@@ -460,10 +507,19 @@ export class JobReporter {
         await lane.sleep(lane.retryAt - now);
         continue;
       }
+      // Files pace themselves in the outbox: they are never merged, so there is nothing to gain by waiting here.
+      const method: SlotMethod | undefined = head.kind === 'reply' ? 'chat.postMessage' : head.kind === 'update' ? 'chat.update' : undefined;
+      if (method && lane.slotFor !== method && (await this.#reserve(lane, method))) continue;
+      if (method && Date.now() < lane.slotAt) {
+        // Replies queued while the slot comes are merged into the message it carries.
+        await lane.sleep(lane.slotAt - Date.now());
+        continue;
+      }
+      lane.slotFor = undefined;
       const batch = this.#takeBatch();
       this.#inFlight += 1;
       try {
-        await this.#deliver(batch);
+        await this.#deliver(batch, Boolean(method && this.#outbox.reserve));
         this.#delivered(lane);
       } catch (err) {
         const f = classifySlackFailure(err);
@@ -507,19 +563,19 @@ export class JobReporter {
     return batch;
   }
 
-  async #deliver(batch: Item[]): Promise<void> {
+  async #deliver(batch: Item[], paced: boolean): Promise<void> {
     const first = batch[0]!;
     const threadTs = this.#card?.ts;
     if (first.kind === 'reply') {
       const replies = batch as ReplyItem[];
       const msg = replies.length === 1 ? first.msg : merge(replies.map((b) => b.msg));
-      const ref = await this.#outbox.post(this.#origin, msg, threadTs ? { threadTs } : {});
+      const ref = await this.#outbox.post(this.#origin, msg, { ...(threadTs ? { threadTs } : {}), ...(paced ? { paced } : {}) });
       for (const b of replies) {
         if (b.key) this.#refs.set(b.key, ref);
         b.resolve(ref);
       }
     } else if (first.kind === 'update') {
-      await this.#outbox.update(first.ref, first.msg);
+      await this.#outbox.update(first.ref, first.msg, paced ? { paced } : {});
       first.resolve();
     } else {
       await this.#outbox.upload(this.#origin, { ...(threadTs ? { threadTs } : {}), filename: first.filename, title: first.title, content: first.content });

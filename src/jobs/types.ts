@@ -40,8 +40,17 @@ export interface PostedRef {
  * know which one they use.
  */
 export interface Outbox {
-  post(origin: Origin, msg: Msg, opts?: { threadTs?: string }): Promise<PostedRef>;
-  update(ref: PostedRef, msg: Msg): Promise<void>;
+  /** `paced`: the caller already waited for a slot from `reserve`, so the call goes at once. */
+  post(origin: Origin, msg: Msg, opts?: { threadTs?: string; paced?: boolean }): Promise<PostedRef>;
+  update(ref: PostedRef, msg: Msg, opts?: { paced?: boolean }): Promise<void>;
+  /**
+   * Reserves the next call of this kind in Slack's rate budget (shared by every job, and every worker process):
+   * the caller makes it after `waitMs`, with `paced: true`. Reserving first lets a sender keep merging what it has
+   * to say while it waits, and send only the latest. `progress` (a card update while the job runs) reserves only
+   * a slot free right now with room left for what matters more (a card's outcome); otherwise nothing is reserved
+   * and `waitMs` says when to ask again. Absent: the transport has no limits.
+   */
+  reserve?(method: 'chat.postMessage' | 'chat.update', channel: string, opts?: { progress?: boolean }): Promise<{ reserved: boolean; waitMs: number }>;
   /** Long output as a file (a snippet in Slack), so nothing has to be cut to fit a message. */
   upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void>;
   /** A link to a posted message, for history; undefined when the transport has none. */

@@ -230,7 +230,10 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
   const worker = new Worker<JobData>(QUEUE_NAME, process, {
     connection,
     prefix: deps.prefix,
-    concurrency: deps.concurrency ?? 8,
+    // Read jobs fan out across environments (20 health checks at once should take about as long as
+    // one); runbooks are held to one per environment by its lock, and each host connection runs at
+    // most ssh.maxSessions commands at once, so a high ceiling cannot overload a host.
+    concurrency: deps.concurrency ?? 32,
     autorun: true,
     lockDuration: jobLockMs,
     stalledInterval: deps.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS,

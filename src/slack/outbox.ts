@@ -6,6 +6,7 @@ import type { Msg } from '../render/model.js';
 import { toSlackMessage } from '../render/slack.js';
 import { scrub } from '../security/scrub.js';
 import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
+import type { PacedMethod, Reservation, SlackPacer } from './pacer.js';
 
 export function createWebClient(opts: { token: string; slackApiUrl: string; log: Logger }): WebClient {
   return new WebClient(opts.token, {
@@ -46,14 +47,15 @@ const RATE_LIMITED = 'slack_webapi_rate_limited_error';
  * `retryAfterSec` Slack's Retry-After: what the job reporter reads to decide whether, and when, to try again.
  */
 function slackError(method: string, err: unknown): ChatOpsError {
-  const e = err as { data?: { error?: string }; code?: string; message?: string; statusCode?: number; retryAfter?: number };
+  const e = err as { data?: { error?: string }; code?: string; message?: string; statusCode?: number; retryAfter?: number; paced?: boolean };
   const limited = e.code === RATE_LIMITED;
   return new ChatOpsError(
     ErrorCode.SlackApiError,
     `${method} failed: ${limited ? `ratelimited (retry after ${e.retryAfter ?? '?'} s)` : (e.data?.error ?? e.message ?? String(err))}`,
     {
       method,
-      slackError: limited ? 'ratelimited' : (e.data?.error ?? e.code),
+      // `paced`: the bot's own budget had no slot soon enough; Slack was not asked (errors metric tells them apart).
+      slackError: limited ? (e.paced ? 'paced' : 'ratelimited') : (e.data?.error ?? e.code),
       ...(typeof e.statusCode === 'number' ? { status: e.statusCode } : {}),
       ...(limited && typeof e.retryAfter === 'number' ? { retryAfterSec: e.retryAfter } : {}),
     },
@@ -64,26 +66,27 @@ function slackError(method: string, err: unknown): ChatOpsError {
 /** Slack's per-second limits answer Retry-After 1 s or so: a single message waits that out here; longer is the caller's. */
 const RATE_LIMIT_WAIT_MS = 3000;
 
-async function patient<T>(call: () => Promise<T>, onRateLimited?: () => void): Promise<T> {
-  const deadline = Date.now() + RATE_LIMIT_WAIT_MS;
-  for (;;) {
-    try {
-      return await call();
-    } catch (err) {
-      const e = err as { code?: string; retryAfter?: number };
-      // Counted here, not where errors are counted: a 429 waited out here never reaches the caller as an error.
-      if (e.code === RATE_LIMITED) onRateLimited?.();
-      const waitMs = e.code === RATE_LIMITED && typeof e.retryAfter === 'number' ? e.retryAfter * 1000 : undefined;
-      if (waitMs === undefined || Date.now() + waitMs > deadline) throw err;
-      await new Promise((r) => setTimeout(r, waitMs));
-    }
-  }
+/**
+ * A caller that did not reserve its slot waits for it here, but not for longer than this: past it, the call fails
+ * at once as rate-limited, and its sender's own retry decides (a queue of answers to one busy channel, say).
+ */
+const UNRESERVED_MAX_WAIT_MS = 20_000;
+
+const HTTP_ERROR = 'slack_webapi_http_error';
+const REQUEST_ERROR = 'slack_webapi_request_error';
+
+const sleep = (ms: number) => (ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : Promise.resolve());
+
+/** Shaped like the client's own rate-limited error, so callers treat a call the pacer would not fit like a 429. */
+function pacedOut(method: PacedMethod, waitMs: number): Error {
+  return Object.assign(new Error(`${method}: the Slack budget is spoken for, next slot in ${Math.ceil(waitMs / 1000)} s`), { code: RATE_LIMITED, retryAfter: Math.ceil(waitMs / 1000), paced: true });
 }
 
 export class SlackOutbox implements Outbox {
   /**
    * `updateClient` may be a second WebClient, so card updates never share a client (and its request
-   * queue) with rate-limited thread posts.
+   * queue) with rate-limited thread posts. With a `pacer`, every call first takes a slot from the budget all
+   * jobs and worker processes share, so many jobs at once queue their calls instead of meeting 429s.
    */
   constructor(
     private readonly client: WebClient,
@@ -91,21 +94,24 @@ export class SlackOutbox implements Outbox {
     private readonly knownSecrets: readonly string[],
     private readonly metrics?: Metrics,
     private readonly updateClient: WebClient = client,
+    private readonly pacer?: SlackPacer,
   ) {}
 
-  async post(origin: Origin, msg: Msg, opts: { threadTs?: string } = {}): Promise<PostedRef> {
+  async reserve(method: 'chat.postMessage' | 'chat.update', channel: string, opts: { progress?: boolean } = {}): Promise<Reservation> {
+    return this.pacer ? this.pacer.reserve(method, channel, opts) : { reserved: true, waitMs: 0 };
+  }
+
+  async post(origin: Origin, msg: Msg, opts: { threadTs?: string; paced?: boolean } = {}): Promise<PostedRef> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      const res: WebAPICallResult & { ts?: string; channel?: string } = await patient(
-        () =>
-          this.client.chat.postMessage({
-            channel: origin.channel,
-            ...payload,
-            ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
-            unfurl_links: false,
-            unfurl_media: false,
-          }),
-        this.#limited('chat.postMessage'),
+      const res: WebAPICallResult & { ts?: string; channel?: string } = await this.#send('chat.postMessage', origin.channel, opts.paced, () =>
+        this.client.chat.postMessage({
+          channel: origin.channel,
+          ...payload,
+          ...(opts.threadTs ? { thread_ts: opts.threadTs } : {}),
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
       );
       return { channel: res.channel ?? origin.channel, ts: res.ts ?? '' };
     } catch (err) {
@@ -123,10 +129,10 @@ export class SlackOutbox implements Outbox {
     }
   }
 
-  async update(ref: PostedRef, msg: Msg): Promise<void> {
+  async update(ref: PostedRef, msg: Msg, opts: { paced?: boolean } = {}): Promise<void> {
     const payload = scrubDeep(toSlackMessage(msg), this.knownSecrets);
     try {
-      await patient(() => this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload }), this.#limited('chat.update'));
+      await this.#send('chat.update', ref.channel, opts.paced, () => this.updateClient.chat.update({ channel: ref.channel, ts: ref.ts, ...payload }));
     } catch (err) {
       const error = slackError('chat.update', err);
       this.metrics?.slackErrors.inc({ method: 'chat.update', error: String(error.details.slackError ?? 'unknown') });
@@ -137,9 +143,8 @@ export class SlackOutbox implements Outbox {
   async upload(origin: Origin, file: { threadTs?: string; filename: string; title: string; content: string }): Promise<void> {
     try {
       const base = { filename: file.filename, title: file.title, content: scrub(file.content, this.knownSecrets) };
-      await patient(
-        () => this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel }),
-        this.#limited('files.uploadV2'),
+      await this.#send('files.uploadV2', origin.channel, false, () =>
+        this.client.filesUploadV2(file.threadTs ? { ...base, channel_id: origin.channel, thread_ts: file.threadTs } : { ...base, channel_id: origin.channel }),
       );
     } catch (err) {
       const error = slackError('files.uploadV2', err);
@@ -148,13 +153,45 @@ export class SlackOutbox implements Outbox {
     }
   }
 
-  #limited(method: string): () => void {
-    return () => this.metrics?.slackRateLimited.inc({ method });
+  /**
+   * One Web API call: a slot from the pacer first (unless the caller reserved it), then the call. A 429 makes
+   * every job and process hold back for its Retry-After, and one that fits in RATE_LIMIT_WAIT_MS is waited out
+   * here; a call Slack never counted (5xx, no answer) gives its slot back, so an outage does not use up the budget.
+   */
+  async #send<T>(method: PacedMethod, channel: string, reserved: boolean | undefined, call: () => Promise<T>): Promise<T> {
+    const pacer = this.pacer;
+    if (pacer && !reserved) {
+      const slot = await pacer.reserve(method, channel, { maxWaitMs: UNRESERVED_MAX_WAIT_MS });
+      if (!slot.reserved) throw pacedOut(method, slot.waitMs);
+      await sleep(slot.waitMs);
+    }
+    const deadline = Date.now() + RATE_LIMIT_WAIT_MS;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        const e = err as { code?: string; retryAfter?: number; statusCode?: number };
+        if (e.code !== RATE_LIMITED) {
+          if (pacer && (e.code === REQUEST_ERROR || (e.code === HTTP_ERROR && (e.statusCode ?? 0) >= 500))) await pacer.refund(method, channel);
+          throw err;
+        }
+        // Counted here, not where errors are counted: a 429 waited out here never reaches the caller as an error.
+        this.metrics?.slackRateLimited.inc({ method });
+        const retryAfterMs = typeof e.retryAfter === 'number' ? e.retryAfter * 1000 : undefined;
+        if (retryAfterMs === undefined) throw err;
+        if (pacer) await pacer.hold(method, channel, retryAfterMs);
+        const left = deadline - Date.now();
+        if (retryAfterMs > left) throw err;
+        const slot = pacer ? await pacer.reserve(method, channel, { maxWaitMs: left }) : { reserved: true, waitMs: retryAfterMs };
+        if (!slot.reserved) throw err;
+        await sleep(slot.waitMs);
+      }
+    }
   }
 
   async permalink(ref: PostedRef): Promise<string | undefined> {
     try {
-      const res = (await this.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts })) as { permalink?: string };
+      const res = (await this.#send('chat.getPermalink', ref.channel, false, () => this.client.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }))) as { permalink?: string };
       return res.permalink;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'no permalink for a message');

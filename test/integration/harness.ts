@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { ALICE, OPS_CHANNEL, configYaml } from '../world/config.js';
 export { ALICE, OPS_CHANNEL, configYaml };
 import { startBot, type Bot } from '../../src/runtime.js';
+import type { SlackPacingOptions } from '../../src/slack/pacer.js';
 import { startFakeSlack, type FakeSlack } from '../world/fake-slack.js';
 import { sendSlashCommand, type SendOptions, type SlackHttpResult } from '../world/slack-requests.js';
 import { createHost } from '../world/sim/host.mjs';
@@ -51,6 +52,11 @@ export interface WorldOptions {
   envExtra?: Record<string, string | number | boolean>;
   /** Fake Slack rate limits; off makes tests that post a lot fast. */
   slackLimits?: false;
+  /**
+   * The bot's Slack pacer (src/slack/pacer.ts): on with its shipped defaults, as in production, unless the fake's
+   * limits are off, where there is nothing to pace for and tests that post a lot stay fast.
+   */
+  slackPacing?: SlackPacingOptions | false;
   access?: { deployers?: string[]; approvers?: string[]; admins?: string[] };
   /** Slack user groups the fake knows: id → member ids. */
   userGroups?: Record<string, string[]>;
@@ -182,7 +188,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       role: opts.role ?? 'all',
       log,
       processEnv: w.processEnv,
-      workerOptions: { minCardIntervalMs: 200 },
+      workerOptions: { minCardIntervalMs: 200, slackPacing: opts.slackPacing ?? (opts.slackLimits === false ? false : {}) },
     });
   let bot: Bot;
   try {

@@ -50,7 +50,8 @@ async function until<T>(what: string, pred: () => Promise<T | undefined | false>
 }
 
 async function outageWorld(): Promise<World> {
-  world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } });
+  // The pacer on, as in production: calls an outage fails give their slot back, so Slack's return finds the budget whole.
+  world = await startWorld({ slackLimits: false, slackPacing: {}, envExtra: { verifySettleSeconds: 5 } });
   // Bolt checks the token once (auth.test) and remembers it: done now, so the outage below hits only the bot's own calls.
   await world.slash('help');
   return world;
@@ -175,7 +176,7 @@ describe('Slack API calls of a standard deploy', () => {
   // at most one per card change (2 per step) and far fewer in practice. 1 permalink for the history. The post bounds
   // are exact for the design; the totals leave room for timing. Measured counts are in the README.
   it('deploy --no-maintenance stays within its Slack budget', async () => {
-    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const w = (world = await startWorld({ slackLimits: false, slackPacing: {}, envExtra: { verifySettleSeconds: 5 } }));
     await w.slash('help');
     const before = w.slack.calls.length;
     await w.slash('deploy 0.6.1 --no-maintenance');
@@ -192,7 +193,7 @@ describe('Slack API calls of a standard deploy', () => {
   }, 40_000);
 
   it('deploy with the maintenance gate stays within its Slack budget', async () => {
-    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const w = (world = await startWorld({ slackLimits: false, slackPacing: {}, envExtra: { verifySettleSeconds: 5 } }));
     await w.slash('help');
     const before = w.slack.calls.length;
     await w.slash('deploy 0.6.1');

@@ -285,6 +285,23 @@ describe('fake Slack Web API', () => {
       expect(fake.rateLimited()).toBe(1);
     });
 
+    it('counts a Tier per method across the whole workspace, and chat.postMessage per channel, as Slack does', async () => {
+      fake.setRateLimits({ tiers: { 3: { perMinute: 60, burst: 2 } }, postMessagePerChannel: { perMinute: 60, burst: 2 } });
+      fake.addChannel({ id: 'C0OTHER001', name: 'other' });
+      const strict = makeClient({ rejectRateLimitedCalls: true });
+      const a = await strict.chat.postMessage({ channel: CH, text: 'a' });
+      const b = await strict.chat.postMessage({ channel: 'C0OTHER001', text: 'b' });
+      // Two channels, one chat.update budget: a bot spreading its updates over channels gains nothing.
+      await strict.chat.update({ channel: CH, ts: a.ts as string, text: 'a2' });
+      await strict.chat.update({ channel: 'C0OTHER001', ts: b.ts as string, text: 'b2' });
+      const err = await rejection<WebAPIRateLimitedError>(strict.chat.update({ channel: 'C0OTHER001', ts: b.ts as string, text: 'b3' }));
+      expect(err.code).toBe(ErrorCode.RateLimitedError);
+      // Another method's bucket, and each channel's posts, are their own.
+      await strict.chat.postMessage({ channel: CH, text: 'a again' });
+      await strict.chat.postMessage({ channel: 'C0OTHER001', text: 'b again' });
+      expect(fake.rateLimited()).toBe(1);
+    });
+
     it('lets a default WebClient recover by honouring Retry-After', async () => {
       fake.injectFault({ method: 'chat.update', status: 429, retryAfterSec: 1 });
       const patient = new WebClient(fake.botToken, { slackApiUrl: fake.apiUrl, logLevel: WebLogLevel.ERROR });

@@ -331,6 +331,89 @@ describe('recordInto and the registry', () => {
   });
 });
 
+/** An outbox with Slack's shared budget: `slot` decides each reservation; calls record whether they came with one. */
+class PacedOutbox extends ScriptedOutbox {
+  reservations: { method: string; progress: boolean; at: number }[] = [];
+  paced: boolean[] = [];
+  slot: (method: string, progress: boolean) => { reserved: boolean; waitMs: number } = () => ({ reserved: true, waitMs: 0 });
+
+  async reserve(method: 'chat.postMessage' | 'chat.update', _channel: string, opts: { progress?: boolean } = {}): Promise<{ reserved: boolean; waitMs: number }> {
+    this.reservations.push({ method, progress: Boolean(opts.progress), at: Date.now() });
+    return this.slot(method, Boolean(opts.progress));
+  }
+  override async post(o: Origin, m: Msg, opts: { threadTs?: string; paced?: boolean } = {}): Promise<PostedRef> {
+    this.paced.push(Boolean(opts.paced));
+    return super.post(o, m, opts);
+  }
+  override async update(ref: PostedRef, m: Msg, opts: { paced?: boolean } = {}): Promise<void> {
+    this.paced.push(Boolean(opts.paced));
+    return super.update(ref, m);
+  }
+}
+
+describe("JobReporter: Slack's shared budget", () => {
+  it('waits for its slot while newer card states replace the pending one: the wait costs no call', async () => {
+    const out = new PacedOutbox();
+    const r = reporter(out, { minUpdateIntervalMs: 10, updateSettleMs: 0 });
+    await r.start(msg('card 0'));
+    // Other jobs hold the next 300 ms of chat.update.
+    out.slot = (method) => ({ reserved: true, waitMs: method === 'chat.update' ? 300 : 0 });
+    r.setCard(msg('card 1'));
+    for (let i = 2; i <= 10; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      r.setCard(msg(`card ${i}`));
+    }
+    await until(() => out.ok('update').length === 1);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(out.ok('update').map((c) => c.text)).toEqual(['card 10']);
+    // One slot asked for, one call made with it: the lane never queues calls behind the pacer.
+    expect(out.reservations.filter((x) => x.method === 'chat.update')).toHaveLength(1);
+    expect(out.paced.every(Boolean)).toBe(true);
+  });
+
+  it('merges the replies queued while the thread waits for its slot into one message', async () => {
+    const out = new PacedOutbox();
+    const r = reporter(out);
+    await r.start(msg('card'));
+    out.slot = (method) => ({ reserved: true, waitMs: method === 'chat.postMessage' ? 150 : 0 });
+    const replies = [1, 2, 3, 4].map((i) => r.reply(msg(`step ${i}`)));
+    await Promise.all(replies);
+    const posts = out.ok('post').slice(1);
+    expect(posts.map((c) => c.text)).toEqual(['step 1; step 2; step 3; step 4']);
+  });
+
+  it('asks again later when no slot is spare for progress, but queues for one at once for the final card (flush)', async () => {
+    const out = new PacedOutbox();
+    const r = reporter(out, { minUpdateIntervalMs: 10, updateSettleMs: 0 });
+    await r.start(msg('card 0'));
+    out.slot = (_m, progress) => (progress ? { reserved: false, waitMs: 60_000 } : { reserved: true, waitMs: 50 });
+    r.setCard(msg('step 1 running'));
+    await until(() => out.reservations.some((x) => x.progress));
+    await new Promise((res) => setTimeout(res, 100));
+    // Refused: nothing sent, and it does not ask again before the time the pacer gave.
+    expect(out.ok('update')).toHaveLength(0);
+    expect(out.reservations.filter((x) => x.progress)).toHaveLength(1);
+    r.setCard(msg('card: succeeded'));
+    const t0 = Date.now();
+    expect(await r.flush(2000)).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(out.ok('update').map((c) => c.text)).toEqual(['card: succeeded']);
+    expect(out.reservations.at(-1)).toMatchObject({ method: 'chat.update', progress: false });
+  });
+
+  it('a pacer that fails does not hold the card back', async () => {
+    const out = new PacedOutbox();
+    const r = reporter(out, { minUpdateIntervalMs: 10, updateSettleMs: 0 });
+    await r.start(msg('card 0'));
+    out.slot = () => {
+      throw new Error('pacer broke');
+    };
+    r.setCard(msg('card 1'));
+    expect(await r.flush(1000)).toBe(true);
+    expect(out.ok('update').map((c) => c.text)).toEqual(['card 1']);
+  });
+});
+
 describe('classifySlackFailure', () => {
   it.each([
     [slackError('slack_webapi_http_error', { status: 500 }), true],

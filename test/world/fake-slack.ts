@@ -100,7 +100,7 @@ export type Tier = 1 | 2 | 3 | 4;
 export interface RateLimitOptions {
   /** chat.postMessage, keyed per channel ("1 per second per channel, short bursts allowed"). */
   postMessagePerChannel?: RateRule;
-  /** Slack's published tiers, keyed per method (a single workspace and app). */
+  /** Slack's published tiers, keyed per method across every channel (a single workspace and app), as Slack counts them. */
   tiers?: Partial<Record<Tier, RateRule>>;
   /** Per-method override, wins over everything else. */
   methods?: Record<string, RateRule>;
