@@ -28,7 +28,7 @@ import { runWorkerScalingBench, type WorkerScalingBenchResult } from './worker-s
 import { runMemoryBench, type MemoryBenchResult } from './memory.js';
 import { printAck, runAckBench, type AckBenchResult } from './ack.js';
 import { printSlackBudget, runSlackBudgetBench, type SlackBudgetBenchResult } from './slack-budget.js';
-import { printAnsible, printFanout, printMemory, printProgress, printScaling } from './report.js';
+import { printAnsible, printFanout, printMemory, printProgress, printScaling, table } from './report.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -63,15 +63,6 @@ function outageRows(o: SlackOutageBenchResult): string[][] {
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r, ri) => {
-      const line = r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ');
-      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('   ')}` : line;
-    })
-    .join('\n');
-}
 
 function deployRows(d: DeployBenchResult): string[][] {
   const base = d.stats.baseline;
