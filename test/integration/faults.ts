@@ -1,10 +1,13 @@
 // Shared by the fault-injection tests: the host's own record of what ran, the deploy card and its
 // thread, and the moment a slowed command is running on the host with its process group saved.
-import { existsSync, readFileSync } from 'node:fs';
-import { expect } from 'vitest';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog } from '../world/sim/host.mjs';
-import { OPS_CHANNEL, SIGNING_SECRET, type World } from './harness.js';
+import { startSshd, type SshdServer } from '../world/sshd.js';
+import { OPS_CHANNEL, SIGNING_SECRET, type World, type WorldOptions } from './harness.js';
 import { BOB, blockText, type Block } from './blocks.js';
 
 export async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
@@ -87,3 +90,49 @@ export async function press(w: World, actionId: string, user = BOB): Promise<voi
   expect(res.status).toBe(200);
 }
 
+const SIM_BIN_DIR = fileURLToPath(new URL('../world/sim/bin', import.meta.url));
+
+function ppidOf(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A sshd of this test file's own (started before its tests, stopped after), for tests that kill SSH
+ * sessions: the shared sshd's other connections belong to other files running at the same time.
+ */
+export function privateSshd(): { worldSshd(): NonNullable<WorldOptions['sshd']>; dropSessions(): number } {
+  let sshd: SshdServer | undefined;
+  beforeAll(async () => {
+    sshd = await startSshd({ binDirs: [SIM_BIN_DIR] });
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+  });
+  const started = (): SshdServer => {
+    if (!sshd) throw new Error('the private sshd is not started (call privateSshd() at the top level of the test file)');
+    return sshd;
+  };
+  return {
+    worldSshd() {
+      const s = started();
+      return { host: s.host, port: s.port, username: s.username, privateKeyPath: s.privateKeyPath, hostKeySha256: s.hostKeySha256 };
+    },
+    /** Kills every per-connection sshd process of the server: the bot's connection drops mid-command. */
+    dropSessions() {
+      const listener = Number(readFileSync(join(started().dir, 'sshd.pid'), 'utf8').trim());
+      let n = 0;
+      for (const entry of readdirSync('/proc')) {
+        const pid = Number(entry);
+        if (Number.isInteger(pid) && pid !== listener && ppidOf(pid) === listener) {
+          process.kill(pid, 'SIGKILL');
+          n += 1;
+        }
+      }
+      return n;
+    },
+  };
+}

@@ -2,12 +2,10 @@
 // deploy job's JSON log lines checked for the fields that let an operator follow one job.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readEnvOptions } from '../../src/config/env.js';
 import { loadConfig } from '../../src/config/load.js';
 import { HEARTBEAT_EVERY_MS, HEARTBEAT_TTL_MS } from '../../src/jobs/heartbeat.js';
@@ -15,23 +13,15 @@ import { QUEUE_NAME } from '../../src/jobs/queue.js';
 import { stepsFor } from '../../src/jobs/runbook-job.js';
 import { createLogger } from '../../src/logger.js';
 import { startBot } from '../../src/runtime.js';
-import { startSshd, type SshdServer } from '../world/sshd.js';
 import { readCommandLog } from '../world/sim/host.mjs';
 import { ALICE, startWorld, type World } from './harness.js';
-import { finalCard, press, until } from './faults.js';
+import { finalCard, press, privateSshd, until } from './faults.js';
 
-const SIM_BIN_DIR = fileURLToPath(new URL('../world/sim/bin', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
-let sshd: SshdServer;
+const sshd = privateSshd();
 let world: World | undefined;
 
-beforeAll(async () => {
-  sshd = await startSshd({ binDirs: [SIM_BIN_DIR] });
-});
-afterAll(async () => {
-  await sshd?.stop();
-});
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail' && world) {
     console.error(`--- bot log (last 40) ---\n${world.logs.slice(-40).join('')}`);
@@ -110,33 +100,11 @@ function topLevelKeys(line: string): string[] {
   return keys;
 }
 
-function ppidOf(pid: number): number | undefined {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Kills the private sshd's per-connection processes: the bot's connection drops. */
-function dropSessions(): number {
-  const listener = Number(readFileSync(join(sshd.dir, 'sshd.pid'), 'utf8').trim());
-  let n = 0;
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (Number.isInteger(pid) && pid !== listener && ppidOf(pid) === listener) {
-      process.kill(pid, 'SIGKILL');
-      n += 1;
-    }
-  }
-  return n;
-}
-
 describe('/metrics after a deploy', { timeout: 60_000 }, () => {
   it('counts the command, the job, every step, the gate wait, Slack 429s and SSH reconnects', async () => {
     const w = (world = await startWorld({
       slackLimits: false,
-      sshd: { host: sshd.host, port: sshd.port, username: sshd.username, privateKeyPath: sshd.privateKeyPath, hostKeySha256: sshd.hostKeySha256 },
+      sshd: sshd.worldSshd(),
       envExtra: { verifySettleSeconds: 5 },
     }));
     // Two 429s the outbox waits out (Retry-After 1 s fits its 3 s budget): counted, not errors.
@@ -192,7 +160,7 @@ describe('/metrics after a deploy', { timeout: 60_000 }, () => {
     expect(find(samples, 'chatops_process_cpu_user_seconds_total')).toHaveLength(1);
 
     // The connection drops; the next job's first command opens a new one, counted as a reconnect.
-    expect(dropSessions()).toBeGreaterThan(0);
+    expect(sshd.dropSessions()).toBeGreaterThan(0);
     // Let the client see the connection close, so the next command opens a new one rather than failing on the dead one.
     await new Promise((r) => setTimeout(r, 500));
     await w.slash('health');

@@ -1,28 +1,16 @@
 // SSH sessions killed in the middle of a command, on a private sshd so no other test's
 // connections are touched. The bot must reconnect, stop or wait for what it left running,
 // settle the step from the host, and ask a person when the host cannot tell.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSshd, type SshdServer } from '../world/sshd.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { findButton } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setFault } from '../world/sim/host.mjs';
 import { ALICE, OPS_CHANNEL, startWorld, type World } from './harness.js';
 import { blockText, type Block } from './blocks.js';
-import { completed, finalCard, invocations, press, processGone, startedOnHost, thread, until } from './faults.js';
+import { completed, finalCard, invocations, press, privateSshd, processGone, startedOnHost, thread, until } from './faults.js';
 
-const SIM_BIN_DIR = fileURLToPath(new URL('../world/sim/bin', import.meta.url));
-
-let sshd: SshdServer;
+const sshd = privateSshd();
 let world: World | undefined;
 
-beforeAll(async () => {
-  sshd = await startSshd({ binDirs: [SIM_BIN_DIR] });
-});
-afterAll(async () => {
-  await sshd?.stop();
-});
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail' && world) {
     console.error(`--- bot log (last 40) ---\n${world.logs.slice(-40).join('')}`);
@@ -32,33 +20,10 @@ afterEach(async (ctx) => {
   world = undefined;
 });
 
-function ppidOf(pid: number): number | undefined {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Kills every per-connection sshd process of the private server: the bot's connection drops mid-command. */
-function dropSessions(): number {
-  const listener = Number(readFileSync(join(sshd.dir, 'sshd.pid'), 'utf8').trim());
-  let n = 0;
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === listener) continue;
-    if (ppidOf(pid) === listener) {
-      process.kill(pid, 'SIGKILL');
-      n += 1;
-    }
-  }
-  return n;
-}
-
 async function dropWorld(envExtra: Record<string, string | number> = {}): Promise<World> {
   world = await startWorld({
     slackLimits: false,
-    sshd: { host: sshd.host, port: sshd.port, username: sshd.username, privateKeyPath: sshd.privateKeyPath, hostKeySha256: sshd.hostKeySha256 },
+    sshd: sshd.worldSshd(),
     envExtra: { verifySettleSeconds: 5, gateTimeoutSeconds: 60, ...envExtra },
   });
   return world;
@@ -70,7 +35,7 @@ async function migrationOutcomeUnknown(w: World): Promise<void> {
   await w.slash('deploy 0.6.1 --no-maintenance');
   await startedOnHost(w, 'alembic upgrade head', 'migrate');
   setFault(w.deployPath, { match: 'alembic current', exitCode: 1, stderr: 'FATAL: could not connect to the database\n', times: 1 });
-  expect(dropSessions()).toBeGreaterThan(0);
+  expect(sshd.dropSessions()).toBeGreaterThan(0);
 }
 
 describe('the SSH session dies mid-command', { timeout: 60_000 }, () => {
@@ -79,7 +44,7 @@ describe('the SSH session dies mid-command', { timeout: 60_000 }, () => {
     setFault(w.deployPath, { match: ' pull', delayMs: 3000, times: 1 });
     await w.slash('deploy 0.6.1 --no-maintenance');
     const { orphan } = await startedOnHost(w, ' pull', 'pull');
-    expect(dropSessions()).toBeGreaterThan(0);
+    expect(sshd.dropSessions()).toBeGreaterThan(0);
 
     await finalCard(w, /succeeded/);
     expect(thread(w)).toMatch(/Pull 0\.6\.1\* runs again\. Interrupted: the SSH connection failed/);
