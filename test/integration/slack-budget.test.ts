@@ -18,6 +18,7 @@ import { startEngramiaApi } from '../world/sim/api.mjs';
 import { createHost, runningApiTag } from '../world/sim/host.mjs';
 import { blockText, type Block } from './blocks.js';
 import { ALICE, OPS_CHANNEL, SIGNING_SECRET, startWorld } from './harness.js';
+import { until as waitUntil } from './faults.js';
 
 const DEPLOYS = 4;
 const channelOf = (i: number) => `C0DEPLOY${i + 1}`;
@@ -41,15 +42,8 @@ function card(slack: FakeSlack, channel: string): FakeMessage | undefined {
   return slack.messagesIn(channel).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && blockText(m.blocks as Block[]).includes('Deploy 0.6.1'));
 }
 
-async function until<T>(what: string, pred: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** faults.ts's poll, with the description first, as these tests read best. */
+const until = <T>(what: string, pred: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> => waitUntil(pred, what, timeoutMs);
 
 describe('Slack budget: concurrent deploys in different channels', () => {
   it(`${DEPLOYS} deploys at once under a tight Tier 3 (chat.update 20/min, burst 3, for the whole workspace): no 429, every card final`, async () => {

@@ -6,6 +6,7 @@ import { readCommandLog, runningApiTag } from '../world/sim/host.mjs';
 import type { FakeMessage } from '../world/fake-slack.js';
 import type { DeployData } from '../../src/runbooks/deploy.js';
 import { NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { until as waitUntil } from './faults.js';
 import { BOB, blockText, text, type Block } from './blocks.js';
 
 let world: World | undefined;
@@ -39,15 +40,8 @@ function thread(w: World): string {
   return c ? w.slack.threadReplies(OPS_CHANNEL, c.ts).map((m) => blockText(m.blocks as Block[])).join('\n') : '';
 }
 
-async function until<T>(what: string, pred: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** faults.ts's poll, with the description first, as these tests read best. */
+const until = <T>(what: string, pred: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> => waitUntil(pred, what, timeoutMs);
 
 async function outageWorld(): Promise<World> {
   // The pacer on, as in production: calls an outage fails give their slot back, so Slack's return finds the budget whole.
