@@ -230,7 +230,8 @@ export async function runAckBench(w: BenchWorld, opts: { rounds?: number; progre
   let bare: ChildProcess | undefined;
   const series: AckBenchResult['series'] = { bot: [], bare: [] };
   try {
-    bot = spawnBot('app', benchProcessEnv(w, configPath, prefix));
+    // BENCH_BOT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the bot's side.
+    bot = spawnBot('app', benchProcessEnv(w, configPath, prefix), (process.env.BENCH_BOT_NODE_ARGS ?? '').split(' ').filter(Boolean));
     const b = bot;
     const botPort = await until(() => /"port":(\d+)[^\n]*engramia-chatops started/.exec(b.output())?.[1] ?? (b.child.exitCode !== null ? Promise.reject(new Error(`the bot exited:\n${b.output().slice(-3000)}`)) : undefined), 'the bot to start', 30_000, 20);
     const started = await startBare(w);

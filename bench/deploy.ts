@@ -29,6 +29,7 @@ import { configYaml } from '../test/world/config.js';
 import { findBinary } from '../test/world/requirements.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag } from '../test/world/sim/host.mjs';
+import { restSlackBudget } from './util.js';
 import { commandLabel, installTracing, now, tracer, type Span } from './trace.js';
 import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
@@ -51,6 +52,8 @@ export interface Stats {
 export interface BotRound {
   ms: number;
   jobId: string;
+  /** Waited before the round for the channel's Slack budget to refill (not counted). */
+  restMs: number;
   /** Bolt's HTTP answer to the slash command. */
   ackMs: number;
   /** Until the job ended, i.e. every thread reply was delivered too. */
@@ -148,6 +151,9 @@ const OUTCOME_RE = new RegExp(`^Deploy ${TO_VERSION.replace(/\./g, '\\.')} to pr
 
 export async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: boolean, logs: string[]): Promise<BotRound> {
   await w.freshHost();
+  // Back to back, rounds in one channel would run at Slack's sustained 1 post/s (two posts a deploy) and
+  // measure that limit, not a deploy: each round starts, as an on-call deploy does, in a rested channel.
+  const restMs = await restSlackBudget(w.redis.url);
   w.slack.reset();
   w.slack.setRateLimits(limits ? {} : false);
   tracer.reset();
@@ -222,6 +228,7 @@ export async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: 
   return {
     ms,
     jobId,
+    restMs,
     ackMs: ack.elapsedMs,
     jobDoneMs: job.finishedOn - t0,
     calls,

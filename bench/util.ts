@@ -111,3 +111,19 @@ export function procStatusKb(pid: number, field: string): number {
   if (!m) throw new Error(`bench: no ${field} in /proc/${pid}/status`);
   return Number(m[1]);
 }
+
+/**
+ * Waits until no Slack budget kept in Redis is spent (the pacer deletes a key once its bucket is full again),
+ * so a round starts in a rested channel, as a deploy after a quiet spell does. Returns how long that took.
+ */
+export async function restSlackBudget(redisUrl: string, timeoutMs = 15_000): Promise<number> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  const t0 = Date.now();
+  try {
+    await until(async () => (await redis.keys('*:slack-pace:*')).length === 0, 'the Slack budget to refill', timeoutMs, 20);
+    return Date.now() - t0;
+  } finally {
+    redis.disconnect();
+  }
+}
