@@ -13,6 +13,8 @@
 // environment lock and nine are refused as locked (the lock is cleared between rounds). Every request has
 // a fresh trigger_id, or the replay check would refuse it. Role app only: no worker runs the queued jobs,
 // so what is measured is the ack path and nothing else competing for the bot's event loop.
+// BENCH_BOT_NODE_ARGS / BENCH_BARE_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") pass node flags to
+// either side, to see where its CPU goes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -192,7 +194,7 @@ async function oneRound(series: AckSeries, port: number, pid: number, redis: Red
 }
 
 function startBare(w: BenchWorld): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [BARE_BOLT], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_BARE_NODE_ARGS ?? '').split(' ').filter(Boolean), BARE_BOLT], {
     env: { PATH: process.env.PATH, SLACK_SIGNING_SECRET: w.signingSecret, SLACK_BOT_TOKEN: w.slack.botToken, SLACK_API_URL: w.slack.apiUrl },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -230,7 +232,6 @@ export async function runAckBench(w: BenchWorld, opts: { rounds?: number; progre
   let bare: ChildProcess | undefined;
   const series: AckBenchResult['series'] = { bot: [], bare: [] };
   try {
-    // BENCH_BOT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the bot's side.
     bot = spawnBot('app', benchProcessEnv(w, configPath, prefix), (process.env.BENCH_BOT_NODE_ARGS ?? '').split(' ').filter(Boolean));
     const b = bot;
     const botPort = await until(() => /"port":(\d+)[^\n]*engramia-chatops started/.exec(b.output())?.[1] ?? (b.child.exitCode !== null ? Promise.reject(new Error(`the bot exited:\n${b.output().slice(-3000)}`)) : undefined), 'the bot to start', 30_000, 20);

@@ -55,10 +55,10 @@ function resetHost(w: BenchWorld, deployPath: string): void {
 }
 
 /**
- * `count` environments. `sshdPerEnv: false` puts them all behind the world's sshd, in which case the
+ * `count` environments. `binDir` replaces the simulated host's bin directory on the sshds' PATH (see light-host.ts). `sshdPerEnv: false` puts them all behind the world's sshd, in which case the
  * bot shares one SSH connection between them (its pool keys connections by host, port and key).
  */
-export async function startMultiEnv(w: BenchWorld, count: number, opts: { sshdPerEnv?: boolean; dirName?: string } = {}): Promise<MultiEnv> {
+export async function startMultiEnv(w: BenchWorld, count: number, opts: { sshdPerEnv?: boolean; dirName?: string; binDir?: string } = {}): Promise<MultiEnv> {
   const base = join(w.root, opts.dirName ?? `multi-${count}`);
   const perEnv = opts.sshdPerEnv ?? true;
   const envs: BenchEnv[] = [];
@@ -69,7 +69,7 @@ export async function startMultiEnv(w: BenchWorld, count: number, opts: { sshdPe
     rmSync(base, { recursive: true, force: true });
   };
   try {
-    const own = perEnv ? await Promise.all(Array.from({ length: count }, () => startSshd({ binDirs: [SIM_BIN_DIR] }).then((s) => (sshds.push(s), s)))) : [];
+    const own = perEnv ? await Promise.all(Array.from({ length: count }, () => startSshd({ binDirs: [opts.binDir ?? SIM_BIN_DIR] }).then((s) => (sshds.push(s), s)))) : [];
     for (let i = 0; i < count; i++) {
       const deployPath = join(base, envName(i));
       resetHost(w, deployPath);

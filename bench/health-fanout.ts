@@ -3,11 +3,16 @@
 // answers are in the channel, against the slowest single-environment `health` of the same round (each
 // environment alone, one after another). The point is concurrency, so Slack's rate limits are off in the
 // counted rounds (20 answers in one channel would otherwise wait on chat.postMessage's 1 per second);
-// one extra fan-out with the limits on shows what they do.
+// one extra fan-out with the limits on (the fake's and the bot's own pacer, shipped settings) shows what they do.
 //
 // Series, interleaved (one warm-up round each, which also opens the 20 SSH connections):
 //   c8      worker concurrency 8 (the default before it was raised to 32);
 //   c20     concurrency 20 (the default of 32 behaves the same here), so every read job of the fan-out runs at once;
+//   light   concurrency 20 against light hosts (light-host.ts): the same sshds, hosts and API servers, but the
+//           `docker compose ps` each probe runs costs one bash process instead of a Node program, so the 20
+//           hosts need far less of this machine's CPU, and what is left is mostly the bot's own work;
+//   light300, light1000   the same with that `ps` taking 300 ms / 1 s of waiting (a sleep, not CPU), as a real
+//           one waits on the Docker daemon: the fan-out should then cost the slowest probe plus the CPU floor;
 //   direct  no bot: the same host work (the `docker compose ps` and `grep` a health job runs, and the three
 //           API requests) run from this process, one environment vs all 20 at once: how far this 2-core
 //           machine lets the simulated hosts themselves scale, whoever drives them.
@@ -18,15 +23,23 @@ import { fileURLToPath } from 'node:url';
 import type { Bot } from '../src/runtime.js';
 import { DOCKER_SHIM } from '../test/world/sim/host.mjs';
 import { startMultiEnv, hostActivity, type BenchEnv, type MultiEnv } from './envs.js';
+import { lightHost } from './light-host.js';
 import { stats, type Stats } from './deploy.js';
 import { answers, sendHealth, waitForAnswers } from './read-jobs.js';
 import { sleep, startInProcessBot } from './util.js';
 import { benchProcessEnv, type BenchWorld } from './world.js';
 
 export const FANOUT_ENVS = 20;
-export type FanoutSeries = 'c8' | 'c20' | 'direct';
-const SERIES: readonly FanoutSeries[] = ['c8', 'c20', 'direct'];
-const CONCURRENCY: Record<Exclude<FanoutSeries, 'direct'>, number | undefined> = { c8: 8, c20: FANOUT_ENVS };
+export type FanoutSeries = 'c8' | 'c20' | 'light' | 'light300' | 'light1000' | 'direct';
+const ALL_SERIES: readonly FanoutSeries[] = ['c8', 'c20', 'light', 'light300', 'light1000', 'direct'];
+/** How long a light host's `ps` waits (a sleep), per light series. */
+export const LIGHT_WAIT_MS: Partial<Record<FanoutSeries, number>> = { light: 0, light300: 300, light1000: 1000 };
+/** BENCH_FANOUT_SERIES=light,direct runs only those (to profile one). */
+const SERIES: readonly FanoutSeries[] = process.env.BENCH_FANOUT_SERIES ? ALL_SERIES.filter((n) => process.env.BENCH_FANOUT_SERIES!.split(',').includes(n)) : ALL_SERIES;
+type BotSeries = 'c8' | 'c20';
+const CONCURRENCY: Record<BotSeries, number | undefined> = { c8: 8, c20: FANOUT_ENVS };
+/** Which bot serves a series. */
+const BOT_OF: Record<Exclude<FanoutSeries, 'direct'>, BotSeries> = { c8: 'c8', c20: 'c20', light: 'c20', light300: 'c20', light1000: 'c20' };
 
 export interface FanoutRound {
   series: FanoutSeries;
@@ -109,24 +122,32 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
   const rounds = opts.rounds ?? 3;
   const progress = opts.progress ?? (() => undefined);
   progress(`health-fanout: starting ${FANOUT_ENVS} simulated hosts (own sshd and API each)`);
-  const multi = await startMultiEnv(w, FANOUT_ENVS, { dirName: 'fanout' });
+  const light = lightHost(join(w.root, 'fanout-light'));
+  const multi = await startMultiEnv(w, FANOUT_ENVS, { dirName: 'fanout', binDir: light.binDir });
+  light.capture(multi.envs.map((e) => e.deployPath));
   const configPath = join(w.root, 'chatops-fanout.yml');
   writeFileSync(configPath, multi.configYaml());
-  const bots: Partial<Record<FanoutSeries, { bot: Bot; url: string }>> = {};
-  const series: HealthFanoutBenchResult['series'] = { c8: [], c20: [], direct: [] };
+  const bots: Partial<Record<BotSeries, { bot: Bot; url: string }>> = {};
+  const series: HealthFanoutBenchResult['series'] = { c8: [], c20: [], light: [], light300: [], light1000: [], direct: [] };
   let probesRanOnce = true;
   let withSlackLimits: HealthFanoutBenchResult['withSlackLimits'] | undefined;
+  let pacedBot: { bot: Bot; url: string } | undefined;
   try {
     for (const name of ['c8', 'c20'] as const) {
       const c = CONCURRENCY[name];
-      bots[name] = await startInProcessBot(configPath, benchProcessEnv(w, configPath, `bench-fanout-${name}`), c ? { workerOptions: { concurrency: c } } : {});
+      // Slack's limits off on both sides: the bot's pacer would otherwise hold 20 answers in one channel to one a
+      // second (as Slack does, see the limits-on run below), and the series would measure that instead of concurrency.
+      bots[name] = await startInProcessBot(configPath, benchProcessEnv(w, configPath, `bench-fanout-${name}`), { workerOptions: { slackPacing: false, ...(c ? { concurrency: c } : {}) } });
     }
 
     const one = async (name: FanoutSeries, i: number, keep: boolean): Promise<void> => {
       const singlesFirst = i % 2 === 0;
       let singles: Record<string, number> = {};
       let fan: { ms: number; maxAckMs?: number; ranOnce: boolean } | undefined;
-      const url = name === 'direct' ? '' : bots[name]!.url;
+      const url = name === 'direct' ? '' : bots[BOT_OF[name]]!.url;
+      const wait = LIGHT_WAIT_MS[name];
+      light.use(wait === undefined ? 'simulated' : 'light');
+      light.setWait(wait ?? 0);
       const doSingles = async () => {
         await multi.freshHosts();
         singles = await botSingles(w, url, multi);
@@ -162,7 +183,10 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
     }
 
     // With Slack's limits on: 20 answers in one channel meet chat.postMessage's 1 per second (burst 4).
-    const bot = bots.c8!;
+    // Shipped settings: the pacer on, the default concurrency.
+    const bot = await startInProcessBot(configPath, benchProcessEnv(w, configPath, 'bench-fanout-paced'));
+    pacedBot = bot;
+    light.use('simulated');
     await multi.freshHosts();
     w.slack.reset();
     w.slack.setRateLimits({});
@@ -185,7 +209,7 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
     withSlackLimits = { answered: got.length, lastAnswerMs: got.length ? Math.max(...got) - t0 : NaN, failedJobs, rateLimited: w.slack.calls.filter((c) => c.status === 429).length, waitedMs };
     progress(`Slack limits on: ${got.length}/${sent.length} answers posted, last at ${withSlackLimits.lastAnswerMs} ms; ${failedJobs} jobs failed; ${withSlackLimits.rateLimited} × 429`);
   } finally {
-    await Promise.allSettled(Object.values(bots).map((b) => b!.bot.close()));
+    await Promise.allSettled([...Object.values(bots), ...(pacedBot ? [pacedBot] : [])].map((b) => b!.bot.close()));
     w.slack.setRateLimits({});
     await multi.close();
   }
@@ -200,7 +224,7 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
     environments: FANOUT_ENVS,
     rounds,
     series,
-    stats: { c8: st(series.c8), c20: st(series.c20), direct: st(series.direct) },
+    stats: { c8: st(series.c8), c20: st(series.c20), light: st(series.light), light300: st(series.light300), light1000: st(series.light1000), direct: st(series.direct) },
     withSlackLimits: withSlackLimits!,
     probesRanOnce,
   };

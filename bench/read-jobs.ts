@@ -11,14 +11,14 @@ export interface SentCommand {
   ackMs: number;
 }
 
-/** Sends `/engramia health ENV` to the bot's request URL; returns the queued job's id from the answer. */
-export async function sendHealth(w: BenchWorld, botUrl: string, env: string): Promise<SentCommand> {
+/** Sends `/engramia health ENV` (from `channel`, default the ops channel) to the bot's request URL; returns the queued job's id from the answer. */
+export async function sendHealth(w: BenchWorld, botUrl: string, env: string, channel = OPS_CHANNEL): Promise<SentCommand> {
   const sentAt = Date.now();
   const ack = await sendSlashCommand(`${botUrl}/slack/events`, w.signingSecret, {
     text: `health ${env}`,
     user_id: ALICE,
-    channel_id: OPS_CHANNEL,
-    response_url: w.slack.responseUrl({ channel: OPS_CHANNEL, user: ALICE }),
+    channel_id: channel,
+    response_url: w.slack.responseUrl({ channel, user: ALICE }),
   });
   const text = typeof ack.body === 'object' ? String(ack.body?.text ?? '') : ack.text;
   const jobId = /\(job ([^)\s]+)\)/.exec(text)?.[1];

@@ -72,22 +72,25 @@ export function printProgress(r: ProgressBenchResult): void {
 }
 
 export function printFanout(r: HealthFanoutBenchResult): void {
-  console.log(`\nHealth fan-out: ${r.environments} environments (own simulated host, API and sshd each, zero latency), Slack limits off; ${r.rounds} rounds + 1 warm-up; ratio = all at once / slowest single, medians of per-round ratios:`);
+  console.log(`\nHealth fan-out: ${r.environments} environments (own simulated host, API and sshd each, zero latency), Slack limits off (the fake's and the bot's pacer); ${r.rounds} rounds + 1 warm-up; ratio = all at once / slowest single, medians of per-round ratios:`);
   const s = r.stats;
   const rows: string[][] = [HEAD];
-  rows.push([`health ×${r.environments} at once, worker concurrency 8 (default)`, ms(s.c8.fanoutMs.median), ms(s.c8.slowestSingleMs.median), x(s.c8.ratio.median)]);
+  rows.push([`health ×${r.environments} at once, worker concurrency 8 (the old default)`, ms(s.c8.fanoutMs.median), ms(s.c8.slowestSingleMs.median), x(s.c8.ratio.median)]);
   rows.push([`health ×${r.environments} at once, worker concurrency ${r.environments}`, ms(s.c20.fanoutMs.median), ms(s.c20.slowestSingleMs.median), x(s.c20.ratio.median)]);
+  for (const [k, wait] of [['light', 0], ['light300', 300], ['light1000', 1000]] as const) {
+    if (s[k].fanoutMs.n) rows.push([`health ×${r.environments} at once, concurrency ${r.environments}, light hosts, \`ps\` waits ${wait} ms`, ms(s[k].fanoutMs.median), ms(s[k].slowestSingleMs.median), x(s[k].ratio.median)]);
+  }
   rows.push([`same host work without the bot (no SSH), ×${r.environments} at once`, ms(s.direct.fanoutMs.median), ms(s.direct.slowestSingleMs.median), x(s.direct.ratio.median)]);
   rows.push([`bot vs the host work alone, both ×${r.environments} at once (concurrency ${r.environments})`, ms(s.c20.fanoutMs.median), ms(s.direct.fanoutMs.median), ratio(s.c20.fanoutMs.median, s.direct.fanoutMs.median)]);
   rows.push(['single-env health, command → answer: median (all envs)', ms(s.c8.singleMs.median), ms(s.direct.singleMs.median), ratio(s.c8.singleMs.median, s.direct.singleMs.median)]);
   console.log(table(rows));
   const l = r.withSlackLimits;
-  console.log(`with Slack's rate limits on (1 post/s per channel, burst 4), concurrency 8: ${l.answered}/${r.environments} answers posted (last at ${ms(l.lastAnswerMs)}), ${l.failedJobs} jobs failed, ${l.rateLimited} × 429 (waited up to ${l.waitedMs / 1000} s)`);
+  console.log(`with Slack's rate limits on (the fake: 1 post/s per channel, burst 4) and the bot's pacer on (shipped settings): ${l.answered}/${r.environments} answers posted (last at ${ms(l.lastAnswerMs)}), ${l.failedJobs} jobs failed, ${l.rateLimited} × 429 (waited up to ${l.waitedMs / 1000} s)`);
   console.log(`probes ran exactly once per environment and fan-out: ${r.probesRanOnce ? 'yes' : 'NO'}. Target: all at once within 1.2× of the slowest single.`);
 }
 
 export function printScaling(r: WorkerScalingBenchResult): void {
-  console.log(`\nWorker scaling: ${r.jobs} queued health jobs over ${r.environments} environments, N × \`node dist/main.js --role worker\` on one Redis, Slack limits off; ${r.rounds} rounds + 1 warm-up; medians; baseline = 1 worker:`);
+  console.log(`\nWorker scaling: ${r.jobs} queued health jobs over ${r.environments} environments, N × \`node dist/main.js --role worker\` on one Redis, Slack limits off (the fake's and the bot's pacer); ${r.rounds} rounds + 1 warm-up; medians; baseline = 1 worker:`);
   const one = r.stats['1']!;
   const rows: string[][] = [HEAD];
   for (const [n, s] of Object.entries(r.stats)) {

@@ -2,8 +2,9 @@
 // simulated host, API and sshd) are queued while no worker runs (the app role, in this process, takes the
 // slash commands); then 1, 2 or 4 worker processes (`node dist/main.js --role worker`, shipped settings) are
 // started on the same Redis, and the time until all 40 answers are posted is taken from their start.
-// Slack's rate limits are off: 40 answers in one channel would otherwise measure chat.postMessage's
-// 1 per second, not the workers.
+// Slack's rate limits are off, and each command comes from a channel of its own: 40 answers in one channel
+// would otherwise measure chat.postMessage's 1 per second per channel (which the workers' Slack pacer keeps
+// to, as Slack does), not the workers.
 //
 // Each round also runs the 40 jobs' host work alone (direct-probe.mjs: the simulated docker, grep and API
 // requests, all at once, no bot and no SSH): the most this machine's simulated hosts can do, whoever drives them.
@@ -54,10 +55,13 @@ export interface WorkerScalingBenchResult {
   allRanOnce: boolean;
 }
 
+/** One channel per command (C0SCALE01 … C0SCALE40). */
+const SCALING_CHANNELS = Array.from({ length: SCALING_JOBS }, (_, i) => `C0SCALE${String(i + 1).padStart(2, '0')}`);
+
 async function enqueueAll(w: BenchWorld, app: { url: string }, multi: MultiEnv): Promise<SentCommand[]> {
   const sent: SentCommand[] = [];
   // In batches of 4 (one per environment), as people would type them, not all 40 in one burst.
-  for (let i = 0; i < SCALING_JOBS / SCALING_ENVS; i++) sent.push(...(await Promise.all(multi.envs.map((e) => sendHealth(w, app.url, e.name)))));
+  for (let i = 0; i < SCALING_JOBS / SCALING_ENVS; i++) sent.push(...(await Promise.all(multi.envs.map((e, k) => sendHealth(w, app.url, e.name, SCALING_CHANNELS[i * SCALING_ENVS + k]!)))));
   return sent;
 }
 
@@ -125,7 +129,8 @@ export async function runWorkerScalingBench(w: BenchWorld, opts: { rounds?: numb
   requireBuild(progress);
   const multi = await startMultiEnv(w, SCALING_ENVS, { dirName: 'scaling' });
   const configPath = join(w.root, 'chatops-scaling.yml');
-  writeFileSync(configPath, multi.configYaml());
+  writeFileSync(configPath, multi.configYaml({}, { allowedChannels: SCALING_CHANNELS }));
+  for (const id of SCALING_CHANNELS) w.slack.addChannel({ id, member: true });
   const runs: ScalingRun[] = [];
   const hostWork: number[] = [];
   try {

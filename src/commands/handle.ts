@@ -188,7 +188,7 @@ async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: 
 const DEPLOY_LOCK_TTL_MS = 10 * 60_000;
 
 /** Decides what a command does and enqueues its job; it never touches a host. */
-async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { name: string; code?: string }): Promise<Msg> {
+async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { name: string; code?: string; jobId?: string }): Promise<Msg> {
   const log = deps.log.child({ user: req.origin.user, channel: req.origin.channel });
   let name = 'unknown';
   try {
@@ -260,7 +260,8 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
       return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
     }
     const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString(), ...(command.name === 'logs' ? { tail: command.tail } : {}) });
-    log.info({ command: command.name, env: command.env, jobId }, 'command queued');
+    // The audit line handleCommand writes next names the job: one log line per command, not two.
+    seen.jobId = jobId;
     deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
     const what = { health: 'Checking health of', migrations: 'Reading the migrations of', status: 'Reading the status of', version: 'Checking the version on', logs: 'Reading the engramia-api logs of', diagnose: 'Diagnosing' }[command.name];
     return reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes);
@@ -279,7 +280,7 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
  * buttons all come through here. Every command and every refusal is audited.
  */
 export async function handleCommand(req: CommandRequest, deps: CommandDeps): Promise<Msg> {
-  const seen: { name: string; code?: string } = { name: 'unknown' };
+  const seen: { name: string; code?: string; jobId?: string } = { name: 'unknown' };
   const msg = await decideCommand(req, deps, seen);
   // Not awaited: Slack's ack carries the answer and must not wait for a Redis round trip that changes nothing in it.
   // audit() writes the log line and sends the XADD before it returns (so a later read on the same connection
@@ -292,6 +293,7 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
     command: seen.name !== 'unknown' ? seen.name : auditText(req.text.trim().split(/\s+/)[0] ?? '').slice(0, 20),
     text: auditText(req.text),
     ...(seen.code ? { code: seen.code } : {}),
+    ...(seen.jobId ? { jobId: seen.jobId } : {}),
     answer: auditText(msg.summary),
   });
   return msg;

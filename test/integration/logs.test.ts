@@ -129,7 +129,7 @@ describe('/engramia logs', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(w.slack.callsTo('chat.postMessage')).toEqual([]);
     expect(readCommandLog(w.deployPath)).toEqual([]);
-    expect(w.logs.filter((l) => l.includes('"msg":"command queued"'))).toEqual([]);
+    expect(w.logs.filter((l) => l.includes('"msg":"audit: command"'))).toEqual([]);
     expect(w.logs.some((l) => l.includes('"msg":"command refused"') && l.includes('COMMAND_INVALID'))).toBe(true);
   });
 });
