@@ -29,6 +29,7 @@ import { runMemoryBench, type MemoryBenchResult } from './memory.js';
 import { printAck, runAckBench, type AckBenchResult } from './ack.js';
 import { printSlackBudget, runSlackBudgetBench, type SlackBudgetBenchResult } from './slack-budget.js';
 import { printAnsible, printFanout, printMemory, printProgress, printScaling, table } from './report.js';
+import { printSummary, summaryRows } from './summary.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -178,9 +179,12 @@ async function main(): Promise<void> {
     );
   }
 
+  const summary = summaryRows({ deploy, ansible, progress: progressBench, fanout, scaling, memory, ack, slackBudget });
+  printSummary(summary, table);
+
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = `${RESULTS_DIR}${only ? `latest-${only}` : 'latest'}.json`;
-  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}), ...(ack ? { ack } : {}), ...(slackBudget ? { slackBudget } : {}) } }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, summary, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}), ...(ack ? { ack } : {}), ...(slackBudget ? { slackBudget } : {}) } }, null, 2)}\n`);
   console.log(`\nwrote ${file}`);
 }
 
