@@ -28,7 +28,7 @@ import { QUEUE_NAME } from '../src/jobs/queue.js';
 import { OpsStore } from '../src/jobs/store.js';
 import { makeTriggerId, signSlackBody, slashCommandForm } from '../test/world/slack-requests.js';
 import { benchConfig, stats, type Stats } from './deploy.js';
-import { percentile, requireBuild, sleep, spawnBot, until, type BotProcess } from './util.js';
+import { percentile, requireBuild, sleep, spawnBot, until, type BotProcess, ms1, x } from './util.js';
 import { ALICE, OPS_CHANNEL, benchProcessEnv, type BenchWorld } from './world.js';
 
 export const ACK_REQUESTS = 200;
@@ -291,8 +291,6 @@ export async function runAckBench(w: BenchWorld, opts: { rounds?: number; progre
   }
 }
 
-const ms1 = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : '—');
-const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
 
 export function printAck(r: AckBenchResult, table: (rows: string[][]) => string): void {
   const { bot, bare } = r.stats;

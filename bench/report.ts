@@ -5,11 +5,8 @@ import type { HealthFanoutBenchResult } from './health-fanout.js';
 import type { MemoryBenchResult } from './memory.js';
 import type { ProgressBenchResult, ProgressSeries } from './progress.js';
 import type { WorkerScalingBenchResult } from './worker-scaling.js';
-import { percentile } from './util.js';
+import { percentile, ms, x, ratio } from './util.js';
 
-const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
-const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
-const ratio = (a: number, b: number) => x(a / b);
 const mbs = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} MB` : '—');
 const med = (v: number[]) => percentile(v, 50);
 

@@ -30,6 +30,7 @@ import { printAck, runAckBench, type AckBenchResult } from './ack.js';
 import { printSlackBudget, runSlackBudgetBench, type SlackBudgetBenchResult } from './slack-budget.js';
 import { printAnsible, printFanout, printMemory, printProgress, printScaling, table } from './report.js';
 import { printSummary, summaryRows } from './summary.js';
+import { ms, ratio } from './util.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -60,10 +61,6 @@ function outageRows(o: SlackOutageBenchResult): string[][] {
     row('job done (final flush waits ≤ 60 s)', 'jobDoneMs'),
   ];
 }
-
-const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
-const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
-
 
 function deployRows(d: DeployBenchResult): string[][] {
   const base = d.stats.baseline;

@@ -28,7 +28,7 @@ import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { assertDeployed, stats, TO_VERSION, VERIFY_SETTLE_SECONDS, type Stats } from './deploy.js';
 import { envName, startMultiEnv, type MultiEnv } from './envs.js';
 import { table } from './report.js';
-import { sleep, startInProcessBot, until } from './util.js';
+import { sleep, startInProcessBot, until, ms } from './util.js';
 import { ALICE, benchProcessEnv, type BenchWorld } from './world.js';
 
 export const BUDGET_DEPLOYS = 10;
@@ -253,7 +253,6 @@ export async function runSlackBudgetBench(w: BenchWorld, opts: { rounds?: number
   };
 }
 
-const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
 const range = (s: { min: number; max: number } | undefined) => (!s ? '0' : s.min === s.max ? String(s.min) : `${s.min}–${s.max}`);
 
 export function printSlackBudget(r: SlackBudgetBenchResult): void {

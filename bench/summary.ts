@@ -8,6 +8,7 @@ import type { MemoryBenchResult } from './memory.js';
 import type { ProgressBenchResult } from './progress.js';
 import type { SlackBudgetBenchResult } from './slack-budget.js';
 import type { WorkerScalingBenchResult } from './worker-scaling.js';
+import { ms, ms1, x } from './util.js';
 
 export interface SummaryRow {
   measure: string;
@@ -30,17 +31,14 @@ export interface BenchResults {
   slackBudget?: SlackBudgetBenchResult;
 }
 
-const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
-const msx = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : '—');
-const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
 
 export function summaryRows(r: BenchResults): SummaryRow[] {
   const rows: SummaryRow[] = [];
   if (r.ack) {
     const { bot, bare } = r.ack.stats;
-    rows.push({ measure: `ack p99, ${r.ack.requests} commands at ${r.ack.concurrency} in flight (median of ${r.ack.rounds} rounds)`, ours: msx(bot.p99.median), baseline: `${msx(bare.p99.median)} bare Bolt`, ratio: x(r.ack.p99Ratio), target: '≤ 1.1×', met: r.ack.p99Ratio <= 1.1 });
-    rows.push({ measure: 'ack p50 (same rounds)', ours: msx(bot.p50.median), baseline: `${msx(bare.p50.median)} bare Bolt`, ratio: x(r.ack.p50Ratio), target: '' });
-    rows.push({ measure: 'slowest ack of all rounds', ours: msx(bot.max.max), baseline: '3000 ms Slack', ratio: x(bot.max.max / 3000), target: 'far under 3 s', met: bot.max.max < 300 });
+    rows.push({ measure: `ack p99, ${r.ack.requests} commands at ${r.ack.concurrency} in flight (median of ${r.ack.rounds} rounds)`, ours: ms1(bot.p99.median), baseline: `${ms1(bare.p99.median)} bare Bolt`, ratio: x(r.ack.p99Ratio), target: '≤ 1.1×', met: r.ack.p99Ratio <= 1.1 });
+    rows.push({ measure: 'ack p50 (same rounds)', ours: ms1(bot.p50.median), baseline: `${ms1(bare.p50.median)} bare Bolt`, ratio: x(r.ack.p50Ratio), target: '' });
+    rows.push({ measure: 'slowest ack of all rounds', ours: ms1(bot.max.max), baseline: '3000 ms Slack', ratio: x(bot.max.max / 3000), target: 'far under 3 s', met: bot.max.max < 300 });
   }
   if (r.deploy) {
     const d = r.deploy;

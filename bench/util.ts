@@ -127,3 +127,9 @@ export async function restSlackBudget(redisUrl: string, timeoutMs = 15_000): Pro
     redis.disconnect();
   }
 }
+
+// Table cells: a missing or undefined number prints as "—".
+export const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '—');
+export const ms1 = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : '—');
+export const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
+export const ratio = (a: number, b: number) => x(a / b);
