@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startSshd, type SshdServer } from '../test/world/sshd.js';
 import { startEngramiaApi } from '../test/world/sim/api.mjs';
 import { clearFaults, createHost, readCommandLog, setApi } from '../test/world/sim/host.mjs';
+import { environmentYaml } from '../test/world/config.js';
 import { ALICE, OPS_CHANNEL, SIM_BIN_DIR, type BenchWorld } from './world.js';
 
 type EngramiaApiServer = Awaited<ReturnType<typeof startEngramiaApi>>;
@@ -90,31 +91,7 @@ access:
   approvers: [U02BOB]
   admins: [U03CAROL]
 environments:
-${envs
-  .map(
-    (e, i) => `  ${e.name}:
-    default: ${i === 0}
-    fourEyes: true
-    ssh:
-      host: ${e.sshd.host}
-      port: ${e.sshd.port}
-      username: ${e.sshd.username}
-      privateKeyPath: ${e.sshd.privateKeyPath}
-      hostKeySha256: "${e.sshd.hostKeySha256}"
-    deployPath: ${e.deployPath}
-    composeFile: docker-compose.prod.yml
-    tagVariable: IMAGE_TAG
-    apiBaseUrl: ${e.apiUrl}
-    apiKeyEnv: ENGRAMIA_PROD_API_KEY
-    registry:
-      host: ghcr.io
-      username: engramia-bot
-      tokenEnv: GHCR_TOKEN
-${Object.entries(envExtra)
-  .map(([k, v]) => `    ${k}: ${v}\n`)
-  .join('')}`,
-  )
-  .join('')}`;
+${envs.map((e, i) => environmentYaml(e.name, { default: i === 0, sshd: e.sshd, deployPath: e.deployPath, apiUrl: e.apiUrl, envExtra })).join('')}`;
 
   return {
     envs,

@@ -4,22 +4,12 @@
 export const OPS_CHANNEL = 'C0OPS';
 export const ALICE = 'U01ALICE';
 
-export function configYaml(opts: {
-  envExtra?: Record<string, string | number | boolean>;
-  access?: { deployers?: string[]; approvers?: string[]; admins?: string[] };
-  deployPath: string;
-  apiUrl: string;
-  sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
-}): string {
-  return `slack:
-  allowedChannels: [${OPS_CHANNEL}]
-access:
-  deployers: [${(opts.access?.deployers ?? [ALICE]).join(', ')}]
-  approvers: [${(opts.access?.approvers ?? ['U02BOB']).join(', ')}]
-  admins: [${(opts.access?.admins ?? ['U03CAROL']).join(', ')}]
-environments:
-  production:
-    default: true
+type Sshd = { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
+
+/** One entry under `environments:` (its lines indented for that place), pointing at a loopback sshd and a simulated host. */
+export function environmentYaml(name: string, opts: { default: boolean; sshd: Sshd; deployPath: string; apiUrl: string; envExtra?: Record<string, string | number | boolean> }): string {
+  return `  ${name}:
+    default: ${opts.default}
     fourEyes: true
     ssh:
       host: ${opts.sshd.host}
@@ -39,4 +29,21 @@ environments:
 ${Object.entries(opts.envExtra ?? {})
   .map(([k, v]) => `    ${k}: ${v}\n`)
   .join('')}`;
+}
+
+export function configYaml(opts: {
+  envExtra?: Record<string, string | number | boolean>;
+  access?: { deployers?: string[]; approvers?: string[]; admins?: string[] };
+  deployPath: string;
+  apiUrl: string;
+  sshd: Sshd;
+}): string {
+  return `slack:
+  allowedChannels: [${OPS_CHANNEL}]
+access:
+  deployers: [${(opts.access?.deployers ?? [ALICE]).join(', ')}]
+  approvers: [${(opts.access?.approvers ?? ['U02BOB']).join(', ')}]
+  admins: [${(opts.access?.admins ?? ['U03CAROL']).join(', ')}]
+environments:
+${environmentYaml('production', { default: true, sshd: opts.sshd, deployPath: opts.deployPath, apiUrl: opts.apiUrl, ...(opts.envExtra ? { envExtra: opts.envExtra } : {}) })}`;
 }
