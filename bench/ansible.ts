@@ -20,21 +20,21 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { EnvironmentConfig } from '../src/config/schema.js';
 import { loadConfig } from '../src/config/load.js';
-import { compose } from '../src/engramia/compose.js';
 import * as cmd from '../src/runbooks/commands.js';
 import type { RemoteCommand } from '../src/ssh/quote.js';
 import { findBinary } from '../test/world/requirements.js';
 import {
-  FROM_VERSION,
   TO_VERSION,
   COMMAND_TEXT,
   assertDeployed,
   baselineRound,
   benchConfig,
   botRound,
+  deployCommands,
   hostCommands,
   operatorScript,
   pickHttpClient,
+  probeCommands,
   stats,
   type Stats,
 } from './deploy.js';
@@ -86,10 +86,7 @@ function commandTask(name: string, c: RemoteCommand, extra: Task = {}): Task {
 
 /** The runbook as a playbook: the same commands, in the same order, as the ssh baseline's script. */
 export function deployPlaybook(env: EnvironmentConfig): Task[] {
-  const probe = (suffix: string): Task[] => [
-    commandTask(`${commandLabel(compose(env, ['ps', '-a', '--format', 'json']))}${suffix}`, compose(env, ['ps', '-a', '--format', 'json']), { changed_when: false }),
-    commandTask(`${commandLabel(cmd.readEnvFlags(env))}${suffix}`, cmd.readEnvFlags(env), { changed_when: false }),
-  ];
+  const probe = (suffix: string): Task[] => probeCommands(env).map((c) => commandTask(`${commandLabel(c)}${suffix}`, c, { changed_when: false }));
   const run = (c: RemoteCommand): Task => commandTask(commandLabel(c), c);
   const login = cmd.registryLogin(env);
   const base = env.apiBaseUrl.replace(/\/+$/, '');
@@ -106,13 +103,7 @@ export function deployPlaybook(env: EnvironmentConfig): Task[] {
       'ansible.builtin.command': { argv: [...login.argv], chdir: login.cwd, stdin: '{{ registry_token }}' },
       no_log: true,
     },
-    run(cmd.pull(env, TO_VERSION)),
-    run(cmd.imageHeads(env, TO_VERSION)),
-    run(cmd.alembic(env, FROM_VERSION, ['current'])),
-    run(cmd.up(env, TO_VERSION, [cmd.API, 'caddy'])),
-    run(cmd.alembic(env, TO_VERSION, ['upgrade', 'head'])),
-    run(cmd.setEnvVar(env, env.tagVariable, TO_VERSION)),
-    run(cmd.prune(env)),
+    ...deployCommands(env).map(run),
     uri('/v1/version', false, `answer.json.app_version != '${TO_VERSION}'`),
     uri('/v1/health', true),
     uri('/v1/health/deep', true, "answer.json.status != 'ok'"),

@@ -267,6 +267,24 @@ function httpGet(client: HttpClient, url: string, bearer?: string): string {
   return `node -e ${shellQuote(js)} ${shellQuote(url)} ${auth ? shellQuote(auth) : "''"}`;
 }
 
+/** The read-only probes a deploy starts (and its verification ends) with: what runs, and what .env pins. */
+export function probeCommands(env: EnvironmentConfig): RemoteCommand[] {
+  return [compose(env, ['ps', '-a', '--format', 'json']), cmd.readEnvFlags(env)];
+}
+
+/** The deploy's commands after the registry login, in the bot's order: what both baselines (ssh, Ansible) run. */
+export function deployCommands(env: EnvironmentConfig): RemoteCommand[] {
+  return [
+    cmd.pull(env, TO_VERSION),
+    cmd.imageHeads(env, TO_VERSION),
+    cmd.alembic(env, FROM_VERSION, ['current']),
+    cmd.up(env, TO_VERSION, [cmd.API, 'caddy']),
+    cmd.alembic(env, TO_VERSION, ['upgrade', 'head']),
+    cmd.setEnvVar(env, env.tagVariable, TO_VERSION),
+    cmd.prune(env),
+  ];
+}
+
 export interface OperatorScript {
   script: string;
   labels: string[];
@@ -279,23 +297,14 @@ export interface OperatorScript {
  */
 export function operatorScript(env: EnvironmentConfig, o: { registryToken: string; apiKey: string; http: HttpClient }): OperatorScript {
   const line = (c: RemoteCommand) => renderCommand({ ...c, cwd: undefined });
-  const probe: { label: string; text: string }[] = [
-    { label: commandLabel(compose(env, ['ps', '-a', '--format', 'json'])), text: `${line(compose(env, ['ps', '-a', '--format', 'json']))} </dev/null` },
-    { label: commandLabel(cmd.readEnvFlags(env)), text: `${line(cmd.readEnvFlags(env))} </dev/null` },
-  ];
   const run = (c: RemoteCommand) => ({ label: commandLabel(c), text: `${line(c)} </dev/null` });
+  const probe = probeCommands(env).map(run);
   const base = env.apiBaseUrl.replace(/\/+$/, '');
   const steps: { label: string; text: string }[] = [
     // Preflight: what runs now, and what .env pins.
     ...probe,
     { label: commandLabel(cmd.registryLogin(env)), text: `echo "$TOKEN" | ${line(cmd.registryLogin(env))}` },
-    run(cmd.pull(env, TO_VERSION)),
-    run(cmd.imageHeads(env, TO_VERSION)),
-    run(cmd.alembic(env, FROM_VERSION, ['current'])),
-    run(cmd.up(env, TO_VERSION, [cmd.API, 'caddy'])),
-    run(cmd.alembic(env, TO_VERSION, ['upgrade', 'head'])),
-    run(cmd.setEnvVar(env, env.tagVariable, TO_VERSION)),
-    run(cmd.prune(env)),
+    ...deployCommands(env).map(run),
     { label: 'GET /v1/version', text: httpGet(o.http, `${base}/v1/version`) },
     { label: 'GET /v1/health', text: httpGet(o.http, `${base}/v1/health`, o.apiKey) },
     { label: 'GET /v1/health/deep', text: httpGet(o.http, `${base}/v1/health/deep`, o.apiKey) },
