@@ -10,16 +10,12 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readEnvOptions } from '../src/config/env.js';
-import { loadConfig } from '../src/config/load.js';
 import type { DeployData } from '../src/runbooks/deploy.js';
-import { createLogger } from '../src/logger.js';
-import { startBot } from '../src/runtime.js';
 import { DEFAULT_JOB_LOCK_MS, DEFAULT_STALLED_INTERVAL_MS } from '../src/jobs/worker.js';
-import { configYaml } from '../test/world/config.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, runningApiTag, setFault } from '../test/world/sim/host.mjs';
-import { TO_VERSION, VERIFY_SETTLE_SECONDS, stats, type Stats } from './deploy.js';
+import { TO_VERSION, benchConfig, stats, type Stats } from './deploy.js';
+import { startInProcessBot } from './util.js';
 import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -58,11 +54,9 @@ export async function runCrashResumeBench(w: BenchWorld, opts: { rounds?: number
   const rounds = opts.rounds ?? 3;
   const progress = opts.progress ?? (() => undefined);
   const configPath = join(w.root, 'chatops-crash.yml');
-  writeFileSync(configPath, configYaml({ deployPath: w.deployPath, apiUrl: w.apiUrl, sshd: w.sshd, envExtra: { verifySettleSeconds: VERIFY_SETTLE_SECONDS } }));
+  writeFileSync(configPath, benchConfig(w));
   const processEnv = benchProcessEnv(w, configPath, 'bench-crash');
-  const log = createLogger({ level: 'info', destination: { write: () => undefined } });
-  const app = await startBot({ env: readEnvOptions(processEnv), config: loadConfig(configPath), role: 'app', log, processEnv });
-  const botUrl = `http://127.0.0.1:${app.port}`;
+  const { bot: app, url: botUrl } = await startInProcessBot(configPath, processEnv, { role: 'app' });
   const out: CrashResumeRound[] = [];
   try {
     for (let i = 0; i < rounds; i++) {

@@ -14,22 +14,20 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
-import { readEnvOptions } from '../src/config/env.js';
 import { loadConfig } from '../src/config/load.js';
 import type { EnvironmentConfig } from '../src/config/schema.js';
 import { compose } from '../src/engramia/compose.js';
 import type { JobData } from '../src/jobs/types.js';
-import { createLogger } from '../src/logger.js';
 import * as cmd from '../src/runbooks/commands.js';
 import type { DeployData } from '../src/runbooks/deploy.js';
-import { startBot, type Bot } from '../src/runtime.js';
+import type { Bot } from '../src/runtime.js';
 import { renderCommand, shellQuote, type RemoteCommand } from '../src/ssh/quote.js';
 import type { Call } from '../test/world/fake-slack.js';
 import { configYaml } from '../test/world/config.js';
 import { findBinary } from '../test/world/requirements.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag } from '../test/world/sim/host.mjs';
-import { restSlackBudget } from './util.js';
+import { restSlackBudget, startInProcessBot } from './util.js';
 import { commandLabel, installTracing, now, tracer, type Span } from './trace.js';
 import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
@@ -382,20 +380,12 @@ export async function runDeployBench(w: BenchWorld, opts: DeployBenchOptions = {
   const script = operatorScript(env, { registryToken: w.registryToken, apiKey: w.apiKey, http });
 
   const logs: string[] = [];
-  const log = createLogger({ level: 'info', destination: { write: (s: string) => void logs.push(s) } });
-  // Production settings: no test-only worker options (the card interval stays at its default).
-  const bot = await startBot({ env: readEnvOptions(processEnv), config, role: 'all', log, processEnv });
-  const botUrl = `http://127.0.0.1:${bot.port}`;
+  // Production settings: no test-only worker options (the card interval stays at its default). It returns once
+  // the worker has registered: a deploy sent before that would measure start-up.
+  const { bot, url: botUrl } = await startInProcessBot(configPath, processEnv, { logs });
   const series: DeployBenchResult['series'] = { bot: [], botNoLimits: [], baseline: [] };
   const warmup: DeployBenchResult['warmup'] = {};
   try {
-    // The worker registers itself asynchronously; a deploy sent before that would measure start-up.
-    const ready = Date.now() + 20_000;
-    while ((await bot.producer!.workerCount().catch(() => 0)) === 0) {
-      if (Date.now() > ready) throw new Error('bench: the bot worker did not come up');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-
     const runOne = async (name: SeriesName, label: string): Promise<void> => {
       if (name === 'baseline') {
         const r = await baselineRound(w, script);

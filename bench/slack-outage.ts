@@ -12,15 +12,12 @@
 import type { Job } from 'bullmq';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readEnvOptions } from '../src/config/env.js';
-import { loadConfig } from '../src/config/load.js';
 import type { JobData } from '../src/jobs/types.js';
-import { createLogger } from '../src/logger.js';
-import { startBot, type Bot } from '../src/runtime.js';
-import { configYaml } from '../test/world/config.js';
+import type { Bot } from '../src/runtime.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { runningApiTag } from '../test/world/sim/host.mjs';
-import { COMMAND_TEXT, TO_VERSION, VERIFY_SETTLE_SECONDS, stats, type Stats } from './deploy.js';
+import { COMMAND_TEXT, TO_VERSION, benchConfig, stats, type Stats } from './deploy.js';
+import { startInProcessBot } from './util.js';
 import { ALICE, OPS_CHANNEL, type BenchWorld, benchProcessEnv } from './world.js';
 
 export interface OutageRound {
@@ -107,22 +104,14 @@ export async function runSlackOutageBench(w: BenchWorld, opts: { rounds?: number
   const outageMs = opts.outageMs ?? 60_000;
   const progress = opts.progress ?? (() => undefined);
   const configPath = join(w.root, 'chatops-outage.yml');
-  writeFileSync(configPath, configYaml({ deployPath: w.deployPath, apiUrl: w.apiUrl, sshd: w.sshd, envExtra: { verifySettleSeconds: VERIFY_SETTLE_SECONDS } }));
-  const processEnv = benchProcessEnv(w, configPath, 'bench-outage');
-  const log = createLogger({ level: 'info', destination: { write: () => undefined } });
+  writeFileSync(configPath, benchConfig(w));
   // Production settings (default card interval, default retry policy), with Slack's rate limits on.
-  const bot = await startBot({ env: readEnvOptions(processEnv), config: loadConfig(configPath), role: 'all', log, processEnv });
-  const botUrl = `http://127.0.0.1:${bot.port}`;
+  const { bot, url: botUrl } = await startInProcessBot(configPath, benchProcessEnv(w, configPath, 'bench-outage'));
   const normal: OutageRound[] = [];
   const outage: OutageRound[] = [];
   const show = (label: string, r: OutageRound) =>
     progress(`${label} host done ${r.hostDoneMs} ms, card right ${r.cardRightMs} ms, thread done ${r.threadDoneMs} ms, job done ${r.jobDoneMs} ms (${r.calls} Slack calls, ${r.failedCalls} failed)`);
   try {
-    const ready = Date.now() + 20_000;
-    while ((await bot.producer!.workerCount().catch(() => 0)) === 0) {
-      if (Date.now() > ready) throw new Error('bench: the bot worker did not come up');
-      await new Promise((r) => setTimeout(r, 50));
-    }
     // Warm-up: the SSH connection, and Bolt's one auth.test, so neither lands in a measured round.
     show('warm-up              ', await round(w, bot, botUrl, 0));
     for (let i = 0; i < rounds; i++) {
