@@ -33,7 +33,8 @@ export const FANOUT_ENVS = 20;
 export type FanoutSeries = 'c8' | 'c20' | 'light' | 'light300' | 'light1000' | 'direct';
 const ALL_SERIES: readonly FanoutSeries[] = ['c8', 'c20', 'light', 'light300', 'light1000', 'direct'];
 /** How long a light host's `ps` waits (a sleep), per light series. */
-export const LIGHT_WAIT_MS: Partial<Record<FanoutSeries, number>> = { light: 0, light300: 300, light1000: 1000 };
+export const LIGHT_WAIT_MS = { light: 0, light300: 300, light1000: 1000 } as const satisfies Partial<Record<FanoutSeries, number>>;
+export const LIGHT_SERIES = Object.keys(LIGHT_WAIT_MS) as (keyof typeof LIGHT_WAIT_MS)[];
 /** BENCH_FANOUT_SERIES=light,direct runs only those (to profile one). */
 const SERIES: readonly FanoutSeries[] = process.env.BENCH_FANOUT_SERIES ? ALL_SERIES.filter((n) => process.env.BENCH_FANOUT_SERIES!.split(',').includes(n)) : ALL_SERIES;
 type BotSeries = 'c8' | 'c20';
@@ -128,7 +129,7 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
   const configPath = join(w.root, 'chatops-fanout.yml');
   writeFileSync(configPath, multi.configYaml());
   const bots: Partial<Record<BotSeries, { bot: Bot; url: string }>> = {};
-  const series: HealthFanoutBenchResult['series'] = { c8: [], c20: [], light: [], light300: [], light1000: [], direct: [] };
+  const series = Object.fromEntries(ALL_SERIES.map((n) => [n, []])) as unknown as HealthFanoutBenchResult['series'];
   let probesRanOnce = true;
   let withSlackLimits: HealthFanoutBenchResult['withSlackLimits'] | undefined;
   let pacedBot: { bot: Bot; url: string } | undefined;
@@ -145,7 +146,7 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
       let singles: Record<string, number> = {};
       let fan: { ms: number; maxAckMs?: number; ranOnce: boolean } | undefined;
       const url = name === 'direct' ? '' : bots[BOT_OF[name]]!.url;
-      const wait = LIGHT_WAIT_MS[name];
+      const wait = (LIGHT_WAIT_MS as Partial<Record<FanoutSeries, number>>)[name];
       light.use(wait === undefined ? 'simulated' : 'light');
       light.setWait(wait ?? 0);
       const doSingles = async () => {
@@ -224,7 +225,7 @@ export async function runHealthFanoutBench(w: BenchWorld, opts: { rounds?: numbe
     environments: FANOUT_ENVS,
     rounds,
     series,
-    stats: { c8: st(series.c8), c20: st(series.c20), light: st(series.light), light300: st(series.light300), light1000: st(series.light1000), direct: st(series.direct) },
+    stats: Object.fromEntries(ALL_SERIES.map((n) => [n, st(series[n])])) as HealthFanoutBenchResult['stats'],
     withSlackLimits: withSlackLimits!,
     probesRanOnce,
   };

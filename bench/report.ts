@@ -1,7 +1,7 @@
 // Tables for the benchmarks of issue 8 (ansible, progress, health-fanout, worker-scaling, memory):
 // measure, ours, baseline, ratio; then what the rounds add.
 import type { AnsibleBenchResult } from './ansible.js';
-import type { HealthFanoutBenchResult } from './health-fanout.js';
+import { LIGHT_SERIES, LIGHT_WAIT_MS, type HealthFanoutBenchResult } from './health-fanout.js';
 import type { MemoryBenchResult } from './memory.js';
 import type { ProgressBenchResult, ProgressSeries } from './progress.js';
 import type { WorkerScalingBenchResult } from './worker-scaling.js';
@@ -74,7 +74,8 @@ export function printFanout(r: HealthFanoutBenchResult): void {
   const rows: string[][] = [HEAD];
   rows.push([`health ×${r.environments} at once, worker concurrency 8 (the old default)`, ms(s.c8.fanoutMs.median), ms(s.c8.slowestSingleMs.median), x(s.c8.ratio.median)]);
   rows.push([`health ×${r.environments} at once, worker concurrency ${r.environments}`, ms(s.c20.fanoutMs.median), ms(s.c20.slowestSingleMs.median), x(s.c20.ratio.median)]);
-  for (const [k, wait] of [['light', 0], ['light300', 300], ['light1000', 1000]] as const) {
+  for (const k of LIGHT_SERIES) {
+    const wait = LIGHT_WAIT_MS[k];
     if (s[k].fanoutMs.n) rows.push([`health ×${r.environments} at once, concurrency ${r.environments}, light hosts, \`ps\` waits ${wait} ms`, ms(s[k].fanoutMs.median), ms(s[k].slowestSingleMs.median), x(s[k].ratio.median)]);
   }
   rows.push([`same host work without the bot (no SSH), ×${r.environments} at once`, ms(s.direct.fanoutMs.median), ms(s.direct.slowestSingleMs.median), x(s.direct.ratio.median)]);

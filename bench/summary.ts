@@ -3,7 +3,7 @@
 import type { AckBenchResult } from './ack.js';
 import type { AnsibleBenchResult } from './ansible.js';
 import type { DeployBenchResult } from './deploy.js';
-import type { HealthFanoutBenchResult } from './health-fanout.js';
+import { LIGHT_SERIES, LIGHT_WAIT_MS, type HealthFanoutBenchResult } from './health-fanout.js';
 import type { MemoryBenchResult } from './memory.js';
 import type { ProgressBenchResult } from './progress.js';
 import type { SlackBudgetBenchResult } from './slack-budget.js';
@@ -65,7 +65,8 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
     const f = r.fanout.stats;
     rows.push({ measure: `health ×${r.fanout.environments} at once vs the slowest single (simulated hosts, zero latency)`, ours: ms(f.c20.fanoutMs.median), baseline: `${ms(f.c20.slowestSingleMs.median)} slowest`, ratio: x(f.c20.ratio.median), target: '≤ 1.2×', met: f.c20.ratio.median <= 1.2 });
     rows.push({ measure: '  the same host work without the bot, all at once (this machine\'s floor)', ours: ms(f.direct.fanoutMs.median), baseline: `${ms(f.direct.slowestSingleMs.median)} slowest`, ratio: x(f.direct.ratio.median), target: '' });
-    for (const [k, wait] of [['light', 0], ['light300', 300], ['light1000', 1000]] as const) {
+    for (const k of LIGHT_SERIES) {
+      const wait = LIGHT_WAIT_MS[k];
       if (f[k].fanoutMs.n) rows.push({ measure: `  light hosts, \`ps\` waiting ${wait} ms`, ours: ms(f[k].fanoutMs.median), baseline: `${ms(f[k].slowestSingleMs.median)} slowest`, ratio: x(f[k].ratio.median), target: '' });
     }
   }

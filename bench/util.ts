@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { readEnvOptions } from '../src/config/env.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/logger.js';
@@ -117,7 +118,6 @@ export function procStatusKb(pid: number, field: string): number {
  * so a round starts in a rested channel, as a deploy after a quiet spell does. Returns how long that took.
  */
 export async function restSlackBudget(redisUrl: string, timeoutMs = 15_000): Promise<number> {
-  const { Redis } = await import('ioredis');
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const t0 = Date.now();
   try {
