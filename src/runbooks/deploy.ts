@@ -145,6 +145,12 @@ export function mustSucceed(res: ExecResult, what: string): ExecResult {
   });
 }
 
+/** `alembic current` or `alembic heads` in the container of `tag`, as part of a step: the revision it names (null: none, base). */
+export async function readRevision(ctx: DeployContext, rec: StepRecord, tag: string, which: 'current' | 'heads'): Promise<string | null> {
+  const res = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, [which]), { timeout: 'command' }), `alembic ${which}`);
+  return cmd.parseRevision(res.stdout.toString('utf8'));
+}
+
 /** The version that runs now; what maintenance is re-created on, and the rollback target. */
 export function currentTag(state: DeployState): string {
   const tag = state.fromVersion ?? state.pinnedBefore;

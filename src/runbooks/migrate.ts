@@ -3,7 +3,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { renderCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, mustSucceed, readRevision, run, type DeployData, type StepDef } from './deploy.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
 
 /** Turns REV, -1 or base into the exact revision to go down to, before anyone is asked. */
@@ -13,9 +13,8 @@ const RESOLVE: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     const tag = currentTag(ctx.state);
-    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['current']), { timeout: 'command' }), 'alembic current');
+    const current = await readRevision(ctx, rec, tag, 'current');
     const hist = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['history']), { timeout: 'command' }), 'alembic history');
-    const current = cmd.parseRevision(cur.stdout.toString('utf8'));
     const history = parseHistory(hist.stdout.toString('utf8'));
     if (!current) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'the database has no revision (it is at base already); there is nothing to downgrade', {});
     ctx.state.dbRevision = current;
@@ -39,8 +38,7 @@ const REPORT: StepDef = {
   title: () => 'Read the revision back',
   safeToRepeat: true,
   async run(ctx, rec) {
-    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['current']), { timeout: 'command' }), 'alembic current');
-    const now = cmd.parseRevision(cur.stdout.toString('utf8')) ?? 'base';
+    const now = (await readRevision(ctx, rec, currentTag(ctx.state), 'current')) ?? 'base';
     if (now !== ctx.state.targetHead) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `alembic reports ${now}, not ${ctx.state.targetHead}`, {});
     return { status: 'done', note: `database at ${now}` };
   },

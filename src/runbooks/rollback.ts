@@ -16,6 +16,7 @@ import {
   VERIFY,
   currentTag,
   mustSucceed,
+  readRevision,
   run,
   type DeployData,
   type StepDef,
@@ -78,8 +79,7 @@ const INSPECT_TARGET: StepDef = {
   async run(ctx, rec) {
     const heads = mustSucceed(await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'pull' }), `alembic heads of ${ctx.data.version}`);
     ctx.state.targetHead = cmd.parseRevision(heads.stdout.toString('utf8'));
-    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['current']), { timeout: 'command' }), 'alembic current');
-    ctx.state.dbRevision = cmd.parseRevision(cur.stdout.toString('utf8'));
+    ctx.state.dbRevision = await readRevision(ctx, rec, currentTag(ctx.state), 'current');
     if (!ctx.state.targetHead || !ctx.state.dbRevision) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'could not read the alembic revisions, so the bot will not guess a downgrade', {});
     }

@@ -3,7 +3,7 @@ import { ChatOpsError, ErrorCode } from '../errors.js';
 import { code, esc } from '../render/model.js';
 import { renderCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, mustSucceed, readRevision, run, type DeployData, type StepDef } from './deploy.js';
 import { gateStatus, openGate } from './gates.js';
 
 /**
@@ -21,10 +21,10 @@ const INSPECT: StepDef = {
   async run(ctx, rec) {
     const tag = currentTag(ctx.state);
     if (!ctx.state.fromVersion) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'engramia-api is not running, so alembic cannot be run in it; start it first', {});
-    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['current']), { timeout: 'command' }), 'alembic current');
-    const heads = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['heads']), { timeout: 'command' }), 'alembic heads');
-    ctx.state.dbRevision = cmd.parseRevision(cur.stdout.toString('utf8'));
-    ctx.state.newHead = cmd.parseRevision(heads.stdout.toString('utf8'));
+    const current = await readRevision(ctx, rec, tag, 'current');
+    const head = await readRevision(ctx, rec, tag, 'heads');
+    ctx.state.dbRevision = current;
+    ctx.state.newHead = head;
     rec.outputTail = undefined;
     if (!ctx.state.newHead) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `could not read the alembic head of ${tag}, so the bot will not guess`, {});
     if (atHead({ state: ctx.state })) return { status: 'done', note: `already at head (${ctx.state.newHead}): nothing to apply` };
@@ -92,8 +92,7 @@ const REPORT: StepDef = {
   title: () => 'Read the revision back',
   safeToRepeat: true,
   async run(ctx, rec) {
-    const cur = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['current']), { timeout: 'command' }), 'alembic current');
-    const now = cmd.parseRevision(cur.stdout.toString('utf8'));
+    const now = await readRevision(ctx, rec, currentTag(ctx.state), 'current');
     rec.outputTail = undefined;
     if (now !== ctx.state.newHead) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `alembic reports ${now ?? 'base'}, not the head ${ctx.state.newHead}`, {});
     return { status: 'done', note: `database at ${now} (head)` };
