@@ -1,4 +1,4 @@
-// The README's config reference is what operators set the bot up from; this keeps it from drifting
+// The config reference in docs/setup.md is what operators set the bot up from; this keeps it from drifting
 // away from the zod schema the bot actually enforces: the same keys, the same required ones, the
 // same defaults.
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { configSchema } from '../../src/config/schema.js';
 
-const README = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+const SETUP = readFileSync(fileURLToPath(new URL('../../docs/setup.md', import.meta.url)), 'utf8');
 
 interface Row {
   key: string;
@@ -16,7 +16,7 @@ interface Row {
 
 /** The table under "## Config reference", keys written as `….x` meaning `environments.NAME.x`. */
 function readmeRows(): Row[] {
-  const section = README.slice(README.indexOf('## Config reference'));
+  const section = SETUP.slice(SETUP.indexOf('## Config reference'));
   const table = section.slice(section.indexOf('| key |'), section.indexOf('\n\n', section.indexOf('| key |')));
   return table
     .split('\n')
@@ -24,7 +24,7 @@ function readmeRows(): Row[] {
     .map((line) => line.split('|').map((c) => c.trim()))
     .map((cells) => {
       const key = /^`([^`]+)`$/.exec(cells[1] ?? '')?.[1];
-      if (!key) throw new Error(`README config row without a single \`key\`: ${cells.join('|')}`);
+      if (!key) throw new Error(`config reference row without a single \`key\`: ${cells.join('|')}`);
       return { key: key.replace(/^…\./, 'environments.NAME.'), defaultCell: cells[3] ?? '' };
     });
 }
@@ -57,7 +57,7 @@ function schemaKeys(): SchemaKey[] {
   return out;
 }
 
-describe('README config reference vs the zod schema', () => {
+describe('docs/setup.md config reference vs the zod schema', () => {
   const rows = readmeRows();
   const keys = schemaKeys();
 
