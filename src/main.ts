@@ -26,7 +26,7 @@ async function main(): Promise<number> {
     process.stderr.write(`engramia-chatops: cannot start.\n${isChatOpsError(err) ? err.message : String(err)}\n`);
     return 1;
   }
-  log.info({ role, port: bot.port, env: Object.keys(config.environments) }, 'engramia-chatops started');
+  log.info({ role, port: bot.port, adminPort: bot.adminPort, env: Object.keys(config.environments) }, 'engramia-chatops started');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

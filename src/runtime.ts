@@ -7,12 +7,13 @@ import { handleCommand } from './commands/handle.js';
 import { createProducer, type Producer } from './jobs/queue.js';
 import type { Outbox } from './jobs/types.js';
 import { startWorker, type RunningWorker } from './jobs/worker.js';
+import { startAdminServer, type RunningAdmin } from './admin.js';
+import { detailedHealth, publicHealth, type SlackAuth } from './health.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startSlackApp, type RunningSlackApp } from './slack/app.js';
 import { createWebClient, SlackOutbox } from './slack/outbox.js';
 import { SlackPacer, type SlackPacingOptions } from './slack/pacer.js';
-import { BOT_VERSION } from './version.js';
 
 export interface BotOptions {
   env: EnvOptions;
@@ -38,40 +39,28 @@ export interface BotOptions {
 
 export interface Bot {
   port: number | undefined;
-  producer: Producer | undefined;
+  /** Where /metrics and the detailed /healthz are served; undefined when the admin listener is off (console). */
+  adminPort: number | undefined;
+  producer: Producer;
   metrics: Metrics;
   close(): Promise<void>;
 }
-
-type SlackAuth = 'ok' | 'unchecked' | string;
 
 /** Assembles the roles a process runs. Everything is passed in; nothing reads globals. */
 export async function startBot(opts: BotOptions): Promise<Bot> {
   const { env, config, role, log } = opts;
   if (env.slack.kind === 'console' && !opts.outbox) throw new Error('console mode needs an outbox');
 
-  let producer: Producer | undefined;
-  if (role !== 'worker') producer = createProducer({ redisUrl: env.redisUrl, prefix: env.queuePrefix, log });
-  // A worker-only process still reports queue depth for whoever scrapes it.
-  const counts = producer ? () => producer.counts() : undefined;
-  const metrics = createMetrics({ ...(counts ? { queueCounts: counts } : {}) });
+  // First, before anything opens: a missing secret or an exposed key file stops the start with nothing to clean up.
+  // The app role never reads them (it needs no host secrets; see docker-compose.yml).
+  const secrets: Record<string, EnvSecrets> | undefined = role !== 'app' ? resolveEnvSecrets(config, opts.processEnv) : undefined;
+  // Every role has one: the app enqueues with it, and every role's admin listener reads Redis,
+  // worker count and queue depth through it.
+  const producer: Producer = createProducer({ redisUrl: env.redisUrl, prefix: env.queuePrefix, log });
+  const metrics = createMetrics({ queueCounts: () => producer.counts() });
 
   let client: WebClient | undefined;
   if (env.slack.kind !== 'console') client = createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
-
-  let worker: RunningWorker | undefined;
-  let pacer: SlackPacer | undefined;
-  if (role !== 'app') {
-    const { slackPacing, ...workerOptions } = opts.workerOptions ?? {};
-    const secrets: Record<string, EnvSecrets> = resolveEnvSecrets(config, opts.processEnv);
-    const known = Object.values(secrets).flatMap((s) => [s.apiKey.reveal(), s.registryToken.reveal()]);
-    if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
-    if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
-    const updateClient = env.slack.kind === 'console' ? undefined : createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
-    if (env.slack.kind !== 'console' && !opts.outbox && slackPacing !== false) pacer = new SlackPacer({ ...slackPacing, log, redisUrl: env.redisUrl, prefix: env.queuePrefix });
-    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient, pacer);
-    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...env.worker, ...workerOptions });
-  }
 
   let slackAuth: SlackAuth = 'unchecked';
   let slackCheckedAt = 0;
@@ -90,9 +79,42 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
     return slackAuth;
   };
 
+  const health = () => detailedHealth(producer, checkSlack);
+  let admin: RunningAdmin | undefined;
+  try {
+    // Bound before the worker starts: a taken port must stop the start before any job is taken.
+    if (env.admin) admin = await startAdminServer({ listen: env.admin, log, healthz: health, metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) });
+  } catch (err) {
+    await producer.close().catch(() => undefined);
+    throw err;
+  }
+
+  let worker: RunningWorker | undefined;
+  let pacer: SlackPacer | undefined;
+  if (secrets) {
+    const { slackPacing, ...workerOptions } = opts.workerOptions ?? {};
+    const known = Object.values(secrets).flatMap((s) => [s.apiKey.reveal(), s.registryToken.reveal()]);
+    if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
+    if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
+    const updateClient = env.slack.kind === 'console' ? undefined : createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
+    if (env.slack.kind !== 'console' && !opts.outbox && slackPacing !== false) pacer = new SlackPacer({ ...slackPacing, log, redisUrl: env.redisUrl, prefix: env.queuePrefix });
+    const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient, pacer);
+    worker = startWorker({ config, secrets, redisUrl: env.redisUrl, prefix: env.queuePrefix, log, outbox, metrics, knownSecrets: known, ...env.worker, ...workerOptions });
+  }
+
   let app: RunningSlackApp | undefined;
-  if (producer && env.slack.kind !== 'console') {
-    const p = producer;
+  try {
+    if (role !== 'worker' && env.slack.kind !== 'console') app = await startApp(env.slack, producer);
+  } catch (err) {
+    // Leave nothing running behind a failed start: callers in the same process would leak it.
+    await admin?.close().catch(() => undefined);
+    await worker?.close().catch(() => undefined);
+    await pacer?.close();
+    await producer.close().catch(() => undefined);
+    throw err;
+  }
+
+  async function startApp(mode: Exclude<EnvOptions['slack'], { kind: 'console' }>, p: Producer): Promise<RunningSlackApp> {
     void checkSlack();
     const groupClient = client;
     const access = new Access(
@@ -101,38 +123,21 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
         : undefined,
       log,
     );
-    try {
-      app = await startSlackApp({
-        mode: env.slack,
-        slackApiUrl: env.slackApiUrl,
-        port: env.port,
-        log,
-        onCommand: (text, origin) => handleCommand({ text, origin }, { config, access, producer: p, log, metrics }),
-        onAction: (req) => handleAction(req, { config, access, producer: p, log, metrics }),
-        onTypedConfirm: (sub) => handleTypedConfirm(sub, { config, access, producer: p, log, metrics }),
-        healthz: async () => {
-          const [redisOk, slack] = await Promise.all([p.ping(), checkSlack()]);
-          const workers = redisOk ? await p.workerCount().catch(() => 0) : 0;
-          // Without a worker somewhere, commands would queue and never run: not ready.
-          const ok = redisOk && slack === 'ok' && workers > 0;
-          return {
-            httpStatus: ok ? 200 : 503,
-            body: { status: ok ? 'ok' : 'error', redis: redisOk ? 'ok' : 'down', slack, workers, version: BOT_VERSION },
-          };
-        },
-        metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-      });
-    } catch (err) {
-      // Leave nothing running behind a failed start: callers in the same process would leak it.
-      await worker?.close().catch(() => undefined);
-      await pacer?.close();
-      await producer.close().catch(() => undefined);
-      throw err;
-    }
+    return startSlackApp({
+      mode,
+      slackApiUrl: env.slackApiUrl,
+      port: env.port,
+      log,
+      onCommand: (text, origin) => handleCommand({ text, origin }, { config, access, producer: p, log, metrics }),
+      onAction: (req) => handleAction(req, { config, access, producer: p, log, metrics }),
+      onTypedConfirm: (sub) => handleTypedConfirm(sub, { config, access, producer: p, log, metrics }),
+      healthz: async () => publicHealth(await health()),
+    });
   }
 
   return {
     port: app?.port,
+    adminPort: admin?.port,
     producer,
     metrics,
     async close() {
@@ -141,7 +146,8 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
       await worker?.close();
       // After the worker: its last deliveries still take their slots.
       await pacer?.close();
-      await producer?.close();
+      await admin?.close();
+      await producer.close();
     },
   };
 }

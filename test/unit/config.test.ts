@@ -590,6 +590,41 @@ describe('readEnvOptions', () => {
     expect(problemAt(problems, 'PORT').message).toContain(`"${value}"`);
   });
 
+  describe('ADMIN_PORT and ADMIN_HOST (the admin listener: /metrics, detailed /healthz)', () => {
+    const HTTP = { SLACK_BOT_TOKEN: 'xoxb-1-2-abc', SLACK_SIGNING_SECRET: 'signing-secret-value' };
+
+    it('defaults to 127.0.0.1:9464 whenever Slack tokens are set', () => {
+      expect(readEnvOptions(HTTP).admin).toEqual({ host: '127.0.0.1', port: 9464 });
+      expect(readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1' }).admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    });
+
+    it('takes any port, 0 meaning "any free one", and an IP or host name to bind', () => {
+      expect(readEnvOptions({ ...HTTP, ADMIN_PORT: '0' }).admin).toEqual({ host: '127.0.0.1', port: 0 });
+      expect(readEnvOptions({ ...HTTP, ADMIN_PORT: ' 9100 ', ADMIN_HOST: '0.0.0.0' }).admin).toEqual({ host: '0.0.0.0', port: 9100 });
+      expect(readEnvOptions({ ...HTTP, ADMIN_HOST: '::1' }).admin?.host).toBe('::1');
+      expect(readEnvOptions({ ...HTTP, ADMIN_HOST: 'metrics.internal' }).admin?.host).toBe('metrics.internal');
+    });
+
+    it('the console serves none unless ADMIN_PORT is set (nothing scrapes a terminal; two consoles must not fight over 9464)', () => {
+      expect(readEnvOptions({}).admin).toBeUndefined();
+      expect(readEnvOptions({ ADMIN_HOST: '127.0.0.1' }).admin).toBeUndefined();
+      expect(readEnvOptions({ ADMIN_PORT: '0' }).admin).toEqual({ host: '127.0.0.1', port: 0 });
+    });
+
+    it.each([
+      ['ADMIN_PORT', '65536'],
+      ['ADMIN_PORT', 'metrics'],
+      ['ADMIN_PORT', '-1'],
+      ['ADMIN_HOST', 'http://127.0.0.1'],
+      ['ADMIN_HOST', '127.0.0.1:9464'],
+      ['ADMIN_HOST', 'a host'],
+    ])('%s=%j is refused, naming the variable and the value', (name, value) => {
+      const problems = problemsOf(thrown(() => readEnvOptions({ ...HTTP, [name]: value })), 'environment');
+      expect(problems.map((p) => p.path)).toEqual([name]);
+      expect(problemAt(problems, name).message).toContain(`"${value}"`);
+    });
+  });
+
   it('SLACK_API_URL: custom value, trailing slash added', () => {
     expect(readEnvOptions({ SLACK_API_URL: 'http://127.0.0.1:9999/api' }).slackApiUrl).toBe('http://127.0.0.1:9999/api/');
     expect(readEnvOptions({ SLACK_API_URL: 'https://slack.example/api/' }).slackApiUrl).toBe('https://slack.example/api/');
