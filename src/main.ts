@@ -9,8 +9,8 @@ import { consoleMain } from './console/index.js';
 async function main(): Promise<number> {
   let env, config, role;
   try {
-    env = readEnvOptions(process.env);
     role = parseRole(process.argv.slice(2));
+    env = readEnvOptions(process.env, role);
     if (env.slack.kind === 'console') return await consoleMain(env, role, process.argv.slice(2), process.env);
     config = loadConfig(env.configPath);
   } catch (err) {

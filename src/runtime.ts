@@ -1,9 +1,10 @@
 import type { WebClient } from '@slack/web-api';
-import type { EnvOptions } from './config/env.js';
+import type { EnvOptions, SlackMode } from './config/env.js';
 import { resolveEnvSecrets, type Config, type EnvSecrets, type Role } from './config/load.js';
 import { handleAction, handleTypedConfirm } from './commands/actions.js';
 import { Access } from './commands/access.js';
 import { handleCommand } from './commands/handle.js';
+import { ChatOpsError, ErrorCode } from './errors.js';
 import { createProducer, type Producer } from './jobs/queue.js';
 import type { Outbox } from './jobs/types.js';
 import { startWorker, type RunningWorker } from './jobs/worker.js';
@@ -50,6 +51,9 @@ export interface Bot {
 export async function startBot(opts: BotOptions): Promise<Bot> {
   const { env, config, role, log } = opts;
   if (env.slack.kind === 'console' && !opts.outbox) throw new Error('console mode needs an outbox');
+  if (env.slack.kind === 'post' && role !== 'worker') {
+    throw new ChatOpsError(ErrorCode.ConfigInvalid, `--role ${role} receives from Slack: set SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)`, { role });
+  }
 
   // First, before anything opens: a missing secret or an exposed key file stops the start with nothing to clean up.
   // The app role never reads them (it needs no host secrets; see docker-compose.yml).
@@ -94,8 +98,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
   if (secrets) {
     const { slackPacing, ...workerOptions } = opts.workerOptions ?? {};
     const known = Object.values(secrets).flatMap((s) => [s.apiKey.reveal(), s.registryToken.reveal()]);
-    if (env.slack.kind === 'http') known.push(env.slack.signingSecret.reveal(), env.slack.botToken.reveal());
-    if (env.slack.kind === 'socket') known.push(env.slack.appToken.reveal(), env.slack.botToken.reveal());
+    known.push(...slackSecrets(env.slack));
     const updateClient = env.slack.kind === 'console' ? undefined : createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
     if (env.slack.kind !== 'console' && !opts.outbox && slackPacing !== false) pacer = new SlackPacer({ ...slackPacing, log, redisUrl: env.redisUrl, prefix: env.queuePrefix });
     const outbox = opts.outbox ?? new SlackOutbox(client!, log, known, metrics, updateClient, pacer);
@@ -104,7 +107,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
 
   let app: RunningSlackApp | undefined;
   try {
-    if (role !== 'worker' && env.slack.kind !== 'console') app = await startApp(env.slack, producer);
+    if (role !== 'worker' && (env.slack.kind === 'http' || env.slack.kind === 'socket')) app = await startApp(env.slack, producer);
   } catch (err) {
     // Leave nothing running behind a failed start: callers in the same process would leak it.
     await admin?.close().catch(() => undefined);
@@ -114,7 +117,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
     throw err;
   }
 
-  async function startApp(mode: Exclude<EnvOptions['slack'], { kind: 'console' }>, p: Producer): Promise<RunningSlackApp> {
+  async function startApp(mode: Extract<SlackMode, { kind: 'http' | 'socket' }>, p: Producer): Promise<RunningSlackApp> {
     void checkSlack();
     const groupClient = client;
     const access = new Access(
@@ -150,4 +153,18 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
       await producer.close();
     },
   };
+}
+
+/** Every Slack credential this process holds, so nothing it posts or logs can carry one. */
+function slackSecrets(mode: SlackMode): string[] {
+  switch (mode.kind) {
+    case 'http':
+      return [mode.signingSecret.reveal(), mode.botToken.reveal()];
+    case 'socket':
+      return [mode.appToken.reveal(), mode.botToken.reveal()];
+    case 'post':
+      return [mode.botToken.reveal()];
+    case 'console':
+      return [];
+  }
 }

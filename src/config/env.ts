@@ -6,6 +6,8 @@ import { Secret } from './secret.js';
 export type SlackMode =
   | { kind: 'http'; botToken: Secret; signingSecret: Secret }
   | { kind: 'socket'; botToken: Secret; appToken: Secret }
+  /** A worker-only process: it posts with the bot token and never receives from Slack, so it needs no signing secret or app token. */
+  | { kind: 'post'; botToken: Secret }
   | { kind: 'console' };
 
 export interface EnvOptions {
@@ -44,7 +46,7 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
  * Reads the contract's environment variables. Pure: takes the environment as an
  * argument so tests never mutate process.env.
  */
-export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions {
+export function readEnvOptions(env: NodeJS.ProcessEnv = process.env, role: Role = 'all'): EnvOptions {
   const problems: ConfigProblem[] = [];
   const get = (name: string): string | undefined => {
     const v = env[name]?.trim();
@@ -64,6 +66,8 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
     problems.push({ path: 'SLACK_BOT_TOKEN', message: 'is required when SLACK_APP_TOKEN is set (the bot posts with it)' });
   } else if (appToken !== undefined) {
     slack = { kind: 'socket', botToken: new Secret(botToken, 'SLACK_BOT_TOKEN'), appToken: new Secret(appToken, 'SLACK_APP_TOKEN') };
+  } else if (signingSecret === undefined && role === 'worker') {
+    slack = { kind: 'post', botToken: new Secret(botToken, 'SLACK_BOT_TOKEN') };
   } else if (signingSecret === undefined) {
     problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'is required in HTTP mode to verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)' });
   } else {

@@ -562,6 +562,17 @@ describe('readEnvOptions', () => {
     expect(problemAt(problems, 'SLACK_SIGNING_SECRET').message).toMatch(/required/);
   });
 
+  it('a worker needs only the bot token (it posts, never receives); every other role still needs a signing secret or app token', () => {
+    const o = readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc' }, 'worker');
+    expect(o.slack.kind).toBe('post');
+    if (o.slack.kind !== 'post') throw new Error('unreachable');
+    expect(o.slack.botToken.reveal()).toBe('xoxb-1-2-abc');
+    expect(readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's' }, 'worker').slack.kind).toBe('http');
+    for (const role of ['app', 'all'] as const) {
+      problemAt(problemsOf(thrown(() => readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc' }, role)), 'environment'), 'SLACK_SIGNING_SECRET');
+    }
+  });
+
   it('app token without bot token is refused', () => {
     const problems = problemsOf(thrown(() => readEnvOptions({ SLACK_APP_TOKEN: 'xapp-1-A1-abc' })), 'environment');
     expect(problemAt(problems, 'SLACK_BOT_TOKEN').message).toMatch(/required/);
