@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readCommandLog } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, prepareWorld, slashSender, type PreparedWorld } from './harness.js';
 
@@ -186,5 +186,27 @@ describe('each role starts with only its own secrets (the docker-compose.yml spl
     proc = run(only(world.processEnv, [...PLAIN, 'SLACK_BOT_TOKEN']), ['--role', 'app']);
     expect(await proc.exited).toBe(1);
     expect(proc.stderr()).toContain('SLACK_SIGNING_SECRET: is required in HTTP mode');
+  });
+});
+
+describe('a deploy key group or others may read', () => {
+  it.each(['worker', 'all'])('stops --role %s at start-up, exit 1, with the chmod that fixes it', async (role) => {
+    world = await prepareWorld();
+    const key = join(world.root, 'deploy_key');
+    copyFileSync(inject('sshd').privateKeyPath, key);
+    chmodSync(key, 0o644);
+    const config = join(world.root, 'exposed-key.yml');
+    writeFileSync(config, readFileSync(world.configPath, 'utf8').replace(/privateKeyPath: .*/, `privateKeyPath: ${key}`));
+    proc = run({ ...world.processEnv, CHATOPS_CONFIG: config }, ['--role', role]);
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toContain(`environments.production.ssh.privateKeyPath: ${key} may be read or written by group or others (mode 0644)`);
+    expect(proc.stderr()).toContain(`Fix: chmod 600 ${key}`);
+    expect(proc.stderr() + proc.stdout()).not.toContain('PRIVATE KEY');
+    expect(readCommandLog(world.deployPath)).toEqual([]);
+
+    // The fix it names works.
+    chmodSync(key, 0o600);
+    proc = run({ ...world.processEnv, CHATOPS_CONFIG: config }, ['--role', role]);
+    expect(await started(proc)).toMatchObject({ role });
   });
 });
