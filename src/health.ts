@@ -1,4 +1,6 @@
+import type { WebClient } from '@slack/web-api';
 import type { Producer } from './jobs/queue.js';
+import type { Logger } from './logger.js';
 import { BOT_VERSION } from './version.js';
 
 /** Slack's state as `auth.test` last answered: `ok`, or the error it gave (`invalid_auth`, `unreachable`). */
@@ -21,4 +23,27 @@ export async function detailedHealth(p: Pick<Producer, 'ping' | 'workerCount'>, 
 /** The public /healthz on PORT: the verdict alone. Versions, worker counts and Slack errors help an attacker, not a load balancer. */
 export function publicHealth(a: HealthAnswer): HealthAnswer {
   return { httpStatus: a.httpStatus, body: { status: a.httpStatus === 200 ? 'ok' : 'error' } };
+}
+
+/**
+ * Slack's `auth.test`, cached: five minutes while it passes, 15 s after a failure, so a health probe
+ * every few seconds costs Slack almost nothing. No client (the console): always `ok`.
+ */
+export function slackAuthChecker(client: WebClient | undefined, log: Logger, now: () => number = Date.now): () => Promise<SlackAuth> {
+  let slackAuth: SlackAuth = 'unchecked';
+  let checkedAt = 0;
+  return async () => {
+    if (!client) return 'ok';
+    if (now() - checkedAt < (slackAuth === 'ok' ? 300_000 : 15_000)) return slackAuth;
+    checkedAt = now();
+    try {
+      await client.auth.test();
+      slackAuth = 'ok';
+    } catch (err) {
+      const e = err as { data?: { error?: string } };
+      slackAuth = e.data?.error ?? 'unreachable';
+      log.warn({ slack: slackAuth }, 'slack auth.test failed');
+    }
+    return slackAuth;
+  };
 }

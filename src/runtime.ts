@@ -9,7 +9,7 @@ import { createProducer, type Producer } from './jobs/queue.js';
 import type { Outbox } from './jobs/types.js';
 import { startWorker, type RunningWorker } from './jobs/worker.js';
 import { startAdminServer, type RunningAdmin } from './admin.js';
-import { detailedHealth, publicHealth, type SlackAuth } from './health.js';
+import { detailedHealth, publicHealth, slackAuthChecker } from './health.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startSlackApp, type RunningSlackApp } from './slack/app.js';
@@ -66,23 +66,7 @@ export async function startBot(opts: BotOptions): Promise<Bot> {
   let client: WebClient | undefined;
   if (env.slack.kind !== 'console') client = createWebClient({ token: env.slack.botToken.reveal(), slackApiUrl: env.slackApiUrl, log });
 
-  let slackAuth: SlackAuth = 'unchecked';
-  let slackCheckedAt = 0;
-  const checkSlack = async (): Promise<SlackAuth> => {
-    if (!client) return 'ok';
-    if (Date.now() - slackCheckedAt < (slackAuth === 'ok' ? 300_000 : 15_000)) return slackAuth;
-    slackCheckedAt = Date.now();
-    try {
-      await client.auth.test();
-      slackAuth = 'ok';
-    } catch (err) {
-      const e = err as { data?: { error?: string }; code?: string };
-      slackAuth = e.data?.error ?? 'unreachable';
-      log.warn({ slack: slackAuth }, 'slack auth.test failed');
-    }
-    return slackAuth;
-  };
-
+  const checkSlack = slackAuthChecker(client, log);
   const health = () => detailedHealth(producer, checkSlack);
   let admin: RunningAdmin | undefined;
   try {
