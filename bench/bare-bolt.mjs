@@ -16,10 +16,8 @@ const ok = (_req, res) => {
 const receiver = new HTTPReceiver({
   signingSecret: process.env.SLACK_SIGNING_SECRET,
   endpoints: '/slack/events',
-  customRoutes: [
-    { path: '/healthz', method: ['GET'], handler: ok },
-    { path: '/metrics', method: ['GET'], handler: ok },
-  ],
+  // The bot's PORT serves only the public /healthz (/metrics is on its admin listener).
+  customRoutes: [{ path: '/healthz', method: ['GET'], handler: ok }],
   processBeforeResponse: false,
   logLevel: LogLevel.INFO,
 });

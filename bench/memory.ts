@@ -87,13 +87,15 @@ export async function runMemoryBench(w: BenchWorld, opts: { rounds?: number; set
   const queue = new Queue(QUEUE_NAME, { connection: { url: w.redis.url }, prefix });
   const bot = spawnBot('all', env);
   try {
-    const port = await until(() => /"port":(\d+)[^\n]*engramia-chatops started/.exec(bot.output())?.[1] ?? (bot.child.exitCode !== null ? Promise.reject(new Error(`the bot exited:\n${bot.output().slice(-3000)}`)) : undefined), 'the bot to start', 30_000, 20);
-    const url = `http://127.0.0.1:${port}`;
+    const started = await until(() => /"port":(\d+),"adminPort":(\d+)[^\n]*engramia-chatops started/.exec(bot.output()) ?? (bot.child.exitCode !== null ? Promise.reject(new Error(`the bot exited:\n${bot.output().slice(-3000)}`)) : undefined), 'the bot to start', 30_000, 20);
+    const url = `http://127.0.0.1:${started[1]}`;
+    // /metrics is on the admin listener only (ADMIN_PORT=0 in benchProcessEnv: any free port).
+    const adminUrl = `http://127.0.0.1:${started[2]}`;
     await until(async () => (await fetch(`${url}/healthz`).then((r) => r.status).catch(() => 0)) === 200, 'the bot to be ready (/healthz 200)', 30_000, 100);
     const readyMb = mb(procStatusKb(bot.pid, 'VmRSS'));
     const idleMb = await sampleIdle(bot.pid, settleMs);
     const startupPeakMb = mb(procStatusKb(bot.pid, 'VmHWM'));
-    const idleHeapMb = await heapMb(url);
+    const idleHeapMb = await heapMb(adminUrl);
     progress(`memory: ${readyMb.toFixed(1)} MB when ready, idle ${idleMb.toFixed(1)} MB after a ${settleMs / 1000} s settle (start-up peak ${startupPeakMb.toFixed(1)} MB; V8 heap ${idleHeapMb ? `${idleHeapMb.used.toFixed(1)} / ${idleHeapMb.total.toFixed(1)} MB` : 'unknown'})`);
 
     const deployPeakMb: number[] = [];
@@ -135,7 +137,7 @@ export async function runMemoryBench(w: BenchWorld, opts: { rounds?: number; set
       }
     }
     const idleAfterMb = await sampleIdle(bot.pid, settleMs);
-    const idleAfterHeapMb = await heapMb(url);
+    const idleAfterHeapMb = await heapMb(adminUrl);
     progress(`memory: idle after the deploys ${idleAfterMb.toFixed(1)} MB (V8 heap ${idleAfterHeapMb ? `${idleAfterHeapMb.used.toFixed(1)} / ${idleAfterHeapMb.total.toFixed(1)} MB` : 'unknown'})`);
     const baselineIdleMb = await baselineIdle(3000);
     return { settleMs, readyMb, idleMb, ...(idleHeapMb ? { idleHeapMb } : {}), ...(idleAfterHeapMb ? { idleAfterHeapMb } : {}), startupPeakMb, deployPeakMb, deployPeakSampledMb, hwmReset, idleAfterMb, deployPeak: stats(deployPeakMb), baselineIdleMb, deployMs, targetIdleMb: IDLE_TARGET_MB };

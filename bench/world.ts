@@ -152,6 +152,7 @@ export function benchProcessEnv(w: BenchWorld, configPath: string, queuePrefix: 
     SLACK_SIGNING_SECRET: w.signingSecret,
     SLACK_API_URL: w.slack.apiUrl,
     PORT: '0',
+    ADMIN_PORT: '0',
     REDIS_URL: w.redis.url,
     CHATOPS_CONFIG: configPath,
     CHATOPS_QUEUE_PREFIX: queuePrefix,

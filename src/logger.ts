@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { scrub } from './security/scrub.js';
 
 export type { Logger };
 
@@ -40,6 +41,9 @@ export function createLogger(opts: { level: string; destination?: DestinationStr
       level: opts.level,
       base: { service: 'engramia-chatops', ...opts.base },
       redact: { paths: REDACT, censor: '[redacted]' },
+      // Paths catch fields by name; a token inside a message or an error text (a host's output, a URL
+      // with its password) has no name, so every line is also scrubbed of token shapes as it is written.
+      hooks: { streamWrite: (line) => scrub(line) },
       timestamp: pino.stdTimeFunctions.isoTime,
       // Fields a child logger already binds are left out, so a line never carries a key twice.
       mixin(_obj, _level, logger) {

@@ -9,8 +9,8 @@ import { consoleMain } from './console/index.js';
 async function main(): Promise<number> {
   let env, config, role;
   try {
-    env = readEnvOptions(process.env);
     role = parseRole(process.argv.slice(2));
+    env = readEnvOptions(process.env, role);
     if (env.slack.kind === 'console') return await consoleMain(env, role, process.argv.slice(2), process.env);
     config = loadConfig(env.configPath);
   } catch (err) {
@@ -26,7 +26,7 @@ async function main(): Promise<number> {
     process.stderr.write(`engramia-chatops: cannot start.\n${isChatOpsError(err) ? err.message : String(err)}\n`);
     return 1;
   }
-  log.info({ role, port: bot.port, env: Object.keys(config.environments) }, 'engramia-chatops started');
+  log.info({ role, port: bot.port, adminPort: bot.adminPort, env: Object.keys(config.environments) }, 'engramia-chatops started');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

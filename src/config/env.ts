@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { formatProblems, type ConfigProblem, type Role } from './load.js';
 import { Secret } from './secret.js';
@@ -5,6 +6,8 @@ import { Secret } from './secret.js';
 export type SlackMode =
   | { kind: 'http'; botToken: Secret; signingSecret: Secret }
   | { kind: 'socket'; botToken: Secret; appToken: Secret }
+  /** A worker-only process: it posts with the bot token and never receives from Slack, so it needs no signing secret or app token. */
+  | { kind: 'post'; botToken: Secret }
   | { kind: 'console' };
 
 export interface EnvOptions {
@@ -12,6 +15,12 @@ export interface EnvOptions {
   /** Needed by workers too, for posting progress; undefined only in console mode. */
   slackApiUrl: string;
   port: number;
+  /**
+   * The admin listener (/metrics, the detailed /healthz): every role serves it, on loopback unless
+   * ADMIN_HOST says otherwise. Undefined for the console when ADMIN_PORT is not set: a local REPL
+   * has nobody scraping it, and two consoles on one machine must not fight over port 9464.
+   */
+  admin: AdminListen | undefined;
   redisUrl: string;
   configPath: string;
   logLevel: string;
@@ -21,13 +30,23 @@ export interface EnvOptions {
   worker: { jobLockMs?: number; stalledIntervalMs?: number; shutdownGraceMs?: number; reaperIntervalMs?: number; maxStalledCount?: number };
 }
 
+export interface AdminListen {
+  host: string;
+  /** 0: any free port (tests run many bots at once); the bound port is on `Bot.adminPort`. */
+  port: number;
+}
+
+export const DEFAULT_ADMIN_PORT = 9464;
+export const DEFAULT_ADMIN_HOST = '127.0.0.1';
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
  * Reads the contract's environment variables. Pure: takes the environment as an
  * argument so tests never mutate process.env.
  */
-export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions {
+export function readEnvOptions(env: NodeJS.ProcessEnv = process.env, role: Role = 'all'): EnvOptions {
   const problems: ConfigProblem[] = [];
   const get = (name: string): string | undefined => {
     const v = env[name]?.trim();
@@ -47,6 +66,8 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
     problems.push({ path: 'SLACK_BOT_TOKEN', message: 'is required when SLACK_APP_TOKEN is set (the bot posts with it)' });
   } else if (appToken !== undefined) {
     slack = { kind: 'socket', botToken: new Secret(botToken, 'SLACK_BOT_TOKEN'), appToken: new Secret(appToken, 'SLACK_APP_TOKEN') };
+  } else if (signingSecret === undefined && role === 'worker') {
+    slack = { kind: 'post', botToken: new Secret(botToken, 'SLACK_BOT_TOKEN') };
   } else if (signingSecret === undefined) {
     problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'is required in HTTP mode to verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)' });
   } else {
@@ -57,9 +78,12 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
   if (!/^https?:\/\/[^\s]+$/.test(slackApiUrl)) problems.push({ path: 'SLACK_API_URL', message: 'must be an http(s) URL such as https://slack.com/api/' });
   if (!slackApiUrl.endsWith('/')) slackApiUrl += '/';
 
-  const portText = get('PORT') ?? '3000';
-  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push({ path: 'PORT', message: `must be a port number 0-65535, got "${portText}"` });
+  const port = portNumber('PORT', get('PORT') ?? '3000', problems);
+  const adminPortText = get('ADMIN_PORT');
+  const adminPort = portNumber('ADMIN_PORT', adminPortText ?? String(DEFAULT_ADMIN_PORT), problems);
+  const adminHost = get('ADMIN_HOST') ?? DEFAULT_ADMIN_HOST;
+  if (isIP(adminHost) === 0 && !HOST_NAME.test(adminHost)) problems.push({ path: 'ADMIN_HOST', message: `must be an IP address or host name to bind, such as 127.0.0.1, got "${adminHost.slice(0, 60)}"` });
+  const admin = slack.kind === 'console' && adminPortText === undefined ? undefined : { host: adminHost, port: adminPort };
 
   const redisUrl = get('REDIS_URL') ?? 'redis://127.0.0.1:6379';
   if (!/^rediss?:\/\//.test(redisUrl)) problems.push({ path: 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
@@ -91,7 +115,13 @@ export function readEnvOptions(env: NodeJS.ProcessEnv = process.env): EnvOptions
   if (problems.length > 0) {
     throw new ChatOpsError(ErrorCode.ConfigInvalid, formatProblems('environment', problems), { file: 'environment', problems });
   }
-  return { slack, slackApiUrl, port, redisUrl, configPath: get('CHATOPS_CONFIG') ?? './chatops.yml', logLevel, queuePrefix, worker };
+  return { slack, slackApiUrl, port, admin, redisUrl, configPath: get('CHATOPS_CONFIG') ?? './chatops.yml', logLevel, queuePrefix, worker };
+}
+
+function portNumber(name: string, text: string, problems: ConfigProblem[]): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push({ path: name, message: `must be a port number 0-65535, got "${text}"` });
+  return port;
 }
 
 export function parseRole(argv: readonly string[]): Role {

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ChatOpsError, ErrorCode } from '../errors.js';
+import { shellQuote } from '../ssh/quote.js';
 import { configSchema, parseDuration, type EnvironmentConfig, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
 
@@ -128,17 +129,34 @@ export function loadConfig(file: string): Config {
   return parseConfig(text, file);
 }
 
-export type ReadFile = (path: string) => string;
+/** A key file's text and permission bits, read through one open file so both describe the same file. */
+export type ReadKeyFile = (path: string) => { text: string; mode: number };
+
+export const readKeyFile: ReadKeyFile = (path) => {
+  const fd = openSync(path, 'r');
+  try {
+    const { mode } = fstatSync(fd);
+    return { text: readFileSync(fd, 'utf8'), mode };
+  } finally {
+    closeSync(fd);
+  }
+};
+
+/**
+ * A deploy key that group or others may read is refused, as ssh refuses it ("UNPROTECTED PRIVATE
+ * KEY FILE"): anyone else on the machine could take it and deploy. The message carries the fix.
+ */
+function exposedKeyProblem(path: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  return `${path} may be read or written by group or others (mode ${octal}); a deploy key must be private to the bot's user. Fix: chmod 600 ${shellQuote(path)}`;
+}
 
 /**
  * Resolves the secrets a worker needs. The app role never touches SSH keys or
  * API keys, so an app-only container need not hold them (least privilege).
  */
-export function resolveEnvSecrets(
-  config: Config,
-  env: NodeJS.ProcessEnv,
-  readFile: ReadFile = (p) => readFileSync(p, 'utf8'),
-): Record<string, EnvSecrets> {
+export function resolveEnvSecrets(config: Config, env: NodeJS.ProcessEnv, readFile: ReadKeyFile = readKeyFile): Record<string, EnvSecrets> {
   const problems: ConfigProblem[] = [];
   const out: Record<string, EnvSecrets> = {};
   const fromEnv = (name: string, keyPath: string): Secret | undefined => {
@@ -153,16 +171,16 @@ export function resolveEnvSecrets(
     const base = `environments.${e.name}`;
     const apiKey = fromEnv(e.apiKeyEnv, `${base}.apiKeyEnv`);
     const registryToken = fromEnv(e.registry.tokenEnv, `${base}.registry.tokenEnv`);
+    const keyPath = `${base}.ssh.privateKeyPath`;
     let sshPrivateKey: Secret | undefined;
     try {
-      const key = readFile(e.ssh.privateKeyPath);
-      if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
-        problems.push({ path: `${base}.ssh.privateKeyPath`, message: `${e.ssh.privateKeyPath} does not contain a PEM/OpenSSH private key` });
-      } else {
-        sshPrivateKey = new Secret(key, e.ssh.privateKeyPath);
-      }
+      const { text, mode } = readFile(e.ssh.privateKeyPath);
+      // Not a key at all (a .pub named by mistake): chmod would be the wrong advice.
+      const problem = !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text) ? `${e.ssh.privateKeyPath} does not contain a PEM/OpenSSH private key` : exposedKeyProblem(e.ssh.privateKeyPath, mode);
+      if (problem) problems.push({ path: keyPath, message: problem });
+      else sshPrivateKey = new Secret(text, e.ssh.privateKeyPath);
     } catch (err) {
-      problems.push({ path: `${base}.ssh.privateKeyPath`, message: `cannot read ${e.ssh.privateKeyPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      problems.push({ path: keyPath, message: `cannot read ${e.ssh.privateKeyPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
     }
     if (apiKey && registryToken && sshPrivateKey) out[e.name] = { apiKey, registryToken, sshPrivateKey };
   }

@@ -87,6 +87,7 @@ export async function runConsole(opts: ConsoleOptions): Promise<number> {
       'Engramia ChatOps console: no Slack tokens are set, so commands are typed here and answers printed here.',
       `You are ${user}${roles.length ? ` (${roles.join(', ')})` : ' (no role in access: read-only commands only)'}. Environments: ${envs.join(', ')}.`,
       CONSOLE_HELP,
+      ...(bot.adminPort !== undefined && env.admin ? [`Admin listener (ADMIN_PORT): ${adminUrl(env.admin.host, bot.adminPort)}/metrics and /healthz`] : []),
       '',
     ].join('\n'),
   );
@@ -156,4 +157,10 @@ export async function consoleMain(env: EnvOptions, role: Role, argv: readonly st
   } catch (err) {
     return fail(isChatOpsError(err) ? err.message : String(err));
   }
+}
+
+function adminUrl(host: string, port: number): string {
+  // An unspecified bind address is reached on loopback; an IPv6 literal needs brackets in a URL.
+  const reach = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`;
 }

@@ -27,8 +27,8 @@ export interface SlackAppDeps {
   onCommand(text: string, origin: Origin): Promise<Msg>;
   onAction(req: ActionRequest): Promise<ActionResult>;
   onTypedConfirm(sub: TypedConfirmSubmission): Promise<TypedConfirmResult>;
+  /** The public verdict only ({"status":"ok"} / 503): /metrics and the details live on the admin listener. */
   healthz(): Promise<{ httpStatus: number; body: unknown }>;
-  metrics(): Promise<{ contentType: string; body: string }>;
 }
 
 const SOCKET_START_TIMEOUT_MS = 30_000;
@@ -75,22 +75,6 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
           () => {
             res.writeHead(503, { 'content-type': 'application/json' });
             res.end(JSON.stringify({ status: 'error' }));
-          },
-        );
-      },
-    },
-    {
-      path: '/metrics',
-      method: ['GET'],
-      handler: (_req: IncomingMessage, res: ServerResponse) => {
-        void deps.metrics().then(
-          ({ contentType, body }) => {
-            res.writeHead(200, { 'content-type': contentType });
-            res.end(body);
-          },
-          () => {
-            res.writeHead(500);
-            res.end();
           },
         );
       },

@@ -127,6 +127,27 @@ describe('console adapter (no Slack tokens)', () => {
     expect(ran(world.deployPath).some((l) => l.includes('pull'))).toBe(false);
   });
 
+  it('serves no admin listener unless ADMIN_PORT is set; when set, names it in the banner and answers /metrics', async () => {
+    world = await prepareWorld();
+    const plain = consoleEnv(world);
+    delete plain.ADMIN_PORT;
+    con = startConsole(plain);
+    await con.waitFor(/You are /);
+    con.child.stdin!.end();
+    expect(await con.exited).toBe(0);
+    expect(con.out()).not.toContain('Admin listener');
+
+    con = startConsole({ ...plain, ADMIN_PORT: '0' });
+    const at = await con.waitFor(/Admin listener \(ADMIN_PORT\): http:\/\/127\.0\.0\.1:\d+/);
+    const url = /http:\/\/127\.0\.0\.1:\d+/.exec(con.out().slice(0, at))![0];
+    const metrics = await fetch(`${url}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^# TYPE chatops_jobs_total counter$/m);
+    expect(await (await fetch(`${url}/healthz`)).json()).toMatchObject({ redis: 'ok', slack: 'ok' });
+    con.child.stdin!.end();
+    expect(await con.exited).toBe(0);
+  });
+
   it("a diagnosis's fix button answers by number and runs the command it names, as the person pressing", async () => {
     world = await prepareWorld({ access: { deployers: [ALICE] } });
     setMaintenance(world.deployPath, true);

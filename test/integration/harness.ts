@@ -73,6 +73,8 @@ export interface World {
   slack: FakeSlack;
   bot: Bot;
   botUrl: string;
+  /** The admin listener: /metrics and the detailed /healthz (not on botUrl). */
+  adminUrl: string;
   configPath: string;
   processEnv: NodeJS.ProcessEnv;
   /** Every JSON line the bot logged. */
@@ -127,6 +129,8 @@ export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWor
     SLACK_SIGNING_SECRET: SIGNING_SECRET,
     SLACK_API_URL: slack.apiUrl,
     PORT: '0',
+    // Many bots run at once: each takes any free admin port and reports it as bot.adminPort.
+    ADMIN_PORT: '0',
     REDIS_URL: opts.redisUrl ?? inject('redisUrl'),
     CHATOPS_CONFIG: configPath,
     CHATOPS_QUEUE_PREFIX: `t${randomBytes(6).toString('hex')}`,
@@ -201,6 +205,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     ...w,
     bot,
     botUrl: `http://127.0.0.1:${bot.port}`,
+    adminUrl: `http://127.0.0.1:${bot.adminPort}`,
     logs,
     slash: opts.socketMode ? socketSlashSender(w.slack) : slashSender(`http://127.0.0.1:${bot.port}`, w.slack),
     async restart() {
@@ -208,6 +213,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       await world.bot.close();
       world.bot = await boot();
       world.botUrl = `http://127.0.0.1:${world.bot.port}`;
+      world.adminUrl = `http://127.0.0.1:${world.bot.adminPort}`;
       if (!opts.socketMode) world.slash = slashSender(world.botUrl, w.slack);
     },
     async close() {

@@ -216,7 +216,10 @@ describe('refusals at the door: nothing is queued, nothing runs on the host', ()
       expect(ack.body.text).toContain('The job queue is unavailable, so nothing was queued and nothing ran on the host.');
       const hz = await fetch(`${world.botUrl}/healthz`);
       expect(hz.status).toBe(503);
-      expect(await hz.json()).toMatchObject({ status: 'error', redis: 'down' });
+      expect(await hz.json()).toEqual({ status: 'error' });
+      const detail = await fetch(`${world.adminUrl}/healthz`);
+      expect(detail.status).toBe(503);
+      expect(await detail.json()).toMatchObject({ status: 'error', redis: 'down' });
       expect(readCommandLog(world.deployPath)).toEqual([]);
     } finally {
       await world?.close();
@@ -227,18 +230,18 @@ describe('refusals at the door: nothing is queued, nothing runs on the host', ()
 });
 
 describe('operations endpoints and secret hygiene', () => {
-  it('serves /healthz and /metrics, and no secret reaches Slack or the log', async () => {
+  it('serves the detailed /healthz and /metrics on the admin listener, and no secret reaches Slack or the log', async () => {
     world = await startWorld();
     await world.slash('health');
     await resultMessage(world);
-    const hz = await fetch(`${world.botUrl}/healthz`);
+    const hz = await fetch(`${world.adminUrl}/healthz`);
     const body = (await hz.json()) as Record<string, any>;
     expect(hz.status).toBe(200);
     expect(body).toMatchObject({ status: 'ok', redis: 'ok', slack: 'ok' });
     expect(body.workers).toBeGreaterThanOrEqual(1);
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
 
-    const metrics = await (await fetch(`${world.botUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${world.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/chatops_commands_total\{command="health",outcome="queued"\} 1/);
     expect(metrics).toMatch(/chatops_jobs_total\{name="health",outcome="ok"\} 1/);
 

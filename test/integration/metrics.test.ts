@@ -74,7 +74,7 @@ function parsePrometheus(text: string): { samples: Sample[]; types: Map<string, 
 }
 
 async function scrape(w: World) {
-  const res = await fetch(`${w.botUrl}/metrics`);
+  const res = await fetch(`${w.adminUrl}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
   return parsePrometheus(await res.text());
@@ -215,11 +215,11 @@ describe('JSON logs of a job', { timeout: 60_000 }, () => {
   });
 });
 
-describe('/healthz counts workers by their heartbeat', { timeout: 90_000 }, () => {
+describe('the detailed /healthz counts workers by their heartbeat', { timeout: 90_000 }, () => {
   it('503 with no worker, 200 once one runs, 503 within the heartbeat TTL when it freezes or is killed with -9', async () => {
     const w = (world = await startWorld({ role: 'app', slackLimits: false }));
     const healthz = async () => {
-      const res = await fetch(`${w.botUrl}/healthz`);
+      const res = await fetch(`${w.adminUrl}/healthz`);
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     const untilStatus = (status: number, what: string, timeoutMs = 20_000) =>

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readCommandLog } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, prepareWorld, slashSender, type PreparedWorld } from './harness.js';
 
@@ -27,13 +27,18 @@ function run(env: NodeJS.ProcessEnv, args: string[] = []): Proc {
 }
 
 async function listening(p: Proc, timeoutMs = 15_000): Promise<number> {
+  return (await started(p, timeoutMs)).port as number;
+}
+
+/** The bot's "started" log line, parsed: role, port, adminPort. */
+async function started(p: Proc, timeoutMs = 15_000): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const line = p
       .stdout()
       .split('\n')
       .find((l) => l.includes('"msg":"engramia-chatops started"'));
-    if (line) return JSON.parse(line).port as number;
+    if (line) return JSON.parse(line) as Record<string, unknown>;
     if (p.child.exitCode !== null) throw new Error(`bot exited ${p.child.exitCode}: ${p.stderr()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -126,5 +131,82 @@ describe('node dist/main.js, driven from outside', () => {
     expect(await proc.exited).toBe(1);
     expect(proc.stderr()).toContain('/nonexistent/chatops.yml');
     expect(proc.stderr()).toContain('npm run demo');
+  });
+});
+
+/** Only these variables from the world's environment: what one compose service's env file would hold. */
+function only(env: NodeJS.ProcessEnv, names: string[]): NodeJS.ProcessEnv {
+  return Object.fromEntries(names.filter((n) => env[n] !== undefined).map((n) => [n, env[n]]));
+}
+const PLAIN = ['SLACK_API_URL', 'PORT', 'ADMIN_PORT', 'REDIS_URL', 'CHATOPS_CONFIG', 'CHATOPS_QUEUE_PREFIX', 'LOG_LEVEL'];
+
+describe('each role starts with only its own secrets (the docker-compose.yml split)', () => {
+  it('--role app with the Slack secrets alone (no host secret, no readable deploy key) serves Slack, the public /healthz and its admin listener', async () => {
+    world = await prepareWorld();
+    // The config still names the key, as the shared chatops.yml does; the app's container has no such file.
+    const config = join(world.root, 'app-chatops.yml');
+    writeFileSync(config, readFileSync(world.configPath, 'utf8').replace(/privateKeyPath: .*/, 'privateKeyPath: /nonexistent/deploy_key'));
+    proc = run({ ...only(world.processEnv, [...PLAIN, 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET']), CHATOPS_CONFIG: config }, ['--role', 'app']);
+    const line = await started(proc);
+    expect(line).toMatchObject({ role: 'app', port: expect.any(Number), adminPort: expect.any(Number) });
+    const ack = await slashSender(`http://127.0.0.1:${line.port}`, world.slack)('version');
+    expect(ack.status).toBe(200);
+    expect(ack.body.text).toMatch(/job/);
+    const hz = await fetch(`http://127.0.0.1:${line.port}/healthz`);
+    // No worker runs yet: not ready, and the public answer says no more than that.
+    expect(hz.status).toBe(503);
+    expect(await hz.text()).toBe('{"status":"error"}');
+    expect(await (await fetch(`http://127.0.0.1:${line.adminPort}/healthz`)).json()).toMatchObject({ status: 'error', workers: 0 });
+    expect((await fetch(`http://127.0.0.1:${line.adminPort}/metrics`)).status).toBe(200);
+    expect(readCommandLog(world.deployPath)).toEqual([]);
+  });
+
+  it('--role worker with the host secrets and the bot token alone (no signing secret) runs, and its admin listener counts it', async () => {
+    world = await prepareWorld();
+    proc = run(only(world.processEnv, [...PLAIN, 'SLACK_BOT_TOKEN', 'ENGRAMIA_PROD_API_KEY', 'GHCR_TOKEN']), ['--role', 'worker']);
+    const line = await started(proc);
+    expect(line).toMatchObject({ role: 'worker', adminPort: expect.any(Number) });
+    expect(line.port).toBeUndefined();
+    const admin = `http://127.0.0.1:${line.adminPort}`;
+    const deadline = Date.now() + 15_000;
+    let body: Record<string, unknown> = {};
+    while (Date.now() < deadline) {
+      body = (await (await fetch(`${admin}/healthz`)).json()) as Record<string, unknown>;
+      if (body.status === 'ok') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(body).toMatchObject({ status: 'ok', redis: 'ok', slack: 'ok', workers: 1 });
+    expect(await (await fetch(`${admin}/metrics`)).text()).toMatch(/^# TYPE chatops_jobs_total counter$/m);
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  });
+
+  it('--role app without a signing secret or app token is refused: it is the role Slack talks to', async () => {
+    world = await prepareWorld();
+    proc = run(only(world.processEnv, [...PLAIN, 'SLACK_BOT_TOKEN']), ['--role', 'app']);
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toContain('SLACK_SIGNING_SECRET: is required in HTTP mode');
+  });
+});
+
+describe('a deploy key group or others may read', () => {
+  it.each(['worker', 'all'])('stops --role %s at start-up, exit 1, with the chmod that fixes it', async (role) => {
+    world = await prepareWorld();
+    const key = join(world.root, 'deploy_key');
+    copyFileSync(inject('sshd').privateKeyPath, key);
+    chmodSync(key, 0o644);
+    const config = join(world.root, 'exposed-key.yml');
+    writeFileSync(config, readFileSync(world.configPath, 'utf8').replace(/privateKeyPath: .*/, `privateKeyPath: ${key}`));
+    proc = run({ ...world.processEnv, CHATOPS_CONFIG: config }, ['--role', role]);
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toContain(`environments.production.ssh.privateKeyPath: ${key} may be read or written by group or others (mode 0644)`);
+    expect(proc.stderr()).toContain(`Fix: chmod 600 ${key}`);
+    expect(proc.stderr() + proc.stdout()).not.toContain('PRIVATE KEY');
+    expect(readCommandLog(world.deployPath)).toEqual([]);
+
+    // The fix it names works.
+    chmodSync(key, 0o600);
+    proc = run({ ...world.processEnv, CHATOPS_CONFIG: config }, ['--role', role]);
+    expect(await started(proc)).toMatchObject({ role });
   });
 });

@@ -174,7 +174,7 @@ describe('a gate pressed while Redis is down', () => {
     await expect(w.bot.producer!.store.readGate(jobId, 'maintenance')).rejects.toMatchObject({ code: 'QUEUE_UNAVAILABLE' });
     // Nothing was decided, nothing ran.
     expect(ran(w).some((l) => l.includes('up -d'))).toBe(false);
-    const hz = await fetch(`${w.botUrl}/healthz`);
+    const hz = await fetch(`${w.adminUrl}/healthz`);
     expect(hz.status).toBe(503);
     expect(await hz.json()).toMatchObject({ redis: 'down' });
 
@@ -182,7 +182,7 @@ describe('a gate pressed while Redis is down', () => {
     await appReconnected(w);
     expect(await w.bot.producer!.store.readGate(jobId, 'maintenance')).toBeUndefined();
     expect(await jobState(w, jobId)).toBe('delayed');
-    const hzUp = await fetch(`${w.botUrl}/healthz`);
+    const hzUp = await fetch(`${w.adminUrl}/healthz`);
     expect(await hzUp.json()).toMatchObject({ redis: 'ok' });
 
     // The very same button, pressed again.

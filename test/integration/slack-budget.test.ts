@@ -103,6 +103,7 @@ ${hosts
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_API_URL: slack.apiUrl,
       PORT: '0',
+      ADMIN_PORT: '0',
       REDIS_URL: inject('redisUrl'),
       CHATOPS_CONFIG: configPath,
       CHATOPS_QUEUE_PREFIX: `t${randomBytes(6).toString('hex')}`,

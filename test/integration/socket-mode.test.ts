@@ -1,7 +1,8 @@
 /**
  * The real bot in Socket Mode (SLACK_APP_TOKEN set, no signing secret): Bolt's SocketModeReceiver
  * opens a WebSocket to the fake Slack and gets the slash command as an envelope, acking over the
- * socket; results still go out through the Web API; /healthz and /metrics stay on PORT.
+ * socket; results still go out through the Web API; the public /healthz stays on PORT, /metrics and
+ * the detailed /healthz are on the admin listener.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -58,7 +59,7 @@ describe('Socket Mode: /engramia health over the WebSocket', () => {
     expect(ran.map((r: any) => r.argv.join(' '))).toEqual(['compose -f docker-compose.prod.yml ps -a --format json']);
   });
 
-  it('serves /healthz and /metrics on PORT, and has no HTTP events endpoint', async () => {
+  it('serves the public /healthz on PORT, /metrics on the admin listener, and has no HTTP events endpoint', async () => {
     world = await startWorld({ socketMode: true });
     const port = Number(world.processEnv.PORT);
     expect(port).toBeGreaterThan(0);
@@ -71,11 +72,14 @@ describe('Socket Mode: /engramia health over the WebSocket', () => {
 
     const hz = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(hz.status).toBe(200);
-    const body = (await hz.json()) as Record<string, any>;
+    expect(await hz.text()).toBe('{"status":"ok"}');
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+    const detail = await fetch(`${world.adminUrl}/healthz`);
+    const body = (await detail.json()) as Record<string, any>;
     expect(body).toMatchObject({ status: 'ok', redis: 'ok', slack: 'ok' });
     expect(body.workers).toBeGreaterThanOrEqual(1);
 
-    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+    const metrics = await fetch(`${world.adminUrl}/metrics`);
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     const m = await metrics.text();

@@ -139,7 +139,7 @@ describe('health watch: a change is posted once, after a second probe confirms i
     expect(lines[changedAt]).toMatchObject({ from: 'ok', to: 'error', job: 'watch', env: 'production', user: 'health-watch', jobId: expect.stringContaining('watch-production') });
     await new Promise((r) => setTimeout(r, 3000));
     expect(watchMessages(w)).toHaveLength(1);
-    const metrics = await (await fetch(`${w.botUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${w.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/chatops_watch_probes_total\{env="production",status="error"\} [2-9]/);
   });
 });

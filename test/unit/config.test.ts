@@ -1,14 +1,14 @@
 // Unit tests for src/config: the YAML config (load.ts, schema.ts), per-environment secrets and the
 // contract's environment variables (env.ts). Contract: "A config error stops start-up with one
 // message per problem, each naming the file, the key path and what is wrong."
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseRole, readEnvOptions } from '../../src/config/env.js';
-import { loadConfig, parseConfig, resolveEnvSecrets, type Config } from '../../src/config/load.js';
+import { loadConfig, parseConfig, readKeyFile, resolveEnvSecrets, type Config } from '../../src/config/load.js';
 import { parseDuration } from '../../src/config/schema.js';
 import { Secret } from '../../src/config/secret.js';
 import { ChatOpsError, ErrorCode } from '../../src/errors.js';
@@ -373,8 +373,9 @@ describe('resolveEnvSecrets', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'config-secrets-'));
     keyFile = path.join(dir, 'deploy_key');
     stagingKeyFile = path.join(dir, 'staging_key');
-    writeFileSync(keyFile, FAKE_KEY);
-    writeFileSync(stagingKeyFile, FAKE_RSA);
+    // As ssh-keygen writes them: private to their owner.
+    writeFileSync(keyFile, FAKE_KEY, { mode: 0o600 });
+    writeFileSync(stagingKeyFile, FAKE_RSA, { mode: 0o600 });
     config = parseConfig(VALID_TEXT.replace('/run/secrets/deploy_key', keyFile).replace('/run/secrets/staging_key', stagingKeyFile), 'chatops.yml');
   });
 
@@ -437,7 +438,7 @@ describe('resolveEnvSecrets', () => {
   });
 
   it('a permission error from the reader is reported', () => {
-    const denied = (p: string): string => {
+    const denied = (p: string): { text: string; mode: number } => {
       throw Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: 'EACCES' });
     };
     const err = thrown(() => resolveEnvSecrets(config, FULL_ENV, denied));
@@ -460,6 +461,50 @@ describe('resolveEnvSecrets', () => {
     }
   });
 
+  describe('a key file group or others may read is refused, with the chmod that fixes it', () => {
+    it.each(['0644', '0640', '0604', '0660', '0606', '0610', '0601'])('mode %s', (octal) => {
+      const mode = parseInt(octal, 8);
+      const exposed = path.join(dir, `exposed_${mode.toString(8)}`);
+      writeFileSync(exposed, FAKE_KEY);
+      chmodSync(exposed, mode);
+      const c = parseConfig(VALID_TEXT.replace('/run/secrets/deploy_key', exposed).replace('/run/secrets/staging_key', stagingKeyFile), 'chatops.yml');
+      const err = thrown(() => resolveEnvSecrets(c, FULL_ENV));
+      expect(err.code).toBe(ErrorCode.SecretMissing);
+      const problems = problemsOf(err, 'chatops.yml');
+      expect(problems).toHaveLength(1);
+      expect(problemAt(problems, 'environments.production.ssh.privateKeyPath').message).toBe(
+        `${exposed} may be read or written by group or others (mode ${octal}); a deploy key must be private to the bot's user. Fix: chmod 600 ${exposed}`,
+      );
+      expect(err.message).not.toContain('b3BlbnNzaC1rZXktdjE');
+    });
+
+    it.each(['0600', '0400'])('mode %s is accepted', (octal) => {
+      const mode = parseInt(octal, 8);
+      const ok = path.join(dir, `private_${mode.toString(8)}`);
+      writeFileSync(ok, FAKE_KEY);
+      chmodSync(ok, mode);
+      const c = parseConfig(VALID_TEXT.replace('/run/secrets/deploy_key', ok).replace('/run/secrets/staging_key', stagingKeyFile), 'chatops.yml');
+      expect(resolveEnvSecrets(c, FULL_ENV).production!.sshPrivateKey.reveal()).toBe(FAKE_KEY);
+    });
+
+    it('the chmod is shell-quoted for a path with a space, and a symlink is judged by the file it points to', () => {
+      const spaced = path.join(dir, 'my keys', 'deploy key');
+      mkdirSync(path.dirname(spaced), { recursive: true });
+      writeFileSync(spaced, FAKE_KEY, { mode: 0o644 });
+      chmodSync(spaced, 0o644);
+      const link = path.join(dir, 'linked_key');
+      symlinkSync(spaced, link);
+      const c = parseConfig(VALID_TEXT.replace('/run/secrets/deploy_key', spaced).replace('/run/secrets/staging_key', link), 'chatops.yml');
+      const problems = problemsOf(thrown(() => resolveEnvSecrets(c, FULL_ENV)), 'chatops.yml');
+      expect(problemAt(problems, 'environments.production.ssh.privateKeyPath').message).toContain(`Fix: chmod 600 '${spaced}'`);
+      expect(problemAt(problems, 'environments.staging.ssh.privateKeyPath').message).toContain(`Fix: chmod 600 ${link}`);
+    });
+
+    it('the test world\'s own client key (made by ssh-keygen) is already private', () => {
+      expect(statSync(inject('sshd').privateKeyPath).mode & 0o077).toBe(0);
+    });
+  });
+
   it('a file that is not a private key is refused without echoing its content', () => {
     const pub = path.join(dir, 'id_ed25519.pub');
     writeFileSync(pub, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2UtcHVibGljLWtleS1ieXRlcw== deploy@host\n');
@@ -476,9 +521,9 @@ describe('resolveEnvSecrets', () => {
 
   it('every kind of problem at once, none hidden behind another', () => {
     const c = parseConfig(VALID_TEXT.replace('/run/secrets/deploy_key', path.join(dir, 'nope')), 'chatops.yml');
-    const reader = (p: string): string => {
-      if (p === '/run/secrets/staging_key') return 'not a key';
-      return readFileSync(p, 'utf8');
+    const reader = (p: string) => {
+      if (p === '/run/secrets/staging_key') return { text: 'not a key', mode: 0o100600 };
+      return readKeyFile(p);
     };
     const err = thrown(() => resolveEnvSecrets(c, {}, reader));
     const problems = problemsOf(err, 'chatops.yml');
@@ -562,6 +607,17 @@ describe('readEnvOptions', () => {
     expect(problemAt(problems, 'SLACK_SIGNING_SECRET').message).toMatch(/required/);
   });
 
+  it('a worker needs only the bot token (it posts, never receives); every other role still needs a signing secret or app token', () => {
+    const o = readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc' }, 'worker');
+    expect(o.slack.kind).toBe('post');
+    if (o.slack.kind !== 'post') throw new Error('unreachable');
+    expect(o.slack.botToken.reveal()).toBe('xoxb-1-2-abc');
+    expect(readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's' }, 'worker').slack.kind).toBe('http');
+    for (const role of ['app', 'all'] as const) {
+      problemAt(problemsOf(thrown(() => readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1-2-abc' }, role)), 'environment'), 'SLACK_SIGNING_SECRET');
+    }
+  });
+
   it('app token without bot token is refused', () => {
     const problems = problemsOf(thrown(() => readEnvOptions({ SLACK_APP_TOKEN: 'xapp-1-A1-abc' })), 'environment');
     expect(problemAt(problems, 'SLACK_BOT_TOKEN').message).toMatch(/required/);
@@ -588,6 +644,41 @@ describe('readEnvOptions', () => {
   it.each(['abc', '-1', '65536', '70000', '80.5', '8080abc'])('PORT=%j is refused', (value) => {
     const problems = problemsOf(thrown(() => readEnvOptions({ PORT: value })), 'environment');
     expect(problemAt(problems, 'PORT').message).toContain(`"${value}"`);
+  });
+
+  describe('ADMIN_PORT and ADMIN_HOST (the admin listener: /metrics, detailed /healthz)', () => {
+    const HTTP = { SLACK_BOT_TOKEN: 'xoxb-1-2-abc', SLACK_SIGNING_SECRET: 'signing-secret-value' };
+
+    it('defaults to 127.0.0.1:9464 whenever Slack tokens are set', () => {
+      expect(readEnvOptions(HTTP).admin).toEqual({ host: '127.0.0.1', port: 9464 });
+      expect(readEnvOptions({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1' }).admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    });
+
+    it('takes any port, 0 meaning "any free one", and an IP or host name to bind', () => {
+      expect(readEnvOptions({ ...HTTP, ADMIN_PORT: '0' }).admin).toEqual({ host: '127.0.0.1', port: 0 });
+      expect(readEnvOptions({ ...HTTP, ADMIN_PORT: ' 9100 ', ADMIN_HOST: '0.0.0.0' }).admin).toEqual({ host: '0.0.0.0', port: 9100 });
+      expect(readEnvOptions({ ...HTTP, ADMIN_HOST: '::1' }).admin?.host).toBe('::1');
+      expect(readEnvOptions({ ...HTTP, ADMIN_HOST: 'metrics.internal' }).admin?.host).toBe('metrics.internal');
+    });
+
+    it('the console serves none unless ADMIN_PORT is set (nothing scrapes a terminal; two consoles must not fight over 9464)', () => {
+      expect(readEnvOptions({}).admin).toBeUndefined();
+      expect(readEnvOptions({ ADMIN_HOST: '127.0.0.1' }).admin).toBeUndefined();
+      expect(readEnvOptions({ ADMIN_PORT: '0' }).admin).toEqual({ host: '127.0.0.1', port: 0 });
+    });
+
+    it.each([
+      ['ADMIN_PORT', '65536'],
+      ['ADMIN_PORT', 'metrics'],
+      ['ADMIN_PORT', '-1'],
+      ['ADMIN_HOST', 'http://127.0.0.1'],
+      ['ADMIN_HOST', '127.0.0.1:9464'],
+      ['ADMIN_HOST', 'a host'],
+    ])('%s=%j is refused, naming the variable and the value', (name, value) => {
+      const problems = problemsOf(thrown(() => readEnvOptions({ ...HTTP, [name]: value })), 'environment');
+      expect(problems.map((p) => p.path)).toEqual([name]);
+      expect(problemAt(problems, name).message).toContain(`"${value}"`);
+    });
   });
 
   it('SLACK_API_URL: custom value, trailing slash added', () => {

@@ -176,3 +176,108 @@ describe('scrubLog: the wider net for application logs', () => {
     expect(scrubLog(line)).toBe(line);
   });
 });
+
+describe('scrubLog: secrets that must go, text that must stay (table)', () => {
+  const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\nAAAAAAAAAAEAAAAzAAAAC3NzaC1lZDI1NTE5\n-----END OPENSSH PRIVATE KEY-----';
+  const FP = 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s';
+
+  // [what, input, what must come out]
+  const mustGo: Array<[string, string, string]> = [
+    ['key=value, unquoted', 'password=hunter2 user=bob', `password=${R} user=bob`],
+    ['key=value, single quotes', "password='hunter2'", `password='${R}'`],
+    ['key=value, double quotes with a space inside', 'password="hunter 2" next', `password="${R}" next`],
+    ['env style, single quotes, one character', "DB_PASSWORD='x'", `DB_PASSWORD='${R}'`],
+    ['env style, export', 'export GHCR_TOKEN=ghcr-0123456789', `export GHCR_TOKEN=${R}`],
+    ['key: value (YAML)', 'api_key: abc123def456', `api_key: ${R}`],
+    ['Key : value, spaced', 'Secret : s3cr3t-value', `Secret : ${R}`],
+    ['JSON', '{"level":"info","password": "hunter2", "user":"x"}', `{"level":"info","password": "${R}", "user":"x"}`],
+    ['JSON, no spaces', '{"db_password":"x","port":5432}', `{"db_password":"${R}","port":5432}`],
+    ['JSON with an escaped quote in the value', '{"password":"a\\"b c"}', `{"password":"${R}"}`],
+    ['Python dict', "{'db_password': 'x', 'host': 'pgvector'}", `{'db_password': '${R}', 'host': 'pgvector'}`],
+    ['JSON-escaped inside a JSON string', '{"msg": "settings {\\"api_key\\": \\"x\\", \\"region\\": \\"eu\\"}"}', `{"msg": "settings {\\"api_key\\": \\"${R}\\", \\"region\\": \\"eu\\"}"}`],
+    ['query string', 'GET /v1/recall?token=abcdef123&x=1', `GET /v1/recall?token=${R}&x=1`],
+    ['inside parentheses: the value goes, the ")" stays', '(storage=postgres, password=hunter2)', `(storage=postgres, password=${R})`],
+    ['Authorization: Basic', 'Authorization: Basic dXNlcjpwYXNz', `Authorization: ${R}`],
+    ['Bearer token in prose', 'calling with Bearer engk_abcdefgh12345678 now', `calling with Bearer ${R} now`],
+    ['Slack bot token', 'token xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp', `token ${R}`],
+    ['Slack app token', 'connecting with xapp-1-A0123456789-1234567890123-abcdef', `connecting with ${R}`],
+    ['Stripe live key', 'stripe key sk_live_51HxYzAbCdEfGhIjKlMnOp loaded', `stripe key ${R} loaded`],
+    ['Stripe restricted key', 'using rk_live_51HxYzAbCdEfGhIj', `using ${R}`],
+    ['Stripe webhook secret', 'webhook whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw ok', `webhook ${R} ok`],
+    ['GitHub classic token', 'gh auth ghp_1234567890abcdefghijABCDEFGHIJ123456', `gh auth ${R}`],
+    ['GitHub fine-grained token', 'pat github_pat_11ABCDEFG0123456789_abcdefghijklmnop', `pat ${R}`],
+    ['URL credentials', 'fetching https://bot:s3cr3t@ghcr.io/v2/', `fetching https://bot:${R}@ghcr.io/v2/`],
+    ['URL credentials with "@" in the password', 'DATABASE_URL=postgresql://engramia:p@ss@w0rd@pgvector:5432/engramia', `DATABASE_URL=postgresql://engramia:${R}@pgvector:5432/engramia`],
+    ['URL credentials, no user', 'redis://:pw@r:6379/0', `redis://:${R}@r:6379/0`],
+    ['PEM private key block', `key follows\n${PEM}\nafter`, `key follows\n${R}\nafter`],
+    ['PEM block, JSON-escaped newlines', `{"msg":"${PEM.replace(/\n/g, '\\n')}"}`, `{"msg":"${R}"}`],
+    ['PEM block cut off by the log tail', '-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA75t', R],
+    ['AWS access key id', 'aws AKIAIOSFODNN7EXAMPLE in use', `aws ${R} in use`],
+    ['AWS secret access key by name', 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', `aws_secret_access_key = ${R}`],
+    ['JWT', 'session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl end', `session ${R} end`],
+    ['cookie header', 'Cookie: session=abc123def', `Cookie: ${R}`],
+  ];
+
+  const mustStay: Array<[string, string]> = [
+    ['an auth mode, with its ")"', '{"level": "INFO", "message": "Engramia 0.6.1 starting (storage=postgres, auth=env)"}'],
+    ['auth mode at the end', 'auth=env'],
+    ['a version string', 'engramia-api 0.6.1 (python 3.12.3), version=0.6.1'],
+    ['a SHA256 host key fingerprint', `ED25519 key fingerprint is ${FP}.`],
+    ['a fingerprint after "host key:"', `host key: ${FP}`],
+    ['the config key that pins it', `hostKeySha256: "${FP}"`],
+    ['alembic revisions', 'INFO  [alembic.runtime.migration] Running upgrade 031 -> 032, add tenants'],
+    ['an alembic hash revision', 'Rev: ae1027a6acf (head)'],
+    ['a docker image ref', 'Pulling ghcr.io/engramia/engramia:0.6.1'],
+    ['an image ref with a digest', 'image ghcr.io/engramia/engramia:0.6.1@sha256:0123456789abcdef0123456789abcdef'],
+    ['prose with the word password', 'sshd: password authentication disabled'],
+    ['prose: token counts', 'used token_count=512 for the prompt'],
+    ['a path', 'reading /run/secrets/deploy_key and /opt/engramia/.env'],
+    ['the key path in config', 'privateKeyPath: /run/secrets/deploy_key'],
+    ['a variable reference, not its value', 'docker login ghcr.io -u engramia-bot --password-stdin <<< $GHCR_TOKEN; token=$GHCR_TOKEN'],
+    ['a public key block', '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----'],
+    ['a port is not a password', 'listening on http://0.0.0.0:8000/v1'],
+    ['a URL with a user and no password', 'postgresql://engramia@pgvector:5432/engramia'],
+    ['an HTTP access log line', 'INFO:     172.18.0.4:51234 - "GET /v1/health HTTP/1.1" 200 OK'],
+    ['an empty or null secret setting', '{"api_key": null, "password": ""}'],
+    ['Stripe prefix only', 'STRIPE_SECRET_KEY prefix sk_live_ is set'],
+  ];
+
+  it.each([
+    ['dotted words', 'a.'.repeat(50_000)],
+    ['one long word', 'a'.repeat(100_000)],
+    ['secret names without values', 'key'.repeat(30_000)],
+    ['unclosed quotes', `password="${'x'.repeat(50_000)}`],
+  ])('stays linear on a long line of %s (a log line is not trusted input)', (_what, line) => {
+    const started = Date.now();
+    scrubLog(line);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('has at least 30 vectors', () => {
+    expect(mustGo.length + mustStay.length).toBeGreaterThanOrEqual(30);
+  });
+
+  it.each(mustGo)('removes: %s', (_what, input, expected) => {
+    expect(scrubLog(input)).toBe(expected);
+    // Idempotent: a scrubbed line scrubbed again is unchanged.
+    expect(scrubLog(expected)).toBe(expected);
+  });
+
+  it.each(mustStay)('keeps: %s', (_what, input) => {
+    expect(scrubLog(input)).toBe(input);
+    expect(scrub(input)).toBe(input);
+  });
+
+  it.each([
+    ['Stripe webhook secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+    ['AWS access key id', 'AKIAIOSFODNN7EXAMPLE'],
+    ['PEM private key', PEM],
+  ])('Slack-bound output (scrub) removes a %s too', (_what, secret) => {
+    expect(scrub(`x ${secret} y`)).toBe(`x ${R} y`);
+  });
+
+  it('Slack-bound output (scrub) removes a URL password with "@" in it, whatever the scheme', () => {
+    expect(scrub('postgresql://u:p@ss@w0rd@h/d')).toBe(`postgresql://u:${R}@h/d`);
+    expect(scrub('amqp://guest:g@st@rabbit:5672/')).toBe(`amqp://guest:${R}@rabbit:5672/`);
+  });
+});
