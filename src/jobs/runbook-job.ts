@@ -323,6 +323,8 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
     const host = await probeHost(ctx.ssh, env);
     runningTag = host.runningTag;
     maintenanceOn = host.maintenanceInEnvFile;
+    // The card's maintenance field says what the host shows now, not what was planned.
+    if (state.maintenance || maintenanceOn) state.maintenance = { on: maintenanceOn, reason: `${maintenanceOn ? 'ON' : 'off'} in .env on the host when the job stopped` };
     lines.push(
       `*Host now:* engramia-api ${host.apiState === 'running' ? `runs ${code(host.runningTag ?? '?')}` : `is ${esc(host.apiState ?? 'missing')}`}; .env pins ${host.pinnedTag ? code(host.pinnedTag) : 'no tag'}; maintenance ${host.maintenanceInEnvFile ? '*ON* in .env' : 'off in .env'}.`,
     );

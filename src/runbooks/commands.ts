@@ -1,6 +1,7 @@
 import type { EnvironmentConfig } from '../config/schema.js';
 import { compose } from '../engramia/compose.js';
 import type { RemoteCommand } from '../ssh/quote.js';
+import { readEnvVars } from './env-edit.js';
 
 /**
  * The runbook's host commands, as data. Values reach the shell only as quoted
@@ -8,26 +9,10 @@ import type { RemoteCommand } from '../ssh/quote.js';
  * spliced into script text.
  */
 
-// Rewrites .env through a temp file and `cat >` so the file keeps its owner and mode;
-// the first matching line is replaced in place, any duplicates dropped, or one line appended.
-const SET_ENV_SCRIPT =
-  'set -eu; f=$1; k=$2; v=$3; t="$f.chatops.$$"; ' +
-  'awk -v k="$k" -v v="$v" \'BEGIN { n = length(k) + 1; done = 0 } substr($0, 1, n) == k "=" { if (!done) { print k "=" v; done = 1 } next } { print } END { if (!done) print k "=" v }\' "$f" > "$t" && cat "$t" > "$f"; rm -f "$t"';
-
-const UNSET_ENV_SCRIPT =
-  'set -eu; f=$1; k=$2; t="$f.chatops.$$"; ' +
-  'awk -v k="$k" \'BEGIN { n = length(k) + 1 } substr($0, 1, n) != k "=" { print }\' "$f" > "$t" && cat "$t" > "$f"; rm -f "$t"';
-
-export function setEnvVar(env: EnvironmentConfig, name: string, value: string): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['sh', '-c', SET_ENV_SCRIPT, 'chatops-set-env', '.env', name, value] };
-}
-
-export function unsetEnvVar(env: EnvironmentConfig, name: string): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['sh', '-c', UNSET_ENV_SCRIPT, 'chatops-unset-env', '.env', name] };
-}
+export { setEnvVar, unsetEnvVar } from './env-edit.js';
 
 export function readEnvFlags(env: EnvironmentConfig): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['grep', '-E', `^(ENGRAMIA_MAINTENANCE|${env.tagVariable})=`, '.env'] };
+  return readEnvVars(env, ['ENGRAMIA_MAINTENANCE', env.tagVariable]);
 }
 
 /** The token goes on stdin (`--password-stdin`); it never appears in argv. */

@@ -3,7 +3,7 @@ import { probeHost } from '../engramia/host.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { renderCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, editEnv, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
 
 const TOGGLE: StepDef = {
   id: 'toggle',
@@ -21,8 +21,7 @@ const TOGGLE: StepDef = {
       return { status: 'done', note: `already ${on ? 'on' : 'off'}: nothing changed` };
     }
     const tag = currentTag(ctx.state);
-    const edit = on ? cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE');
-    mustSucceed(await run(ctx, rec, edit, { timeout: 'command' }), 'editing .env');
+    await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', on ? 'true' : null);
     ctx.state.maintenanceOnByUs = on;
     // Re-created on the version running now; the variable takes effect only on a new container.
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
