@@ -311,10 +311,33 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   return { outcome: state.outcome };
 }
 
+/** A runbook's clean-up step (maintenance back as it was) runs even when the job stops before it. */
+async function runCleanup(ctx: DeployContext): Promise<void> {
+  const step = RUNBOOKS[ctx.data.kind].cleanup;
+  const rec = step ? ctx.state.steps[stepsFor(ctx.data).indexOf(step)] : undefined;
+  if (!step || rec?.status !== 'pending') return;
+  rec.status = 'running';
+  rec.startedAt = new Date().toISOString();
+  try {
+    const r = await step.run(ctx, rec);
+    rec.status = r.status === 'wait' ? 'failed' : r.status;
+    if (r.status !== 'wait' && r.note !== undefined) rec.note = r.note;
+  } catch (err) {
+    rec.status = 'failed';
+    rec.note = describeError(asChatOpsError(err)).title.replace(/[*`]/g, '');
+    ctx.log.warn({ step: step.id, err: asChatOpsError(err).message }, 'clean-up step failed');
+  }
+  rec.endedAt = new Date().toISOString();
+  rec.durationMs = Date.parse(rec.endedAt) - Date.parse(rec.startedAt);
+  await ctx.save();
+  postStep(ctx, rec);
+}
+
 /** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
 async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed'): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
   state.outcome = outcome;
+  await runCleanup(ctx);
   const failedStep = stepsFor(data)[stepIndex];
   const lines: string[] = [`${outcome === 'cancelled' ? '🛑' : '❌'} Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
   let runningTag: string | undefined;
@@ -324,7 +347,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
     runningTag = host.runningTag;
     maintenanceOn = host.maintenanceInEnvFile;
     // The card's maintenance field says what the host shows now, not what was planned.
-    if (state.maintenance || maintenanceOn) state.maintenance = { on: maintenanceOn, reason: `${maintenanceOn ? 'ON' : 'off'} in .env on the host when the job stopped` };
+    state.maintenance = { on: maintenanceOn, reason: 'read from .env on the host when the job stopped' };
     lines.push(
       `*Host now:* engramia-api ${host.apiState === 'running' ? `runs ${code(host.runningTag ?? '?')}` : `is ${esc(host.apiState ?? 'missing')}`}; .env pins ${host.pinnedTag ? code(host.pinnedTag) : 'no tag'}; maintenance ${host.maintenanceInEnvFile ? '*ON* in .env' : 'off in .env'}.`,
     );

@@ -46,6 +46,8 @@ export interface DeployState {
   maintenance?: { on: boolean; reason: string };
   /** True once this job has put maintenance on: it must then say so until it is off again. */
   maintenanceOnByUs?: boolean;
+  /** Whether `.env` asked for maintenance when the job began (read once, by the preflight). */
+  maintenanceBefore?: boolean;
   gates: Record<string, Gate>;
   warnings: string[];
   summary?: string;
@@ -191,6 +193,8 @@ export const PREFLIGHT: StepDef = {
     const host: HostState = await probeHost(ctx.ssh, ctx.env);
     ctx.state.fromVersion = host.runningTag ?? null;
     ctx.state.pinnedBefore = host.pinnedTag;
+    // What the job found, before any edit of its own: a runbook that turns maintenance on puts it back to this.
+    ctx.state.maintenanceBefore ??= host.maintenanceInEnvFile;
     rec.command = `docker compose -f ${ctx.env.composeFile} ps -a --format json; grep .env`;
     const what = ctx.data.kind === 'rollback' ? 'rollback' : 'deploy';
     if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; the ${what} goes ahead anyway.`);
