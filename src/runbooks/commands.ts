@@ -55,9 +55,10 @@ export function prune(env: EnvironmentConfig): RemoteCommand {
 // pg_dump's binary output goes straight to a file on the host (never through a TTY or the
 // SSH channel); it is written under a temporary name and renamed only when the dump succeeded.
 // An existing snapshot is never overwritten (exit 3 says the name is taken): `ln` fails rather than replace it.
+// umask 077: the dump holds every row of production, so it is the owner's alone (0600).
 export const SNAPSHOT_NAME_TAKEN = 3;
 const SNAPSHOT_SCRIPT =
-  'set -eu; f=$1; out=$2; [ ! -e "$out" ] || exit 3; ' +
+  'set -eu; umask 077; f=$1; out=$2; [ ! -e "$out" ] || exit 3; ' +
   'docker compose -f "$f" exec -T pgvector pg_dump -U engramia engramia -Fc > "$out.partial" && ln "$out.partial" "$out" && rm -f "$out.partial" || { rm -f "$out.partial"; exit 1; }';
 
 export function snapshot(env: EnvironmentConfig, path: string): RemoteCommand {
