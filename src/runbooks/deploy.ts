@@ -14,7 +14,7 @@ import { healthMsg, overallOf } from '../render/health.js';
 import { code } from '../render/model.js';
 import { scrub } from '../security/scrub.js';
 import type { ExecResult, SshExecutor } from '../ssh/executor.js';
-import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import { showCommand, type RemoteCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
 import { readBack, readEnvVars } from './env-edit.js';
 import { gateStatus, openGate, type Gate } from './gates.js';
@@ -119,7 +119,7 @@ export function tail(text: string, lines = 40): string {
 
 /** Runs a command as part of a step and records what the host saw, secrets masked. */
 export async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeout: TimeoutKind; stdin?: Secret }): Promise<ExecResult> {
-  const shown = renderCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
+  const shown = showCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
   rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
   const res = await ctx.ssh.exec(command, {
     timeoutMs: ctx.env.timeouts[opts.timeout] * 1000,
@@ -448,7 +448,7 @@ export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, INSPECT
 export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
-  const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
   add(cmd.registryLogin(env), env.registry.tokenEnv);
   add(cmd.pull(env, data.version));
   add(cmd.imageHeads(env, data.version));

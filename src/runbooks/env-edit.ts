@@ -52,15 +52,18 @@ function script(editAwk: string, wantExpr: string): string {
   ].join('\n');
 }
 
+// Shown to people in place of the ~1 KB script (docs/host-edits.md describes it).
+const LABEL = '<.env edit script: temp file, checked, mv>';
+
 export const SET_ENV_SCRIPT = script(SET_AWK, '"$k=$v"');
 export const UNSET_ENV_SCRIPT = script(UNSET_AWK, "''");
 
 export function setEnvVar(env: EnvironmentConfig, name: string, value: string): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['sh', '-c', SET_ENV_SCRIPT, 'chatops-set-env', '.env', name, value] };
+  return { cwd: env.deployPath, argv: ['sh', '-c', SET_ENV_SCRIPT, 'chatops-set-env', '.env', name, value], scriptLabel: LABEL };
 }
 
 export function unsetEnvVar(env: EnvironmentConfig, name: string): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['sh', '-c', UNSET_ENV_SCRIPT, 'chatops-unset-env', '.env', name] };
+  return { cwd: env.deployPath, argv: ['sh', '-c', UNSET_ENV_SCRIPT, 'chatops-unset-env', '.env', name], scriptLabel: LABEL };
 }
 
 /** Only the assignment lines of `names` cross the connection: `.env`'s secrets stay on the host. */

@@ -1,7 +1,7 @@
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { renderCommand } from '../ssh/quote.js';
+import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
 import { PREFLIGHT, currentTag, editEnv, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
 
@@ -54,7 +54,7 @@ export const MAINTENANCE_STEPS: readonly StepDef[] = [PREFLIGHT, TOGGLE, REPORT]
 export function maintenanceDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
-    renderCommand(data.maintenance ? cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
-    renderCommand(cmd.up(env, running, [cmd.API])),
+    showCommand(data.maintenance ? cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
+    showCommand(cmd.up(env, running, [cmd.API])),
   ];
 }

@@ -2,11 +2,12 @@ import { between, parentOf, parseHistory } from '../engramia/alembic.js';
 import { EngramiaApi } from '../engramia/client.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
-import { renderCommand } from '../ssh/quote.js';
+import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
 import { PREFLIGHT, currentTag, editEnv, mustSucceed, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
 import type { StepRecord } from './types.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
+import { backupDir, databaseSize, prepareBackupDir } from './snapshot.js';
 
 /** Turns REV, -1 or base into the exact revision to go down to, before anyone is asked. */
 const RESOLVE: StepDef = {
@@ -115,16 +116,19 @@ export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, RESOLVE, MAINTENANC
 export function migrateDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
-    renderCommand(cmd.alembic(env, running, ['current'])),
-    renderCommand(cmd.alembic(env, running, ['history'])),
+    showCommand(cmd.alembic(env, running, ['current'])),
+    showCommand(cmd.alembic(env, running, ['history'])),
     `# resolve "${data.version}" to an exact revision; stop here if it is unknown. Then, unless maintenance is already on:`,
-    renderCommand(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true')),
-    renderCommand(cmd.up(env, running, [cmd.API])),
-    renderCommand(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`)),
-    '# check the snapshot: non-empty, starts with PGDMP; then after a downgrade.confirm gate:',
-    renderCommand(cmd.alembic(env, running, ['downgrade', data.version === '-1' ? '<current - 1>' : data.version])),
+    showCommand(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true')),
+    showCommand(cmd.up(env, running, [cmd.API])),
+    showCommand(prepareBackupDir(env, backupDir(env))),
+    showCommand(databaseSize(env)),
+    '# stop unless the free space holds the database size × 1.2 + 64 MiB:',
+    showCommand(cmd.snapshot(env, `${backupDir(env)}/${snapshotName()}`)),
+    `# check the snapshot: non-empty, starts with PGDMP; keep the newest ${env.backups.keep} pre_rollback_*.dump. Then after a downgrade.confirm gate:`,
+    showCommand(cmd.alembic(env, running, ['downgrade', data.version === '-1' ? '<current - 1>' : data.version])),
     '# then (also when cancelled) maintenance back as it was:',
-    renderCommand(cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
-    renderCommand(cmd.up(env, running, [cmd.API])),
+    showCommand(cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
+    showCommand(cmd.up(env, running, [cmd.API])),
   ];
 }

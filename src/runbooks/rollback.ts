@@ -2,7 +2,7 @@ import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { code } from '../render/model.js';
-import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import { showCommand, type RemoteCommand } from '../ssh/quote.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import * as cmd from './commands.js';
 import { gateStatus, openGate } from './gates.js';
@@ -190,9 +190,10 @@ export const ROLLBACK_STEPS: readonly StepDef[] = [
 export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
-  const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
   add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
   add(cmd.up(env, running, [cmd.API]));
+  lines.push(`# stop unless ${backupDir(env)} has room for the database size × 1.2 + 64 MiB (df -Pk, pg_database_size); then:`);
   add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
   add(cmd.registryLogin(env), env.registry.tokenEnv);

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { assignmentPattern, parseEnvLines } from '../../src/engramia/compose.js';
-import { readBack, SET_ENV_SCRIPT, UNSET_ENV_SCRIPT } from '../../src/runbooks/env-edit.js';
+import type { EnvironmentConfig } from '../../src/config/schema.js';
+import { readBack, SET_ENV_SCRIPT, setEnvVar, UNSET_ENV_SCRIPT } from '../../src/runbooks/env-edit.js';
+import { renderCommand, showCommand } from '../../src/ssh/quote.js';
 
 let dir: string;
 beforeEach(() => {
@@ -108,5 +110,14 @@ describe('reading the variables back', () => {
     expect(readBack(1, '', 'IMAGE_TAG')).toBeNull();
     expect(readBack(2, '', 'IMAGE_TAG')).toBeUndefined();
     expect(readBack(null, '', 'IMAGE_TAG')).toBeUndefined();
+  });
+});
+
+describe('how an edit is shown', () => {
+  it('people see a label for the script and the quoted values; the host gets the whole script', () => {
+    const c = setEnvVar({ deployPath: '/opt/engramia' } as EnvironmentConfig, 'IMAGE_TAG', "0.6.1'x");
+    expect(showCommand(c)).toBe("cd /opt/engramia && sh -c <.env edit script: temp file, checked, mv> chatops-set-env .env IMAGE_TAG '0.6.1'\\''x'");
+    expect(renderCommand(c)).toContain('mv -f -- "$t" "$f"');
+    expect(renderCommand(c).endsWith("chatops-set-env .env IMAGE_TAG '0.6.1'\\''x'")).toBe(true);
   });
 });
