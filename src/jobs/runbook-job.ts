@@ -358,7 +358,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   if (maintenanceOn ?? state.maintenanceOnByUs) {
     const tag = runningTag ?? state.fromVersion ?? '<running tag>';
     lines.push(
-      `🚧 *Maintenance is still ON*${state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : ''}: every endpoint but /v1/health answers 503. It was left on on purpose, so no traffic meets a half-finished change. To end it on the host: ${code(`sed -i '/^ENGRAMIA_MAINTENANCE=/d' .env && ${env.tagVariable}=${tag} docker compose -f ${env.composeFile} up -d engramia-api`)}`,
+      `🚧 *Maintenance is still ON*${state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : ''}: every endpoint but /v1/health answers 503. It was left on on purpose, so no traffic meets a half-finished change. To end it on the host: ${code(`sed -i '/ENGRAMIA_MAINTENANCE/d' .env && ${env.tagVariable}=${tag} docker compose -f ${env.composeFile} up -d engramia-api`)}`,
     );
   }
   const changed = failedStep?.changesRunningVersion === true || (runningTag !== undefined && state.fromVersion != null && runningTag !== state.fromVersion);

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readCommandLog, readEnvFile, readState, setFault, SIM_BIN_DIR } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, setFault, setMaintenance, SIM_BIN_DIR, writeEnvFile } from '../world/sim/host.mjs';
 import { startSshd, type SshdServer } from '../world/sshd.js';
 import { OPS_CHANNEL, startWorld, type World, type WorldOptions } from './harness.js';
 import { blockText, type Block } from './blocks.js';
@@ -135,5 +135,28 @@ describe('.env edits that cannot happen', () => {
     expect(card).not.toMatch(/✅ Pin 0.6.1/);
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     expect(strays(w)).toEqual([]);
+  });
+});
+
+describe('`export NAME=` and `NAME = value` in .env are the variable', () => {
+  it('maintenance off removes an `export ENGRAMIA_MAINTENANCE=true` line, and the API serves again', async () => {
+    const w = await open();
+    setMaintenance(w.deployPath, true);
+    writeEnvFile(w.deployPath, readEnvFile(w.deployPath).replace(/^ENGRAMIA_MAINTENANCE=true$/m, 'export ENGRAMIA_MAINTENANCE=true'));
+    await w.slash('maintenance off');
+    const card = await finished(w, 'Maintenance off for production');
+    expect(card).toMatch(/succeeded/);
+    expect(card).toContain('/v1/version answers 200 0.6.0');
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+  });
+
+  it('a deploy reads a spaced `IMAGE_TAG = 0.6.0` pin and replaces it with one IMAGE_TAG line', async () => {
+    const w = await open();
+    writeEnvFile(w.deployPath, readEnvFile(w.deployPath).replace(/^IMAGE_TAG=0\.6\.0$/m, 'export IMAGE_TAG = 0.6.0'));
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const card = await finished(w, 'Deploy 0.6.1 to production');
+    expect(card).toMatch(/succeeded/);
+    expect(card).toContain('running 0.6.0, .env pins 0.6.0');
+    expect(readEnvFile(w.deployPath).match(/^.*IMAGE_TAG.*$/gm)).toEqual(['IMAGE_TAG=0.6.1']);
   });
 });
