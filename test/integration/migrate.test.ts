@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction, sendViewSubmission } from '../world/slack-requests.js';
 import { readdirSync } from 'node:fs';
-import { readCommandLog, readEnvFile, readState, setMaintenance } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, setMaintenance, setMigrationFailure } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
@@ -121,6 +121,17 @@ describe('/engramia migrate downgrade', () => {
     expect(text(c.blocks)).not.toContain('Maintenance is still ON');
     expect(downgrades(w)).toEqual([]);
     expect(readState(w.deployPath).db.revision).toBe('031');
+  });
+
+  it('a failed downgrade leaves maintenance on (the database may be between revisions) and says so', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    setMigrationFailure(w.deployPath, { downgradeFrom: '031' });
+    await w.slash('migrate downgrade -1');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, /failed/);
+    expect(text(c.blocks)).toContain('Maintenance is still ON');
+    expect(text(c.blocks)).toContain('left ON: the downgrade failed and the database may be between revisions');
+    expect(await apiVersion(w)).toBe(503);
   });
 
   it('leaves maintenance on when it was on before the job', async () => {
