@@ -55,7 +55,7 @@ async function maintenanceOnFails(w: World, envBefore: string, why: RegExp) {
   expect(card).toMatch(/Stopped at \*Turn maintenance on\*/);
   expect(card).toMatch(why);
   expect(card).toContain('maintenance off in .env');
-  expect(card).toContain('off (read from .env on the host when the job stopped)');
+  expect(card).toContain('off (when the job stopped: .env does not ask for it, the API serves)');
   expect(card).not.toContain('Maintenance is still ON');
   expect(readEnvFile(w.deployPath)).toBe(envBefore);
   expect(strays(w)).toEqual([]);
@@ -115,10 +115,21 @@ describe('.env edits that cannot happen', () => {
     unlinkSync(join(w.deployPath, '.env'));
     const card = await finished(w, 'Deploy 0.6.1 to production');
     expect(card).toMatch(/Stopped at \*Turn maintenance on\*: setting ENGRAMIA_MAINTENANCE=true in .env failed \(exit 1\): chatops: .env does not exist/);
-    expect(card).toContain('off (turning it on failed; traffic was never stopped)');
+    expect(card).toContain('off (when the job stopped: .env unreadable, the API serves)');
     expect(card).not.toContain('Maintenance is still ON');
     expect(readdirSync(w.deployPath).filter((f) => f.startsWith('.env'))).toEqual([]);
     expect(readCommandLog(w.deployPath).filter((r: any) => r.argv.includes('up'))).toEqual([]);
+  });
+
+  it('maintenance flag set but the re-create failed: the card says .env asks for it while the API still serves', async () => {
+    const w = await open();
+    setFault(w.deployPath, { match: ['up', '-d', 'engramia-api'], exitCode: 1, stderr: 'Error response from daemon: no space left on device\n', times: 1 });
+    await w.slash('deploy 0.6.1 --maintenance');
+    const card = await finished(w, 'Deploy 0.6.1 to production');
+    expect(card).toMatch(/Stopped at \*Turn maintenance on\*/);
+    expect(card).toContain('.env asks for maintenance, but the API still serves');
+    expect(card).toContain('off (when the job stopped: .env asks for it, the API serves)');
+    expect(card).not.toContain('Maintenance is still ON');
   });
 
   it('pinning the tag into a read-only .env fails the deploy at the pin step; the card does not say it is pinned', async () => {
