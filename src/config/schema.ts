@@ -89,6 +89,8 @@ const environmentSchema = z.strictObject({
   verifySettleSeconds: z.number().int().min(0).max(600).default(60),
   /** Where pre-downgrade snapshots go; deployPath when unset. */
   backupPath: z.string().regex(SAFE_PATH, 'must be an absolute path of letters, digits, ".", "_", "-" and "/"').optional(),
+  /** How many `pre_rollback_*.dump` snapshots stay in backupPath; older ones go once a new one is verified. */
+  backups: z.strictObject({ keep: z.number().int().min(1).max(1000).default(10) }).default({ keep: 10 }),
   /**
    * Per-step command limits, in seconds. A command that runs longer is stopped on the host (its
    * whole process group), and the step fails with what it printed so far.

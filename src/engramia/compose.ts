@@ -62,6 +62,11 @@ export function isTruthyFlag(value: string | undefined): boolean {
   return value !== undefined && ['1', 'true', 'yes'].includes(value.trim().replace(/^["']|["']$/g, '').toLowerCase());
 }
 
+/** An extended regex for grep: the lines of `.env` that assign one of `names`, in any form compose reads (`export NAME=`, `NAME =`). */
+export function assignmentPattern(names: readonly string[]): string {
+  return `^[[:space:]]*(export[[:space:]]+)?(${names.join('|')})[[:space:]]*=`;
+}
+
 /** Parses `NAME=value` lines as docker compose reads them from `.env`; the last assignment wins. */
 export function parseEnvLines(text: string): Map<string, string> {
   const out = new Map<string, string>();

@@ -1,7 +1,7 @@
 import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { SshExecutor } from '../ssh/executor.js';
-import { compose, inDeployDir, isTruthyFlag, parseComposePs, parseEnvLines, type ContainerState } from './compose.js';
+import { assignmentPattern, compose, inDeployDir, isTruthyFlag, parseComposePs, parseEnvLines, type ContainerState } from './compose.js';
 
 export interface HostState {
   containers: ContainerState[];
@@ -23,7 +23,7 @@ const PROBE_TIMEOUT_MS = 20_000;
 export async function probeHost(ssh: SshExecutor, env: EnvironmentConfig): Promise<HostState> {
   const [ps, flags] = await Promise.all([
     ssh.exec(compose(env, ['ps', '-a', '--format', 'json']), { timeoutMs: PROBE_TIMEOUT_MS }),
-    ssh.exec(inDeployDir(env, ['grep', '-E', `^(ENGRAMIA_MAINTENANCE|${env.tagVariable})=`, '.env']), { timeoutMs: PROBE_TIMEOUT_MS }),
+    ssh.exec(inDeployDir(env, ['grep', '-E', assignmentPattern(['ENGRAMIA_MAINTENANCE', env.tagVariable]), '.env']), { timeoutMs: PROBE_TIMEOUT_MS }),
   ]);
   if (ps.exitCode !== 0) {
     throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `\`${ps.command}\` exited with ${ps.exitCode}`, {

@@ -1,6 +1,7 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
+import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { audit } from '../audit.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
@@ -311,14 +312,71 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   return { outcome: state.outcome };
 }
 
+/** A runbook's clean-up step (maintenance back as it was) runs even when the job stops before it. */
+async function runCleanup(ctx: DeployContext): Promise<void> {
+  const step = RUNBOOKS[ctx.data.kind].cleanup;
+  const rec = step ? ctx.state.steps[stepsFor(ctx.data).indexOf(step)] : undefined;
+  if (!step || rec?.status !== 'pending') return;
+  rec.status = 'running';
+  rec.startedAt = new Date().toISOString();
+  try {
+    const r = await step.run(ctx, rec);
+    rec.status = r.status === 'wait' ? 'failed' : r.status;
+    if (r.status !== 'wait' && r.note !== undefined) rec.note = r.note;
+  } catch (err) {
+    rec.status = 'failed';
+    rec.note = describeError(asChatOpsError(err)).title.replace(/[*`]/g, '');
+    ctx.log.warn({ step: step.id, err: asChatOpsError(err).message }, 'clean-up step failed');
+  }
+  rec.endedAt = new Date().toISOString();
+  rec.durationMs = Date.parse(rec.endedAt) - Date.parse(rec.startedAt);
+  await ctx.save();
+  postStep(ctx, rec);
+}
+
+/** Whether the API answers 503 for maintenance now; undefined when it does not answer. */
+async function apiInMaintenance(ctx: DeployContext): Promise<boolean | undefined> {
+  try {
+    const v = await new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey }).version();
+    return v.kind === 'maintenance' ? true : v.kind === 'ok' ? false : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function maintenanceField(envOn: boolean | undefined, apiOn: boolean | undefined): { on: boolean; reason: string } {
+  const file = envOn === undefined ? '.env unreadable' : `.env ${envOn ? 'asks for it' : 'does not ask for it'}`;
+  const api = apiOn === undefined ? 'the API did not answer' : apiOn ? 'the API answers 503' : 'the API serves';
+  return { on: apiOn ?? envOn ?? false, reason: `when the job stopped: ${file}, ${api}` };
+}
+
+/** The flag in .env and what the running container does can differ (it reads .env only when re-created): say which. */
+function maintenanceLines(ctx: DeployContext, envOn: boolean | undefined, apiOn: boolean | undefined, runningTag: string | undefined): string[] {
+  const { data, state, env } = ctx;
+  const recreate = `${env.tagVariable}=${runningTag ?? state.fromVersion ?? '<running tag>'} docker compose -f ${env.composeFile} up -d engramia-api`;
+  const byUs = state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : '';
+  if ((envOn ?? state.maintenanceOnByUs) && apiOn !== false) {
+    return [
+      `🚧 *Maintenance is still ON*${byUs}: every endpoint but /v1/health answers 503${apiOn === undefined ? ' (the API did not answer to confirm it)' : ''}. It was left on on purpose, so no traffic meets a half-finished change. To end it on the host: ${code(`sed -i '/ENGRAMIA_MAINTENANCE/d' .env && ${recreate}`)}`,
+    ];
+  }
+  if (envOn) {
+    return [`🚧 *.env asks for maintenance, but the API still serves*${byUs}: its container was not re-created since. To put maintenance on: ${code(recreate)}; to drop the flag instead: ${code(`sed -i '/ENGRAMIA_MAINTENANCE/d' .env`)}`];
+  }
+  if (apiOn) return [`🚧 *The API still answers 503 (maintenance)* though .env no longer asks for it: its container predates the change. To end it: ${code(recreate)}`];
+  return [];
+}
+
 /** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
 async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed'): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
   state.outcome = outcome;
+  await runCleanup(ctx);
   const failedStep = stepsFor(data)[stepIndex];
   const lines: string[] = [`${outcome === 'cancelled' ? '🛑' : '❌'} Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
   let runningTag: string | undefined;
   let maintenanceOn: boolean | undefined;
+  const apiOn = apiInMaintenance(ctx);
   try {
     const host = await probeHost(ctx.ssh, env);
     runningTag = host.runningTag;
@@ -330,12 +388,10 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
     lines.push(`*Host now:* could not be read (${esc(describeError(asChatOpsError(err)).title.replace(/[*`]/g, ''))}). Check it by hand before doing anything else.`);
   }
   lines.push(...RUNBOOKS[data.kind].failureDetail(ctx));
-  if (maintenanceOn ?? state.maintenanceOnByUs) {
-    const tag = runningTag ?? state.fromVersion ?? '<running tag>';
-    lines.push(
-      `🚧 *Maintenance is still ON*${state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : ''}: every endpoint but /v1/health answers 503. It was left on on purpose, so no traffic meets a half-finished change. To end it on the host: ${code(`sed -i '/^ENGRAMIA_MAINTENANCE=/d' .env && ${env.tagVariable}=${tag} docker compose -f ${env.composeFile} up -d engramia-api`)}`,
-    );
-  }
+  const api = await apiOn;
+  // The card's maintenance field says what the host shows now, not what was planned.
+  if (maintenanceOn !== undefined || api !== undefined) state.maintenance = maintenanceField(maintenanceOn, api);
+  lines.push(...maintenanceLines(ctx, maintenanceOn, api, runningTag));
   const changed = failedStep?.changesRunningVersion === true || (runningTag !== undefined && state.fromVersion != null && runningTag !== state.fromVersion);
   const target = state.fromVersion ?? state.pinnedBefore ?? undefined;
   lines.push(RUNBOOKS[data.kind].next(ctx, { changed, target, runningTag }));

@@ -4,7 +4,7 @@ import { code, esc } from '../render/model.js';
 import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type DeployState, type StepDef } from './deploy.js';
 import { planApprovalStep } from './gates.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
-import { MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
+import { MAINTENANCE_RESTORE, MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
 import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
 import { UPGRADE_STEPS, upgradeDryRunPlan } from './upgrade.js';
 
@@ -26,6 +26,8 @@ export interface RunbookSpec {
   failureDetail(ctx: DeployContext): string[];
   /** The "Next:" line of a failure report. */
   next(ctx: DeployContext, f: { changed: boolean; target: string | undefined; runningTag: string | undefined }): string;
+  /** A step of `steps` that also runs when the job stops early (failed, cancelled): e.g. maintenance back as it was. */
+  cleanup?: StepDef;
   /** Whether a failure after the running version changed offers the rollback gate. */
   offersRollback: boolean;
   /** Recorded in the deploy history (rollback targets are found there). */
@@ -95,11 +97,12 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     title: (d) => `⬇️ Downgrade the ${d.env} database (${d.version})`,
     label: (d) => `Database downgrade (${d.version}) on ${d.env}`,
     success: (ctx) =>
-      `✅ The ${esc(ctx.data.env)} database is at ${code(ctx.state.targetHead ?? '?')} (was ${code(ctx.state.dbRevision ?? '?')}). Snapshot: ${code(ctx.state.snapshot?.path ?? 'none')}. The running code is unchanged: make sure it works with this revision.`,
+      `✅ The ${esc(ctx.data.env)} database is at ${code(ctx.state.targetHead ?? '?')} (was ${code(ctx.state.dbRevision ?? '?')}). Snapshot: ${code(ctx.state.snapshot?.path ?? 'none')}. The running code is unchanged: make sure it works with this revision. ${ctx.state.maintenanceBefore ? 'Maintenance is *on*, as it was before this job.' : 'Maintenance is off again.'}`,
     failureDetail: (ctx) => [
       `*Database:* ${ctx.state.downgraded ? `downgraded to ${code(ctx.state.targetHead ?? '?')}` : ctx.state.dbRevision ? `not downgraded, at ${code(ctx.state.dbRevision)}` : 'not touched'}. *Snapshot:* ${ctx.state.snapshot ? `${code(ctx.state.snapshot.path)} (${ctx.state.snapshot.bytes} bytes)` : 'none taken'}.`,
     ],
     next: (ctx) => `*Next:* fix the cause above and run ${code(`/engramia migrate downgrade ${ctx.data.version} ${ctx.data.env}`)} again if still wanted.`,
+    cleanup: MAINTENANCE_RESTORE,
     offersRollback: false,
     recorded: false,
     dryRunPlan: migrateDryRunPlan,

@@ -1,6 +1,7 @@
 import type { EnvironmentConfig } from '../config/schema.js';
 import { compose } from '../engramia/compose.js';
 import type { RemoteCommand } from '../ssh/quote.js';
+import { readEnvVars } from './env-edit.js';
 
 /**
  * The runbook's host commands, as data. Values reach the shell only as quoted
@@ -8,26 +9,10 @@ import type { RemoteCommand } from '../ssh/quote.js';
  * spliced into script text.
  */
 
-// Rewrites .env through a temp file and `cat >` so the file keeps its owner and mode;
-// the first matching line is replaced in place, any duplicates dropped, or one line appended.
-const SET_ENV_SCRIPT =
-  'set -eu; f=$1; k=$2; v=$3; t="$f.chatops.$$"; ' +
-  'awk -v k="$k" -v v="$v" \'BEGIN { n = length(k) + 1; done = 0 } substr($0, 1, n) == k "=" { if (!done) { print k "=" v; done = 1 } next } { print } END { if (!done) print k "=" v }\' "$f" > "$t" && cat "$t" > "$f"; rm -f "$t"';
-
-const UNSET_ENV_SCRIPT =
-  'set -eu; f=$1; k=$2; t="$f.chatops.$$"; ' +
-  'awk -v k="$k" \'BEGIN { n = length(k) + 1 } substr($0, 1, n) != k "=" { print }\' "$f" > "$t" && cat "$t" > "$f"; rm -f "$t"';
-
-export function setEnvVar(env: EnvironmentConfig, name: string, value: string): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['sh', '-c', SET_ENV_SCRIPT, 'chatops-set-env', '.env', name, value] };
-}
-
-export function unsetEnvVar(env: EnvironmentConfig, name: string): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['sh', '-c', UNSET_ENV_SCRIPT, 'chatops-unset-env', '.env', name] };
-}
+export { setEnvVar, unsetEnvVar } from './env-edit.js';
 
 export function readEnvFlags(env: EnvironmentConfig): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['grep', '-E', `^(ENGRAMIA_MAINTENANCE|${env.tagVariable})=`, '.env'] };
+  return readEnvVars(env, ['ENGRAMIA_MAINTENANCE', env.tagVariable]);
 }
 
 /** The token goes on stdin (`--password-stdin`); it never appears in argv. */
@@ -70,9 +55,10 @@ export function prune(env: EnvironmentConfig): RemoteCommand {
 // pg_dump's binary output goes straight to a file on the host (never through a TTY or the
 // SSH channel); it is written under a temporary name and renamed only when the dump succeeded.
 // An existing snapshot is never overwritten (exit 3 says the name is taken): `ln` fails rather than replace it.
+// umask 077: the dump holds every row of production, so it is the owner's alone (0600).
 export const SNAPSHOT_NAME_TAKEN = 3;
 const SNAPSHOT_SCRIPT =
-  'set -eu; f=$1; out=$2; [ ! -e "$out" ] || exit 3; ' +
+  'set -eu; umask 077; f=$1; out=$2; [ ! -e "$out" ] || exit 3; ' +
   'docker compose -f "$f" exec -T pgvector pg_dump -U engramia engramia -Fc > "$out.partial" && ln "$out.partial" "$out" && rm -f "$out.partial" || { rm -f "$out.partial"; exit 1; }';
 
 export function snapshot(env: EnvironmentConfig, path: string): RemoteCommand {

@@ -14,8 +14,9 @@ import { healthMsg, overallOf } from '../render/health.js';
 import { code } from '../render/model.js';
 import { scrub } from '../security/scrub.js';
 import type { ExecResult, SshExecutor } from '../ssh/executor.js';
-import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import { showCommand, type RemoteCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
+import { readBack, readEnvVars } from './env-edit.js';
 import { gateStatus, openGate, type Gate } from './gates.js';
 export { planHash } from './plan.js';
 import type { Outcome, StepRecord } from './types.js';
@@ -45,6 +46,8 @@ export interface DeployState {
   maintenance?: { on: boolean; reason: string };
   /** True once this job has put maintenance on: it must then say so until it is off again. */
   maintenanceOnByUs?: boolean;
+  /** Whether `.env` asked for maintenance when the job began (read once, by the preflight). */
+  maintenanceBefore?: boolean;
   gates: Record<string, Gate>;
   warnings: string[];
   summary?: string;
@@ -116,7 +119,7 @@ export function tail(text: string, lines = 40): string {
 
 /** Runs a command as part of a step and records what the host saw, secrets masked. */
 export async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeout: TimeoutKind; stdin?: Secret }): Promise<ExecResult> {
-  const shown = renderCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
+  const shown = showCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
   rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
   const res = await ctx.ssh.exec(command, {
     timeoutMs: ctx.env.timeouts[opts.timeout] * 1000,
@@ -145,6 +148,28 @@ export function mustSucceed(res: ExecResult, what: string): ExecResult {
   });
 }
 
+/**
+ * Sets (or with null removes) one `.env` variable, then reads it back: the edit counts only when
+ * the host's file says so. A failure says what the host said (e.g. "No space left on device").
+ */
+export async function editEnv(ctx: DeployContext, rec: StepRecord, name: string, value: string | null): Promise<void> {
+  const what = value === null ? `removing ${name} from .env` : `setting ${name}=${value} in .env`;
+  const edit = value === null ? cmd.unsetEnvVar(ctx.env, name) : cmd.setEnvVar(ctx.env, name, value);
+  const res = await run(ctx, rec, edit, { timeout: 'command' });
+  if (res.exitCode !== 0) {
+    const said = scrub(res.stderr, ctx.knownSecrets).trim().split('\n').filter(Boolean).at(-1);
+    throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what} failed (exit ${res.exitCode ?? res.signal ?? '?'})${said ? `: ${said}` : ''}`, { command: res.command, exitCode: res.exitCode });
+  }
+  const back = await run(ctx, rec, readEnvVars(ctx.env, [name]), { timeout: 'command' });
+  const seen = readBack(back.exitCode, back.stdout.toString('utf8'), name);
+  if (seen !== value) {
+    const found = seen === undefined ? `could not be read (grep exit ${back.exitCode ?? back.signal ?? '?'})` : seen === null ? `has no ${name}` : `has ${name}=${seen}`;
+    throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what}: the edit exited 0 but .env ${found}`, { command: back.command, exitCode: back.exitCode });
+  }
+  // grep's "no line" (1) is the success of a removal.
+  rec.exitCode = 0;
+}
+
 /** `alembic current` or `alembic heads` in the container of `tag`, as part of a step: the revision it names (null: none, base). */
 export async function readRevision(ctx: DeployContext, rec: StepRecord, tag: string, which: 'current' | 'heads'): Promise<string | null> {
   const res = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, [which]), { timeout: 'command' }), `alembic ${which}`);
@@ -168,6 +193,8 @@ export const PREFLIGHT: StepDef = {
     const host: HostState = await probeHost(ctx.ssh, ctx.env);
     ctx.state.fromVersion = host.runningTag ?? null;
     ctx.state.pinnedBefore = host.pinnedTag;
+    // What the job found, before any edit of its own: a runbook that turns maintenance on puts it back to this.
+    ctx.state.maintenanceBefore ??= host.maintenanceInEnvFile;
     rec.command = `docker compose -f ${ctx.env.composeFile} ps -a --format json; grep .env`;
     const what = ctx.data.kind === 'rollback' ? 'rollback' : 'deploy';
     if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; the ${what} goes ahead anyway.`);
@@ -271,7 +298,13 @@ export const MAINTENANCE_ON: StepDef = {
   async run(ctx, rec) {
     if (!ctx.state.maintenance?.on) return { status: 'skipped', note: ctx.state.maintenance?.reason ?? 'not requested' };
     const tag = currentTag(ctx.state);
-    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true'), { timeout: 'command' }), 'setting ENGRAMIA_MAINTENANCE in .env');
+    try {
+      await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', 'true');
+    } catch (err) {
+      // The card must not keep saying "on" for a maintenance that never started.
+      ctx.state.maintenance = { on: false, reason: 'turning it on failed; traffic was never stopped' };
+      throw err;
+    }
     ctx.state.maintenanceOnByUs = true;
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     // Re-created on the version running now: the new one starts only after this.
@@ -329,7 +362,7 @@ export const MAINTENANCE_OFF: StepDef = {
   changesRunningVersion: true,
   async run(ctx, rec) {
     if (!ctx.state.maintenanceOnByUs) return { status: 'skipped', note: 'maintenance was not turned on' };
-    mustSucceed(await run(ctx, rec, cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE'), { timeout: 'command' }), 'removing ENGRAMIA_MAINTENANCE from .env');
+    await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', null);
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
     ctx.state.maintenanceOnByUs = false;
     await ctx.store.setMaintenanceSince(ctx.data.env, null).catch(() => undefined);
@@ -343,7 +376,7 @@ export const PIN: StepDef = {
   safeToRepeat: true,
   changesRunningVersion: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.setEnvVar(ctx.env, ctx.env.tagVariable, ctx.data.version), { timeout: 'command' }), `pinning ${ctx.env.tagVariable}`);
+    await editEnv(ctx, rec, ctx.env.tagVariable, ctx.data.version);
     return { status: 'done', note: `${ctx.env.tagVariable}=${ctx.data.version}` };
   },
   async settle(ctx) {
@@ -415,7 +448,7 @@ export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, INSPECT
 export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
-  const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
   add(cmd.registryLogin(env), env.registry.tokenEnv);
   add(cmd.pull(env, data.version));
   add(cmd.imageHeads(env, data.version));

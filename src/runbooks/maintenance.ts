@@ -1,9 +1,9 @@
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { renderCommand } from '../ssh/quote.js';
+import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, editEnv, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
 
 const TOGGLE: StepDef = {
   id: 'toggle',
@@ -21,8 +21,7 @@ const TOGGLE: StepDef = {
       return { status: 'done', note: `already ${on ? 'on' : 'off'}: nothing changed` };
     }
     const tag = currentTag(ctx.state);
-    const edit = on ? cmd.setEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(ctx.env, 'ENGRAMIA_MAINTENANCE');
-    mustSucceed(await run(ctx, rec, edit, { timeout: 'command' }), 'editing .env');
+    await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', on ? 'true' : null);
     ctx.state.maintenanceOnByUs = on;
     // Re-created on the version running now; the variable takes effect only on a new container.
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
@@ -55,7 +54,7 @@ export const MAINTENANCE_STEPS: readonly StepDef[] = [PREFLIGHT, TOGGLE, REPORT]
 export function maintenanceDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
-    renderCommand(data.maintenance ? cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
-    renderCommand(cmd.up(env, running, [cmd.API])),
+    showCommand(data.maintenance ? cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
+    showCommand(cmd.up(env, running, [cmd.API])),
   ];
 }

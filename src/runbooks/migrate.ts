@@ -1,10 +1,13 @@
 import { between, parentOf, parseHistory } from '../engramia/alembic.js';
+import { EngramiaApi } from '../engramia/client.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
-import { renderCommand } from '../ssh/quote.js';
+import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, mustSucceed, readRevision, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, editEnv, mustSucceed, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import type { StepRecord } from './types.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
+import { backupDir, databaseSize, prepareBackupDir } from './snapshot.js';
 
 /** Turns REV, -1 or base into the exact revision to go down to, before anyone is asked. */
 const RESOLVE: StepDef = {
@@ -23,6 +26,9 @@ const RESOLVE: StepDef = {
     if (spec === '-1') target = parentOf(history, current);
     else if (spec === 'base') target = 'base';
     else if (between(history, null, current).some((r) => r.revision === spec)) target = spec;
+    if (!target && spec !== '-1' && !history.some((r) => r.revision === spec)) {
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${spec} is not a revision the running image (${tag}) knows; nothing was changed on the host`, {});
+    }
     if (!target) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${spec} is not a revision below the current one (${current}); nothing to downgrade to`, {});
     }
@@ -44,16 +50,85 @@ const REPORT: StepDef = {
   },
 };
 
-export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, SNAPSHOT, RESOLVE, DOWNGRADE_DECISION, DOWNGRADE, REPORT];
+/** Re-creates engramia-api on the running version so it reads the maintenance flag of `.env`. */
+async function recreate(ctx: DeployContext, rec: StepRecord): Promise<void> {
+  mustSucceed(await run(ctx, rec, cmd.up(ctx.env, currentTag(ctx.state), [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
+}
+
+/**
+ * Writes between the snapshot and the downgrade would be lost and are in neither: the API stops
+ * taking them before the snapshot, as in a rollback. Maintenance already on stays as it was.
+ */
+const MAINTENANCE_ON: StepDef = {
+  id: 'maintenance-on',
+  title: () => 'Turn maintenance on (no writes after the snapshot)',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    const { state } = ctx;
+    if (state.maintenanceBefore && !state.maintenanceOnByUs) {
+      state.maintenance = { on: true, reason: 'already on before this job; it stays on' };
+      const v = await new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey }).version();
+      // On in .env but a container started before the flag still takes writes: re-create it.
+      if (v.kind === 'maintenance') return { status: 'skipped', note: 'already on before this job' };
+      await recreate(ctx, rec);
+      return { status: 'done', note: `already on in .env; engramia-api re-created on ${currentTag(state)} to obey it` };
+    }
+    try {
+      await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', 'true');
+    } catch (err) {
+      state.maintenance = { on: false, reason: 'turning it on failed; traffic was never stopped' };
+      throw err;
+    }
+    state.maintenanceOnByUs = true;
+    state.maintenance = { on: true, reason: 'for the downgrade; off again at the end' };
+    await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
+    await recreate(ctx, rec);
+    return { status: 'done', note: `engramia-api re-created on ${currentTag(state)}` };
+  },
+};
+
+/**
+ * Puts maintenance back as it was before the job: also run when the job stops early (failed,
+ * cancelled, gate expired). Only a failure during or after the downgrade itself leaves it on:
+ * the database may then be between revisions, and the failure report says so.
+ */
+export const MAINTENANCE_RESTORE: StepDef = {
+  id: 'maintenance-restore',
+  title: () => 'Put maintenance back as it was',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    const { state } = ctx;
+    if (!state.maintenanceOnByUs) return { status: 'skipped', note: state.maintenanceBefore ? 'it was on before this job: left on' : 'this job did not turn it on' };
+    const halfDone = state.steps.some((s) => (s.id === 'downgrade' || s.id === 'report') && s.status === 'failed');
+    if (halfDone) return { status: 'skipped', note: 'left ON: the downgrade failed and the database may be between revisions' };
+    await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', null);
+    await recreate(ctx, rec);
+    state.maintenanceOnByUs = false;
+    state.maintenance = { on: false, reason: 'off again, as before this job' };
+    await ctx.store.setMaintenanceSince(ctx.data.env, null).catch(() => undefined);
+    return { status: 'done', note: `engramia-api re-created on ${currentTag(state)} without maintenance` };
+  },
+};
+
+// The target is resolved and checked before anything changes: a wrong revision dumps nothing and stops no traffic.
+export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, RESOLVE, MAINTENANCE_ON, SNAPSHOT, DOWNGRADE_DECISION, DOWNGRADE, REPORT, MAINTENANCE_RESTORE];
 
 export function migrateDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
-    renderCommand(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`)),
-    '# check the snapshot: non-empty, starts with PGDMP',
-    renderCommand(cmd.alembic(env, running, ['current'])),
-    renderCommand(cmd.alembic(env, running, ['history'])),
-    `# resolve "${data.version}" to an exact revision, then after a downgrade.confirm gate:`,
-    renderCommand(cmd.alembic(env, running, ['downgrade', data.version === '-1' ? '<current - 1>' : data.version])),
+    showCommand(cmd.alembic(env, running, ['current'])),
+    showCommand(cmd.alembic(env, running, ['history'])),
+    `# resolve "${data.version}" to an exact revision; stop here if it is unknown. Then, unless maintenance is already on:`,
+    showCommand(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true')),
+    showCommand(cmd.up(env, running, [cmd.API])),
+    showCommand(prepareBackupDir(env, backupDir(env))),
+    showCommand(databaseSize(env)),
+    '# stop unless the free space holds the database size × 1.2 + 64 MiB:',
+    showCommand(cmd.snapshot(env, `${backupDir(env)}/${snapshotName()}`)),
+    `# check the snapshot: non-empty, starts with PGDMP; keep the newest ${env.backups.keep} pre_rollback_*.dump. Then after a downgrade.confirm gate:`,
+    showCommand(cmd.alembic(env, running, ['downgrade', data.version === '-1' ? '<current - 1>' : data.version])),
+    '# then (also when cancelled) maintenance back as it was:',
+    showCommand(cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),
+    showCommand(cmd.up(env, running, [cmd.API])),
   ];
 }

@@ -2,10 +2,11 @@ import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { code } from '../render/model.js';
-import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import { showCommand, type RemoteCommand } from '../ssh/quote.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import * as cmd from './commands.js';
 import { gateStatus, openGate } from './gates.js';
+import { backupDir, checkSpace, pruneSnapshots } from './snapshot.js';
 import {
   LOGIN,
   MAINTENANCE_OFF,
@@ -46,7 +47,8 @@ export const SNAPSHOT: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     if (ctx.state.snapshot) return { status: 'done', note: `${ctx.state.snapshot.path} (${ctx.state.snapshot.bytes} bytes, taken earlier)` };
-    const dir = (ctx.env.backupPath ?? ctx.env.deployPath).replace(/\/+$/, '');
+    const dir = backupDir(ctx.env);
+    const space = await checkSpace(ctx, rec, dir);
     const base = snapshotName();
     let path = `${dir}/${base}`;
     // Two snapshots in the same minute must not replace each other: the second gets a suffix.
@@ -67,8 +69,10 @@ export const SNAPSHOT: StepDef = {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `the snapshot ${path} is not a usable pg_dump file (${bytes} bytes${magic.exitCode === 0 ? '' : ', unreadable'}); nothing was downgraded`, {});
     }
     ctx.state.snapshot = { path, bytes };
+    const pruned = await pruneSnapshots(ctx, rec, dir, path);
+    rec.outputTail = undefined;
     rec.exitCode = 0;
-    return { status: 'done', note: `${path} (${bytes} bytes, starts with PGDMP)` };
+    return { status: 'done', note: [`${path} (${bytes} bytes, starts with PGDMP)`, space, pruned].filter(Boolean).join('; ') };
   },
 };
 
@@ -186,9 +190,10 @@ export const ROLLBACK_STEPS: readonly StepDef[] = [
 export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
-  const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
   add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
   add(cmd.up(env, running, [cmd.API]));
+  lines.push(`# stop unless ${backupDir(env)} has room for the database size × 1.2 + 64 MiB (df -Pk, pg_database_size); then:`);
   add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
   add(cmd.registryLogin(env), env.registry.tokenEnv);

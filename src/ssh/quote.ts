@@ -24,6 +24,11 @@ export interface RemoteCommand {
   env?: Readonly<Record<string, string>>;
   /** Run in this directory; the command does not run at all if the `cd` fails. */
   cwd?: string;
+  /**
+   * For `sh -c SCRIPT NAME args…` with a long fixed script: what people see in its place, e.g.
+   * `<.env edit script>`. Display only (`showCommand`); the host always gets the script itself.
+   */
+  scriptLabel?: string;
 }
 
 export function renderCommand(cmd: RemoteCommand): string {
@@ -37,4 +42,11 @@ export function renderCommand(cmd: RemoteCommand): string {
   const line = parts.join(' ');
   // `&&`, not `;`: running compose in the wrong directory would act on the wrong project.
   return cmd.cwd === undefined ? line : `cd ${shellQuote(cmd.cwd)} && ${line}`;
+}
+
+/** The command as people read it (cards, plans, thread replies): a long fixed script shows as its label. */
+export function showCommand(cmd: RemoteCommand): string {
+  if (!cmd.scriptLabel || cmd.argv[0] !== 'sh' || cmd.argv[1] !== '-c') return renderCommand(cmd);
+  const marker = 'CHATOPS_SCRIPT_PLACEHOLDER';
+  return renderCommand({ ...cmd, argv: ['sh', '-c', marker, ...cmd.argv.slice(3)] }).replace(marker, cmd.scriptLabel);
 }

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction, sendViewSubmission } from '../world/slack-requests.js';
-import { readCommandLog, readState } from '../world/sim/host.mjs';
+import { readdirSync } from 'node:fs';
+import { readCommandLog, readEnvFile, readState, setMaintenance, setMigrationFailure } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
@@ -24,6 +25,11 @@ async function card(w: World, outcome: RegExp) {
     () => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && text(m.blocks).includes('Downgrade the production database') && outcome.test(text(m.blocks))),
     { timeoutMs: 20_000, description: `downgrade card ${outcome}` },
   );
+}
+
+/** What the API answers on /v1/version: 503 while in maintenance. */
+async function apiVersion(w: World): Promise<number> {
+  return (await fetch(`${w.apiUrl}/v1/version`, { headers: { authorization: `Bearer ${w.apiKey}` } })).status;
 }
 
 const downgrades = (w: World) => readCommandLog(w.deployPath).filter((r: any) => r.argv.includes('downgrade')).map((r: any) => r.argv.slice(-2).join(' '));
@@ -65,13 +71,80 @@ describe('/engramia migrate downgrade', () => {
     expect(text(w.slack.findMessage(OPS_CHANNEL, gate.ts)?.blocks)).toContain(`decided by <@${BOB}>`);
   });
 
-  it('refuses a revision that is not below the current one, after the snapshot, without asking', async () => {
+  it('refuses a revision the running image does not know before anything changes: no snapshot, no maintenance, no question', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('migrate downgrade zzz');
+    const c = await card(w, /failed/);
+    expect(text(c.blocks)).toContain('zzz is not a revision the running image (0.6.0) knows; nothing was changed on the host');
+    const ran = readCommandLog(w.deployPath).map((r: any) => r.argv.join(' '));
+    expect(ran.filter((l: string) => /pg_dump|pg_database_size| up /.test(l))).toEqual([]);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(readdirSync(w.deployPath).filter((f) => f.endsWith('.dump') || f.endsWith('.partial'))).toEqual([]);
+    expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
+  });
+
+  it('refuses a revision above the current one (032, which 0.6.0 does not have) the same way', async () => {
     const w = (world = await startWorld({ slackLimits: false }));
     await w.slash('migrate downgrade 032');
     const c = await card(w, /failed/);
-    expect(text(c.blocks)).toContain('032 is not a revision below the current one (031)');
+    expect(text(c.blocks)).toContain('032 is not a revision the running image (0.6.0) knows');
     expect(downgrades(w)).toEqual([]);
-    expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
+    expect(readCommandLog(w.deployPath).some((r: any) => r.argv.join(' ').includes('pg_dump'))).toBe(false);
+  });
+
+  it('keeps the API in maintenance from before the snapshot while it waits at the gate, and turns it off after', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    await w.slash('migrate downgrade -1');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000 });
+    expect(await apiVersion(w)).toBe(503);
+    expect(readEnvFile(w.deployPath)).toMatch(/^ENGRAMIA_MAINTENANCE=true$/m);
+    const lines = readCommandLog(w.deployPath).map((r: any) => r.argv.join(' '));
+    expect(lines.findIndex((l: string) => l.includes(' up -d engramia-api'))).toBeLessThan(lines.findIndex((l: string) => l.includes('pg_dump')));
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, /succeeded/);
+    expect(text(c.blocks)).toContain('Maintenance is off again.');
+    expect(await apiVersion(w)).toBe(200);
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    expect(await w.bot.producer!.store.maintenanceSince('production')).toBeUndefined();
+  });
+
+  it('a cancelled downgrade gate puts maintenance back off, and the card says so', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    await w.slash('migrate downgrade -1');
+    await press(w, CAROL, 'downgrade.cancel');
+    const c = await card(w, /cancelled/);
+    expect(await apiVersion(w)).toBe(200);
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    expect(text(c.blocks)).toContain('maintenance off in .env');
+    expect(text(c.blocks)).toMatch(/✅ Put maintenance back as it was/);
+    expect(text(c.blocks)).not.toContain('Maintenance is still ON');
+    expect(downgrades(w)).toEqual([]);
+    expect(readState(w.deployPath).db.revision).toBe('031');
+  });
+
+  it('a failed downgrade leaves maintenance on (the database may be between revisions) and says so', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    setMigrationFailure(w.deployPath, { downgradeFrom: '031' });
+    await w.slash('migrate downgrade -1');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, /failed/);
+    expect(text(c.blocks)).toContain('Maintenance is still ON');
+    expect(text(c.blocks)).toContain('left ON: the downgrade failed and the database may be between revisions');
+    expect(await apiVersion(w)).toBe(503);
+  });
+
+  it('leaves maintenance on when it was on before the job', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    setMaintenance(w.deployPath, true);
+    await w.slash('migrate downgrade -1');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, /succeeded/);
+    expect(text(c.blocks)).toContain('Maintenance is *on*, as it was before this job.');
+    expect(await apiVersion(w)).toBe(503);
+    expect(readEnvFile(w.deployPath)).toMatch(/^ENGRAMIA_MAINTENANCE=true$/m);
+    // Already on and obeyed: nothing was re-created.
+    expect(readCommandLog(w.deployPath).filter((r: any) => r.argv.includes('up'))).toEqual([]);
   });
 
   it('writes the snapshot to backupPath when one is configured', async () => {

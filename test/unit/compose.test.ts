@@ -29,6 +29,7 @@ function envConfig(over: Partial<EnvironmentConfig> = {}): EnvironmentConfig {
     gateTimeoutSeconds: 900,
     verifySettleSeconds: 60,
     maintenanceWarnMinutes: 30,
+    backups: { keep: 10 },
     timeouts: { login: 60, pull: 900, up: 300, migrate: 900, snapshot: 1800, command: 60 },
     ...over,
   };

@@ -111,6 +111,7 @@ describe('parseConfig / loadConfig: a valid file', () => {
       gateTimeoutSeconds: 900,
       verifySettleSeconds: 60,
       maintenanceWarnMinutes: 30,
+      backups: { keep: 10 },
       timeouts: { login: 60, pull: 900, up: 300, migrate: 900, snapshot: 1800, command: 60 },
     });
   });

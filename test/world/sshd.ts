@@ -25,6 +25,11 @@ export interface StartSshdOptions {
   binDirs: string[];
   /** HOME for SSH sessions. Default: an empty directory inside the server's temp dir. */
   home?: string;
+  /**
+   * An existing non-root user to log in instead of the current one (only when running as root:
+   * sshd must switch users). Its HOME and the authorized_keys file are made readable by it.
+   */
+  user?: string;
 }
 
 export interface SshdServer {
@@ -96,8 +101,9 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdServer> {
   if (!sshd) throw new Error(`sshd not found (looked for /usr/sbin/sshd and PATH). Install it with:\n  ${INSTALL_COMMAND}`);
   if (!findBinary('ssh-keygen')) throw new Error(`ssh-keygen not found on PATH. Install it with:\n  ${INSTALL_COMMAND}`);
 
-  const username = os.userInfo().username;
   const isRoot = process.getuid?.() === 0;
+  if (opts.user && !isRoot) throw new Error(`startSshd: logging in ${opts.user} needs root (sshd must switch users)`);
+  const username = opts.user ?? os.userInfo().username;
   const dir = makeTempDir('engramia-sshd-');
   const home = opts.home ?? path.join(dir, 'home');
   mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -116,6 +122,11 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdServer> {
   const publicKey = (await readFile(`${privateKeyPath}.pub`, 'utf8')).trim();
   const authorizedKeysPath = path.join(dir, 'authorized_keys');
   await writeFile(authorizedKeysPath, `${publicKey}\n`, { mode: 0o600 });
+  if (opts.user) {
+    // sshd reads authorized_keys as the user; the session runs in HOME as the user. The host key stays 0600 root.
+    chmodSync(dir, 0o711);
+    await execFileAsync('chown', [opts.user, authorizedKeysPath, home]);
+  }
 
   // "256 SHA256:abc… comment (ED25519)" -> "SHA256:abc…"
   const { stdout: fpOut } = await execFileAsync('ssh-keygen', ['-l', '-f', `${hostKeyPath}.pub`]);

@@ -14,6 +14,7 @@ import {
   API_IMAGE_REPO,
   API_SERVICE,
   DB_SERVICE,
+  DEFAULT_DB_SIZE_BYTES,
   PROXY_SERVICE,
   apiContainerTag,
   apiStartupLogs,
@@ -1701,6 +1702,8 @@ function psql(state, args, o) {
     result = ['version', ['PostgreSQL 16.4 (Debian 16.4-1.pgdg120+2) on x86_64-pc-linux-gnu, compiled by gcc (Debian 12.2.0-14) 12.2.0, 64-bit']];
   } else if (/alembic_version/i.test(sql)) {
     result = ['version_num', state.db.revision ? [state.db.revision] : []];
+  } else if (/^\s*select\s+pg_database_size\s*\(\s*current_database\s*\(\s*\)\s*\)\s*;?\s*$/i.test(sql)) {
+    result = ['pg_database_size', [String(state.db.sizeBytes ?? DEFAULT_DB_SIZE_BYTES)]];
   } else if (/^\s*select\s+1\s*;?\s*$/i.test(sql)) {
     result = ['?column?', ['1']];
   }

@@ -32,6 +32,7 @@ export const PROXY_SERVICE = 'caddy';
 export const COMPOSE_FILE = 'docker-compose.prod.yml';
 
 const DAY_MS = 24 * 3600 * 1000;
+export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
 
 // ---------------------------------------------------------------------------
 // Types
@@ -86,6 +87,7 @@ const DAY_MS = 24 * 3600 * 1000;
  *   db: {
  *     revision: string | null, patternCount: number,
  *     failUpgradeTo: string | null, failDowngradeFrom: string | null,
+ *     sizeBytes?: number,
  *   },
  *   migrations: Migration[],
  *   checks: Record<string, Partial<DeepCheck> & Record<string, unknown>>,
@@ -606,6 +608,8 @@ export function createHost(rootDir, opts = {}) {
       patternCount: opts.patternCount ?? 1234,
       failUpgradeTo: null,
       failDowngradeFrom: null,
+      // What `SELECT pg_database_size(current_database())` answers: a small production database.
+      sizeBytes: DEFAULT_DB_SIZE_BYTES,
     },
     migrations,
     checks: {
@@ -889,6 +893,14 @@ export function startContainer(deployPath, service) {
 export function setDbRevision(deployPath, revision) {
   updateState(deployPath, (s) => {
     s.db.revision = revision;
+  });
+}
+
+/** @param {string} deployPath @param {number} n */
+/** What the database reports as its size (pg_database_size), e.g. more than the backup disk holds. @param {string} deployPath @param {number} bytes */
+export function setDbSize(deployPath, bytes) {
+  updateState(deployPath, (s) => {
+    s.db.sizeBytes = bytes;
   });
 }
 
