@@ -165,6 +165,33 @@ describe('/engramia rollback and the rollback button', () => {
     expect(text(bob.body.blocks)).toContain('You may not run `rollback`');
   });
 
+  it('rollback with no version skips a same-version redeploy and goes to the version before it', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    setRemoteTag(w.deployPath, '0.6.1', { head: '031' });
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await card(w, 'Deploy 0.6.1', /succeeded/);
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await w.slack.waitFor(() => cards(w).filter((m) => text(m.blocks).includes('Deploy 0.6.1') && /succeeded/.test(text(m.blocks))).length === 2 || undefined, { timeoutMs: 30_000, description: 'the redeploy' });
+    const ack = await w.slash('rollback');
+    expect(text(ack.body.blocks)).toContain('Target 0.6.0');
+    await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+  });
+
+  it('rollback with no version is refused when the history holds only the running version; nothing is queued or run', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await w.slash('deploy 0.6.0 --no-maintenance');
+    await card(w, 'Deploy 0.6.0', /succeeded/);
+    const before = readCommandLog(w.deployPath).length;
+    const ack = await w.slash('rollback');
+    const t = text(ack.body.blocks);
+    expect(t).toContain('no version to go back to on production other than the running 0.6.0');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(readCommandLog(w.deployPath)).toHaveLength(before);
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    expect(cards(w).some((m) => text(m.blocks).includes('Roll back'))).toBe(false);
+  });
+
   it('--dry-run shows the rollback plan, with the snapshot before any downgrade, and runs nothing', async () => {
     const w = (world = await startWorld({ slackLimits: false }));
     await w.slash('rollback 0.6.0 --dry-run');
