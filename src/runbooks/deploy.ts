@@ -15,6 +15,7 @@ import { code } from '../render/model.js';
 import { scrub } from '../security/scrub.js';
 import type { ExecResult, SshExecutor } from '../ssh/executor.js';
 import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
+import { parseHistory, type Revision } from '../engramia/alembic.js';
 import * as cmd from './commands.js';
 import { gateStatus, openGate, type Gate } from './gates.js';
 export { planHash } from './plan.js';
@@ -56,6 +57,10 @@ export interface DeployState {
   downgraded?: boolean;
   /** Set when a stopping worker handed the job back; the next one says where it resumes. */
   checkpointed?: boolean;
+  /** The target was refused before any change (not in the registry, or a revision no downgrade reaches): "Next" must not suggest it again. */
+  targetRefused?: boolean;
+  /** A registry credential may be on the host (login started, not yet removed): the job's end removes it. */
+  registryLogin?: boolean;
 }
 
 export interface DeployContext {
@@ -151,6 +156,16 @@ export async function readRevision(ctx: DeployContext, rec: StepRecord, tag: str
   return cmd.parseRevision(res.stdout.toString('utf8'));
 }
 
+/** `alembic history` as the image of `tag` knows it, as part of a step. */
+export async function readHistory(ctx: DeployContext, rec: StepRecord, tag: string): Promise<Revision[]> {
+  const res = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['history']), { timeout: 'command' }), 'alembic history');
+  return parseHistory(res.stdout.toString('utf8'));
+}
+
+// Real Docker's words for a tag the registry does not have: compose says "manifest unknown",
+// `docker manifest inspect` "no such manifest".
+const MANIFEST_UNKNOWN = /manifest unknown|no such manifest/i;
+
 /** The version that runs now; what maintenance is re-created on, and the rollback target. */
 export function currentTag(state: DeployState): string {
   const tag = state.fromVersion ?? state.pinnedBefore;
@@ -182,8 +197,34 @@ export const LOGIN: StepDef = {
   title: () => 'Log in to the registry',
   safeToRepeat: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeout: 'login', stdin: ctx.secrets.registryToken }), 'docker login');
-    return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}` };
+    // Saved before the login runs: a worker that dies during it must still leave the cleanup to its successor.
+    ctx.state.registryLogin = true;
+    await ctx.save();
+    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env, ctx.data.jobId), { timeout: 'login', stdin: ctx.secrets.registryToken }), 'docker login');
+    return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}, in this job's own docker config` };
+  },
+};
+
+/** Removes the job's registry credential from the host; a failure is reported, never silent. */
+export async function forgetRegistryLogin(ctx: Pick<DeployContext, 'ssh' | 'env' | 'state'>): Promise<string | undefined> {
+  if (!ctx.state.registryLogin) return undefined;
+  const res = await ctx.ssh.exec(cmd.registryLogout(ctx.env), { timeoutMs: ctx.env.timeouts.command * 1000 }).catch((err: unknown) => err as Error);
+  if (!(res instanceof Error) && res.exitCode === 0) {
+    ctx.state.registryLogin = false;
+    return undefined;
+  }
+  return `the registry credential may still be on the host in ${cmd.registryConfigRoot(ctx.env)}: remove that folder by hand`;
+}
+
+export const REGISTRY_CLEANUP: StepDef = {
+  id: 'registry-logout',
+  title: () => 'Remove the registry credential from the host',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    rec.command = renderCommand(cmd.registryLogout(ctx.env));
+    const problem = await forgetRegistryLogin(ctx);
+    if (problem) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, problem, {});
+    return { status: 'done', note: `${cmd.registryConfigRoot(ctx.env)} removed` };
   },
 };
 
@@ -192,7 +233,16 @@ export const PULL: StepDef = {
   title: (d) => `Pull ${d.version}`,
   safeToRepeat: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeout: 'pull' }), 'docker compose pull');
+    const res = await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version, ctx.data.jobId), { timeout: 'pull' });
+    if (res.exitCode !== 0 && MANIFEST_UNKNOWN.test(`${res.stdout.toString('utf8')}\n${res.stderr}`)) {
+      ctx.state.targetRefused = true;
+      throw new ChatOpsError(ErrorCode.ImageNotFound, `${ctx.data.version} is not in the registry (${ctx.env.registry.host} answered "manifest unknown"); nothing was changed`, {
+        command: res.command,
+        exitCode: res.exitCode,
+        outputTail: rec.outputTail,
+      });
+    }
+    mustSucceed(res, 'docker compose pull');
     return { status: 'done' };
   },
 };
@@ -409,15 +459,16 @@ export const VERIFY: StepDef = {
   },
 };
 
-export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, INSPECT, MAINTENANCE_DECISION, MAINTENANCE_ON, UP, MIGRATE, MAINTENANCE_OFF, PIN, PRUNE, VERIFY];
+export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, REGISTRY_CLEANUP, INSPECT, MAINTENANCE_DECISION, MAINTENANCE_ON, UP, MIGRATE, MAINTENANCE_OFF, PIN, PRUNE, VERIFY];
 
 /** The commands a dry run shows: the plan as the host would see it, secrets masked. */
 export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
   const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
-  add(cmd.registryLogin(env), env.registry.tokenEnv);
-  add(cmd.pull(env, data.version));
+  add(cmd.registryLogin(env, data.jobId), env.registry.tokenEnv);
+  add(cmd.pull(env, data.version, data.jobId));
+  add(cmd.registryLogout(env));
   add(cmd.imageHeads(env, data.version));
   add(cmd.alembic(env, running, ['current']));
   if (data.maintenance !== false) {

@@ -1,3 +1,4 @@
+import { isAtOrBelow } from '../engramia/alembic.js';
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
@@ -15,7 +16,10 @@ import {
   UP,
   VERIFY,
   currentTag,
+  PULL,
+  REGISTRY_CLEANUP,
   mustSucceed,
+  readHistory,
   readRevision,
   run,
   type DeployData,
@@ -82,6 +86,19 @@ const INSPECT_TARGET: StepDef = {
     ctx.state.dbRevision = await readRevision(ctx, rec, currentTag(ctx.state), 'current');
     if (!ctx.state.targetHead || !ctx.state.dbRevision) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'could not read the alembic revisions, so the bot will not guess a downgrade', {});
+    }
+    if (ctx.state.targetHead !== ctx.state.dbRevision) {
+      // Only the running image knows the revisions above the target: its history says whether the target lies below.
+      const history = await readHistory(ctx, rec, currentTag(ctx.state));
+      if (!isAtOrBelow(history, ctx.state.dbRevision, ctx.state.targetHead)) {
+        rec.outputTail = undefined;
+        ctx.state.targetRefused = true;
+        throw new ChatOpsError(
+          ErrorCode.RemoteCommandFailed,
+          `${ctx.data.version} expects revision ${ctx.state.targetHead}, which is not below the database's ${ctx.state.dbRevision}; a downgrade cannot get there, so nothing was changed`,
+          {},
+        );
+      }
     }
     return {
       status: 'done',
@@ -167,13 +184,17 @@ const VERIFY_IN_MAINTENANCE: StepDef = {
   },
 };
 
+// Everything that can refuse the target (not in the registry, a revision a downgrade cannot reach)
+// runs before maintenance goes on: a refused rollback must not have caused an outage.
 export const ROLLBACK_STEPS: readonly StepDef[] = [
   PREFLIGHT,
+  LOGIN,
+  PULL,
+  REGISTRY_CLEANUP,
+  INSPECT_TARGET,
   PREPARE,
   MAINTENANCE_ON,
   SNAPSHOT,
-  LOGIN,
-  INSPECT_TARGET,
   DOWNGRADE_DECISION,
   DOWNGRADE,
   PIN,
@@ -187,13 +208,18 @@ export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): st
   const running = '<running tag>';
   const lines: string[] = [];
   const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  lines.push('# first, nothing changed yet: the target must be in the registry and its revision below the database');
+  add(cmd.registryLogin(env, data.jobId), env.registry.tokenEnv);
+  add(cmd.pull(env, data.version, data.jobId));
+  add(cmd.registryLogout(env));
+  add(cmd.imageHeads(env, data.version));
+  add(cmd.alembic(env, running, ['current']));
+  add(cmd.alembic(env, running, ['history']));
+  lines.push('# then maintenance on and a snapshot:');
   add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
   add(cmd.up(env, running, [cmd.API]));
   add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
-  add(cmd.registryLogin(env), env.registry.tokenEnv);
-  add(cmd.imageHeads(env, data.version));
-  add(cmd.alembic(env, running, ['current']));
   lines.push('# only if the revisions differ, after a downgrade.confirm gate:');
   add(cmd.alembic(env, running, ['downgrade', '<target head>']));
   add(cmd.setEnvVar(env, env.tagVariable, data.version));

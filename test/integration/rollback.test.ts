@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
-import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
 
@@ -98,6 +98,8 @@ describe('/engramia rollback and the rollback button', () => {
     expect(h).toMatchObject({ kind: 'rollback', version: '0.6.0', fromVersion: '0.6.1', user: BOB, outcome: 'succeeded' });
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
     expect(w.slack.invalidBlockCalls()).toEqual([]);
+    // Neither the deploy nor the rollback left the registry credential on the host.
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
   it('skips the downgrade gate when no migrations differ, and finds the target in the history', async () => {
@@ -163,6 +165,41 @@ describe('/engramia rollback and the rollback button', () => {
     // Only deployers may roll back.
     const bob = await w.slash('rollback 0.6.0', { user_id: BOB });
     expect(text(bob.body.blocks)).toContain('You may not run `rollback`');
+  });
+
+  it('rollback to a tag the registry does not have is refused before maintenance, snapshot or any change', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('rollback 9.9.9');
+    const c = await card(w, 'Roll back production to 9.9.9', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('9.9.9 is not in the registry');
+    expect(t).toContain('maintenance was never turned on');
+    expect(t).not.toContain('/engramia rollback 9.9.9');
+    expect(t).not.toContain('Maintenance is still ON');
+    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml pull engramia-api']);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(dumps(w)).toEqual([]);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
+  });
+
+  it('refuses, before maintenance and before the downgrade gate, a target whose revision is not below the database', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    // 0.5.8 was built on a revision the running 0.6.0 has never heard of: no downgrade reaches it.
+    setRemoteTag(w.deployPath, '0.5.8', { head: '033' });
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('rollback 0.5.8');
+    const c = await card(w, 'Roll back production to 0.5.8', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain("0.5.8 expects revision 033, which is not below the database's 031");
+    expect(t).toContain('maintenance was never turned on');
+    expect(t).not.toContain('/engramia rollback 0.5.8');
+    expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
+    expect(ran(w).some((l) => l.includes('alembic downgrade') || l.includes('up -d'))).toBe(false);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(dumps(w)).toEqual([]);
+    expect(readState(w.deployPath).db.revision).toBe('031');
   });
 
   it('rollback with no version skips a same-version redeploy and goes to the version before it', async () => {

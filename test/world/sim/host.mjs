@@ -76,10 +76,10 @@ const DAY_MS = 24 * 3600 * 1000;
  *   seq: number,
  *   registry: {
  *     host: string, username: string | null, token: string,
- *     loggedIn: boolean, loginUser: string | null,
  *     tags: Record<string, RemoteTag>,
  *   },
  *   images: LocalImage[],
+ *   composePlugin?: 'system' | 'user',
  *   services: Record<string, ServiceDef>,
  *   containers: Record<string, Container>,
  *   oneOffs?: Container[],
@@ -104,7 +104,7 @@ const DAY_MS = 24 * 3600 * 1000;
  * @typedef {{
  *   tagVariable?: string, runningTag?: string, apiKey?: string, registryToken?: string,
  *   remoteTags?: Record<string, string | Partial<RemoteTag>>, dbRevision?: string | null,
- *   loggedIn?: boolean, patternCount?: number, pinnedTagInEnv?: boolean,
+ *   patternCount?: number, pinnedTagInEnv?: boolean, composePlugin?: 'system' | 'user',
  * }} CreateHostOptions
  */
 
@@ -520,8 +520,6 @@ export function createHost(rootDir, opts = {}) {
       host: 'ghcr.io',
       username: null,
       token: registryToken,
-      loggedIn: opts.loggedIn ?? false,
-      loginUser: null,
       tags,
     },
     images: [
@@ -930,11 +928,22 @@ export function setRemoteTag(deployPath, tag, meta) {
   });
 }
 
-/** @param {string} deployPath @param {boolean} loggedIn */
-export function setLoggedIn(deployPath, loggedIn) {
+/**
+ * Registry hosts with a credential stored in a docker config folder (`auths` of its config.json),
+ * with the user each one is for, as `docker login` left them.
+ * @param {string} configDir @returns {Record<string, string>}
+ */
+export function storedCredentials(configDir) {
+  const file = join(configDir, 'config.json');
+  if (!existsSync(file)) return {};
+  const auths = JSON.parse(readFileSync(file, 'utf8')).auths ?? {};
+  return Object.fromEntries(Object.entries(auths).map(([h, a]) => [h, Buffer.from(/** @type {any} */ (a).auth ?? '', 'base64').toString('utf8').split(':')[0] ?? '']));
+}
+
+/** Install compose for the whole system (default) or only in the SSH user's ~/.docker/cli-plugins. @param {string} deployPath @param {'system' | 'user'} where */
+export function setComposePlugin(deployPath, where) {
   updateState(deployPath, (s) => {
-    s.registry.loggedIn = loggedIn;
-    if (!loggedIn) s.registry.loginUser = null;
+    s.composePlugin = where;
   });
 }
 
