@@ -71,7 +71,12 @@ export function pull(env: EnvironmentConfig, tag: string, jobId: string): Remote
 }
 
 export function imageHeads(env: EnvironmentConfig, tag: string): RemoteCommand {
-  return compose(env, ['run', '--rm', '--no-deps', '-T', API, 'alembic', 'heads'], { tag });
+  return alembicOneOff(env, tag, ['heads']);
+}
+
+/** alembic in a throwaway container of `tag`'s image: works when engramia-api has no running container (a crash loop). */
+export function alembicOneOff(env: EnvironmentConfig, tag: string, args: readonly string[]): RemoteCommand {
+  return compose(env, ['run', '--rm', '--no-deps', '-T', API, 'alembic', ...args], { tag });
 }
 
 export function alembic(env: EnvironmentConfig, tag: string, args: readonly string[]): RemoteCommand {

@@ -61,6 +61,8 @@ export interface DeployState {
   targetRefused?: boolean;
   /** A registry credential may be on the host (login started, not yet removed): the job's end removes it. */
   registryLogin?: boolean;
+  /** How alembic reaches the database: `exec` in the running container (default), or `run --rm` of the image when there is none. */
+  alembicVia?: AlembicVia;
 }
 
 export interface DeployContext {
@@ -150,15 +152,34 @@ export function mustSucceed(res: ExecResult, what: string): ExecResult {
   });
 }
 
+export type AlembicVia = 'exec' | 'run';
+
+/** What compose and the daemon answer to `exec` when the service has no running container: crashed, or restarting. */
+const NO_CONTAINER = /is restarting, wait until the container is running|service "[^"]+" is not running/;
+
+/**
+ * alembic for the image of `tag`, as part of a step: `exec` in the running container, or a one-off
+ * `run --rm` of the same image when there is no container to exec into. The daemon refused such an
+ * exec before anything started in the container, so running it the other way is not a repeat.
+ */
+export async function runAlembic(ctx: DeployContext, rec: StepRecord, tag: string, args: readonly string[], timeout: TimeoutKind): Promise<ExecResult> {
+  const command = (via: AlembicVia | undefined) => (via === 'run' ? cmd.alembicOneOff(ctx.env, tag, args) : cmd.alembic(ctx.env, tag, args));
+  const res = await run(ctx, rec, command(ctx.state.alembicVia), { timeout });
+  if (res.exitCode === 0 || ctx.state.alembicVia === 'run' || !NO_CONTAINER.test(res.stderr)) return res;
+  ctx.state.alembicVia = 'run';
+  ctx.state.warnings.push(`engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`);
+  return run(ctx, rec, command('run'), { timeout });
+}
+
 /** `alembic current` or `alembic heads` in the container of `tag`, as part of a step: the revision it names (null: none, base). */
 export async function readRevision(ctx: DeployContext, rec: StepRecord, tag: string, which: 'current' | 'heads'): Promise<string | null> {
-  const res = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, [which]), { timeout: 'command' }), `alembic ${which}`);
+  const res = mustSucceed(await runAlembic(ctx, rec, tag, [which], 'command'), `alembic ${which}`);
   return cmd.parseRevision(res.stdout.toString('utf8'));
 }
 
 /** `alembic history` as the image of `tag` knows it, as part of a step. */
 export async function readHistory(ctx: DeployContext, rec: StepRecord, tag: string): Promise<Revision[]> {
-  const res = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['history']), { timeout: 'command' }), 'alembic history');
+  const res = mustSucceed(await runAlembic(ctx, rec, tag, ['history'], 'command'), 'alembic history');
   return parseHistory(res.stdout.toString('utf8'));
 }
 
@@ -188,6 +209,13 @@ export const PREFLIGHT: StepDef = {
     if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; the ${what} goes ahead anyway.`);
     if (host.apiState !== 'running') ctx.state.warnings.push(`engramia-api was ${host.apiState ?? 'missing'} before the ${what}.`);
     if (host.maintenanceInEnvFile) ctx.state.warnings.push(`ENGRAMIA_MAINTENANCE was already set in .env before this ${what}.`);
+    if (ctx.data.kind === 'rollback' && host.apiState !== 'running' && host.apiTag) {
+      // A crash-looping release has no container to exec into, yet only its image holds the downgrade
+      // scripts of its own migrations: alembic runs in one-off containers of it.
+      ctx.state.fromVersion = host.apiTag;
+      ctx.state.alembicVia = 'run';
+      return { status: 'done', note: `engramia-api ${host.apiState ?? 'missing'} on ${host.apiTag}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
+    }
     return { status: 'done', note: `running ${host.runningTag ?? 'nothing'}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
   },
 };

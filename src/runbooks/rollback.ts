@@ -22,6 +22,8 @@ import {
   readHistory,
   readRevision,
   run,
+  runAlembic,
+  type DeployContext,
   type DeployData,
   type StepDef,
 } from './deploy.js';
@@ -100,12 +102,13 @@ const INSPECT_TARGET: StepDef = {
         );
       }
     }
+    const via = ctx.state.alembicVia === 'run' ? ` (alembic in one-off containers of ${currentTag(ctx.state)}: engramia-api is not running)` : '';
     return {
       status: 'done',
       note:
-        ctx.state.targetHead === ctx.state.dbRevision
+        (ctx.state.targetHead === ctx.state.dbRevision
           ? `database at ${ctx.state.dbRevision}, as ${ctx.data.version} expects: no downgrade needed`
-          : `database at ${ctx.state.dbRevision}, ${ctx.data.version} expects ${ctx.state.targetHead}`,
+          : `database at ${ctx.state.dbRevision}, ${ctx.data.version} expects ${ctx.state.targetHead}`) + via,
     };
   },
 };
@@ -138,13 +141,21 @@ export const DOWNGRADE_DECISION: StepDef = {
       noGo: 'downgrade.cancel',
       question: `Downgrade the ${data.env} database ${state.dbRevision} → ${state.targetHead}?`,
       plan: [state.dbRevision ?? '', state.targetHead ?? ''],
-      detail: [`${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`, `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`],
+      detail: [`${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`, `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`, downgradeHow(ctx)],
       // `base` drops every table: the approver must also type the environment's name.
       ...(state.targetHead === 'base' ? { confirmText: data.env } : {}),
     });
     return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
   },
 };
+
+/** The plan says where the downgrade runs: the running container, or a one-off container of the image that has the scripts. */
+function downgradeHow(ctx: DeployContext): string {
+  const tag = currentTag(ctx.state);
+  return ctx.state.alembicVia === 'run'
+    ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into, and only ${code(tag)} holds the downgrade scripts for its migrations.`
+    : `Runs as ${code(`docker compose exec -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} in the running ${code(tag)} container, the image that holds the downgrade scripts.`;
+}
 
 export const DOWNGRADE: StepDef = {
   id: 'downgrade',
@@ -159,7 +170,7 @@ export const DOWNGRADE: StepDef = {
     if (state.targetHead === state.dbRevision) return { status: 'skipped', note: 'no migrations differ' };
     if (!state.snapshot) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'no verified snapshot, so nothing is downgraded', {});
     // The running (newer) image is the one that knows how to undo its own revisions.
-    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(state), ['downgrade', state.targetHead!]), { timeout: 'migrate' }), `alembic downgrade ${state.targetHead}`);
+    mustSucceed(await runAlembic(ctx, rec, currentTag(state), ['downgrade', state.targetHead!], 'migrate'), `alembic downgrade ${state.targetHead}`);
     state.downgraded = true;
     return { status: 'done', note: `database now at ${state.targetHead}` };
   },
@@ -220,6 +231,8 @@ export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): st
   add(cmd.up(env, running, [cmd.API]));
   add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
+  lines.push('# alembic runs with `exec` in the running container; when engramia-api is not running (a crash loop) it runs as');
+  lines.push(`# ${renderCommand(cmd.alembicOneOff(env, running, ['current']))} (the same for history and downgrade)`);
   lines.push('# only if the revisions differ, after a downgrade.confirm gate:');
   add(cmd.alembic(env, running, ['downgrade', '<target head>']));
   add(cmd.setEnvVar(env, env.tagVariable, data.version));

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
-import { expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
+import { crashLoop, expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
@@ -200,6 +200,43 @@ describe('/engramia rollback and the rollback button', () => {
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     expect(dumps(w)).toEqual([]);
     expect(readState(w.deployPath).db.revision).toBe('031');
+  });
+
+  it('rolls back a crash-looping release: alembic runs in one-off containers of its image, the plan says so, no exec is tried twice', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await card(w, 'Deploy 0.6.1', /succeeded/);
+    // The incident: 0.6.1 (database at its 032) starts dying on every start; the API is down.
+    crashLoop(w.deployPath, '0.6.1');
+    expect((await fetch(`${w.apiUrl}/v1/health`)).status).toBe(502);
+    const before = readCommandLog(w.deployPath).length;
+
+    const ack = await w.slash('rollback');
+    expect(text(ack.body.blocks)).toContain('Target 0.6.0');
+    const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 30_000 });
+    const g = text(gate.blocks);
+    expect(g).toContain('032 → 031');
+    expect(g).toContain('docker compose run --rm --no-deps -T engramia-api alembic downgrade 031');
+    expect(g).toContain('no running container');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('downgraded to `031`');
+    expect(text(c.blocks)).toContain('engramia-api restarting on 0.6.1');
+
+    const lines = readCommandLog(w.deployPath).slice(before).filter((r: any) => r.phase !== 'start').map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`);
+    const alembic = lines.filter((l) => l.includes(' alembic '));
+    expect(alembic).toEqual([
+      'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic current',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic history',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic downgrade 031',
+    ]);
+    expect(lines.some((l) => l.includes(' exec -T engramia-api'))).toBe(false);
+    expect(readState(w.deployPath).db.revision).toBe('031');
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readState(w.deployPath).containers['engramia-api']?.state).toBe('running');
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    expect(dumps(w)).toHaveLength(1);
   });
 
   it('rollback with no version skips a same-version redeploy and goes to the version before it', async () => {

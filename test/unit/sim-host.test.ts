@@ -317,6 +317,26 @@ describe('docker compose pull / up', () => {
   });
 });
 
+describe('a crash-looping release', () => {
+  it('shows restarting in ps, refuses exec like the daemon, still runs one-off containers of its image, and the API is down', async () => {
+    sim.crashLoop(dir, '0.6.0');
+    const ps = JSON.parse(docker([...F, 'ps', '--format', 'json', 'engramia-api']).stdout);
+    expect(ps).toMatchObject({ State: 'restarting', Status: expect.stringMatching(/^Restarting \(1\) .+ ago$/) });
+    const id = sim.readState(dir).containers['engramia-api']!.id;
+    const exec = docker([...F, 'exec', '-T', 'engramia-api', 'alembic', 'current']);
+    expect(exec.code).toBe(1);
+    expect(exec.stderr).toBe(`Error response from daemon: Container ${id} is restarting, wait until the container is running\n`);
+    const run = docker([...F, 'run', '--rm', '--no-deps', '-T', 'engramia-api', 'alembic', 'current'], { env: { IMAGE_TAG: '0.6.0' } });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('031 (head)');
+    // Re-created on the same image, it crash-loops again.
+    expect(docker([...F, 'up', '-d', '--force-recreate', 'engramia-api'], { env: { IMAGE_TAG: '0.6.0' } }).code).toBe(0);
+    expect(sim.readState(dir).containers['engramia-api']?.state).toBe('restarting');
+    const a = await api();
+    expect((await fetch(`${a.url}/v1/health`)).status).toBe(502);
+  });
+});
+
 describe('docker compose up / exec with a tag from the environment or an edited .env', () => {
   const login = () => docker(['login', 'ghcr.io', '-u', 'bot', '--password-stdin'], { input: `${host.registryToken}\n` });
   /** Run a plain shell command in the deploy dir, as the bot does over SSH. */

@@ -903,7 +903,8 @@ function bootContainer(state, c) {
         ? crash.logs
         : ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 48, in <module>', "ModuleNotFoundError: No module named 'stripe'"]),
     );
-    c.state = 'exited';
+    // Under the compose file's `restart: unless-stopped` the daemon keeps restarting it: a crash loop.
+    c.state = crash.loop ? 'restarting' : 'exited';
     c.exitCode = crash.exitCode ?? 1;
     c.finishedAt = now;
   }
@@ -1061,7 +1062,7 @@ function composeLifecycle(state, sub, args, o) {
     if (!c) continue;
     if (sub === 'stop') {
       o.progress(`Container ${svc}  Stopping`);
-      if (c.state === 'running') Object.assign(c, { state: 'exited', exitCode: 0, finishedAt: new Date().toISOString() });
+      if (c.state === 'running' || c.state === 'restarting') Object.assign(c, { state: 'exited', exitCode: 0, finishedAt: new Date().toISOString() });
       o.progress(`Container ${svc}  Stopped`);
     } else if (sub === 'start') {
       if (c.state === 'running') continue;
@@ -1087,6 +1088,7 @@ function psRow(state, c) {
   let status = 'Created';
   if (running) status = `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.createdAt))}${health ? ` (${health})` : ''}`;
   else if (c.state === 'exited') status = `Exited (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
+  else if (c.state === 'restarting') status = `Restarting (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
   const cmd = c.command ?? def?.command ?? '';
   const publishers =
     c.service === PROXY_SERVICE
@@ -1149,7 +1151,7 @@ function composePs(state, args, o) {
   // One-off `run` containers left behind (no --rm) are listed too, like compose v2 does.
   let containers = [...Object.values(state.containers), ...(state.oneOffs ?? [])]
     .filter((c) => !names.length || names.includes(c.service))
-    .filter((c) => (statuses.length ? statuses.includes(c.state) : all || c.state === 'running'))
+    .filter((c) => (statuses.length ? statuses.includes(c.state) : all || c.state === 'running' || c.state === 'restarting'))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
   if (servicesOnly) {
     o.out(containers.map((c) => c.service + '\n').join(''));
@@ -1263,6 +1265,9 @@ function composeExec(state, args, o) {
   const svc = args.shift();
   if (!svc || !args.length) o.fail('"docker compose exec" requires at least 2 arguments.\nSee \'docker compose exec --help\'.');
   checkServices(state, [svc], o);
+  const target = state.containers[svc];
+  // The daemon counts a restarting container as running, so compose finds it and the daemon refuses the exec.
+  if (target?.state === 'restarting') o.fail(`Error response from daemon: Container ${target.id} is restarting, wait until the container is running`);
   if (!isRunning(state, svc)) o.fail(`service "${svc}" is not running`);
   if (tty) {
     // Over SSH without a pty there is no terminal to attach; with one, output is

@@ -43,7 +43,7 @@ const DAY_MS = 24 * 3600 * 1000;
  * @typedef {{ revision: string, down: string | null, description: string, createDate: string }} Migration
  * @typedef {{
  *   head: string, digest: string, gitCommit: string, buildTime: string, sizeBytes: number,
- *   crashOnStart?: { exitCode: number, logs: string[] } | null,
+ *   crashOnStart?: { exitCode: number, logs: string[], loop?: boolean } | null,
  * }} RemoteTag
  * @typedef {{
  *   id: string, repository: string | null, tag: string | null, digest: string | null,
@@ -55,7 +55,7 @@ const DAY_MS = 24 * 3600 * 1000;
  * }} ServiceDef
  * @typedef {{
  *   id: string, name: string, service: string, image: string, imageId: string,
- *   state: 'running' | 'exited' | 'created', exitCode: number,
+ *   state: 'running' | 'exited' | 'created' | 'restarting', exitCode: number,
  *   createdAt: string, startedAt: string | null, finishedAt: string | null,
  *   env: Record<string, string>, health: '' | 'healthy' | 'unhealthy' | 'starting',
  *   oneOff?: boolean, command?: string,
@@ -881,6 +881,25 @@ export function stopContainer(deployPath, service, exitCode = 0) {
 /** @param {string} deployPath @param {string} service */
 export function startContainer(deployPath, service) {
   setContainer(deployPath, service, { state: 'running', exitCode: 0, startedAt: new Date().toISOString(), finishedAt: null });
+}
+
+/**
+ * The release `tag` starts crash-looping (as after a bad config or data it chokes on): its image
+ * now exits at start, and a running API container of it goes into `restarting`, as the daemon
+ * shows a container under `restart: unless-stopped` that keeps dying.
+ * @param {string} deployPath @param {string} tag @param {string[]} [logs]
+ */
+export function crashLoop(deployPath, tag, logs = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt']) {
+  updateState(deployPath, (s) => {
+    const meta = s.registry.tags[tag];
+    if (!meta) throw new Error(`simulated host: no tag ${tag}`);
+    meta.crashOnStart = { exitCode: 1, logs, loop: true };
+    const c = s.containers[API_SERVICE];
+    if (c && apiContainerTag(s) === tag) {
+      Object.assign(c, { state: 'restarting', exitCode: 1, finishedAt: new Date().toISOString() });
+      s.logs[API_SERVICE] = [...(s.logs[API_SERVICE] ?? []), ...logs];
+    }
+  });
 }
 
 /** @param {string} deployPath @param {string | null} revision */
