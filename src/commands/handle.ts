@@ -123,8 +123,8 @@ export function resolveRollbackTarget(history: HistoryEntry[]): { target: string
   const latest = history[0];
   if (!latest) return { target: undefined, running: undefined };
   const ok = (e: HistoryEntry) => e.outcome.startsWith('succeeded');
-  // A failed job is taken to have left the version it started from.
-  const running = ok(latest) ? latest.version : (latest.fromVersion ?? undefined);
+  // After a failed job the history cannot tell what runs: the version it started from is the one to go back to.
+  const running = ok(latest) ? latest.version : undefined;
   const rolledBackFrom = new Set(history.filter((e) => e.kind === 'rollback' && ok(e) && e.fromVersion).map((e) => e.fromVersion));
   const newestFirst = history.flatMap((e) => [ok(e) ? e.version : null, e.fromVersion]);
   const target = newestFirst.find((v): v is string => !!v && v !== running && !rolledBackFrom.has(v));
@@ -150,7 +150,11 @@ async function startRollback(command: Extract<Command, { name: 'rollback' }>, re
       const other = found.running ? ` other than the running ${found.running}` : '';
       throw new ChatOpsError(ErrorCode.NoRollbackTarget, `The bot's history has no version to go back to on ${command.env}${other}.`, { env: command.env });
     }
-    notes.push(`Target ${target}: the most recent version in the bot's history that differs from the running ${found.running ?? 'one'}.`);
+    notes.push(
+      found.running
+        ? `Target ${target}: the most recent version in the bot's history that differs from the running ${found.running}.`
+        : `Target ${target}: the version the last job (which failed) started from, from the bot's history.`,
+    );
   }
   const jobId = await startRunbook({ kind: 'rollback', version: target, env: command.env, dryRun: command.dryRun, origin: req.origin }, deps.producer, deps.log);
   const what = `${command.dryRun ? 'Dry run of rollback of' : 'Rolling back'} ${command.env} to ${target}`;
