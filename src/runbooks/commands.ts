@@ -70,8 +70,10 @@ export function pull(env: EnvironmentConfig, tag: string, jobId: string): Remote
   return { ...c, env: { DOCKER_CONFIG: registryConfigDir(env, jobId), ...c.env } };
 }
 
-export function imageHeads(env: EnvironmentConfig, tag: string): RemoteCommand {
-  return alembicOneOff(env, tag, ['heads']);
+/** `alembic heads` of `tag`'s image; with a job id, an image not on the host is pulled with that job's credential. */
+export function imageHeads(env: EnvironmentConfig, tag: string, jobId?: string): RemoteCommand {
+  const c = alembicOneOff(env, tag, ['heads']);
+  return jobId === undefined ? c : { ...c, env: { DOCKER_CONFIG: registryConfigDir(env, jobId), ...c.env } };
 }
 
 /** alembic in a throwaway container of `tag`'s image: works when engramia-api has no running container (a crash loop). */

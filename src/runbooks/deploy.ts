@@ -187,6 +187,17 @@ export async function readHistory(ctx: DeployContext, rec: StepRecord, tag: stri
 // `docker manifest inspect` "no such manifest".
 const MANIFEST_UNKNOWN = /manifest unknown|no such manifest/i;
 
+/** A pull that failed because the registry has no such tag is refused as that, in the host's words. */
+export function refuseMissingImage(ctx: DeployContext, rec: StepRecord, res: ExecResult): ExecResult {
+  if (res.exitCode === 0 || !MANIFEST_UNKNOWN.test(`${res.stdout.toString('utf8')}\n${res.stderr}`)) return res;
+  ctx.state.targetRefused = true;
+  throw new ChatOpsError(ErrorCode.ImageNotFound, `${ctx.data.version} is not in the registry (${ctx.env.registry.host} answered "manifest unknown"); nothing was changed`, {
+    command: res.command,
+    exitCode: res.exitCode,
+    outputTail: rec.outputTail,
+  });
+}
+
 /** The version that runs now; what maintenance is re-created on, and the rollback target. */
 export function currentTag(state: DeployState): string {
   const tag = state.fromVersion ?? state.pinnedBefore;
@@ -262,15 +273,7 @@ export const PULL: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     const res = await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version, ctx.data.jobId), { timeout: 'pull' });
-    if (res.exitCode !== 0 && MANIFEST_UNKNOWN.test(`${res.stdout.toString('utf8')}\n${res.stderr}`)) {
-      ctx.state.targetRefused = true;
-      throw new ChatOpsError(ErrorCode.ImageNotFound, `${ctx.data.version} is not in the registry (${ctx.env.registry.host} answered "manifest unknown"); nothing was changed`, {
-        command: res.command,
-        exitCode: res.exitCode,
-        outputTail: rec.outputTail,
-      });
-    }
-    mustSucceed(res, 'docker compose pull');
+    mustSucceed(refuseMissingImage(ctx, rec, res), 'docker compose pull');
     return { status: 'done' };
   },
 };

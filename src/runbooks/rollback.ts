@@ -1,7 +1,7 @@
 import { isAtOrBelow } from '../engramia/alembic.js';
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
-import { ChatOpsError, ErrorCode } from '../errors.js';
+import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { code } from '../render/model.js';
 import { renderCommand, type RemoteCommand } from '../ssh/quote.js';
 import type { EnvironmentConfig } from '../config/schema.js';
@@ -16,8 +16,8 @@ import {
   UP,
   VERIFY,
   currentTag,
-  PULL,
   REGISTRY_CLEANUP,
+  refuseMissingImage,
   mustSucceed,
   readHistory,
   readRevision,
@@ -43,6 +43,21 @@ const PREPARE: StepDef = {
     // The runbook's first move in an incident: stop traffic before touching anything.
     ctx.state.maintenance = { on: true, reason: 'rollback procedure' };
     return { status: 'done', note: `${ctx.state.fromVersion ?? '?'} → ${ctx.data.version}` };
+  },
+};
+
+/** In an incident the registry may be down too: a failed login is a warning, and only an image missing from the host needs it. */
+const ROLLBACK_LOGIN: StepDef = {
+  ...LOGIN,
+  async run(ctx, rec) {
+    try {
+      return await LOGIN.run(ctx, rec);
+    } catch (err) {
+      const e = asChatOpsError(err);
+      if (e.code !== ErrorCode.RemoteCommandFailed) throw err;
+      ctx.state.warnings.push(`docker login to ${ctx.env.registry.host} failed (${e.message}); the rollback went on with the images already on the host.`);
+      return { status: 'done', note: 'login failed: only images already on the host can be used' };
+    }
   },
 };
 
@@ -83,7 +98,9 @@ const INSPECT_TARGET: StepDef = {
   title: (d) => `Compare the database with what ${d.version} expects`,
   safeToRepeat: true,
   async run(ctx, rec) {
-    const heads = mustSucceed(await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'pull' }), `alembic heads of ${ctx.data.version}`);
+    // `run` pulls the target only when it is not on the host: a registry outage does not block a rollback to a local image.
+    const pulled = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version, ctx.data.jobId), { timeout: 'pull' });
+    const heads = mustSucceed(refuseMissingImage(ctx, rec, pulled), `alembic heads of ${ctx.data.version}`);
     ctx.state.targetHead = cmd.parseRevision(heads.stdout.toString('utf8'));
     ctx.state.dbRevision = await readRevision(ctx, rec, currentTag(ctx.state), 'current');
     if (!ctx.state.targetHead || !ctx.state.dbRevision) {
@@ -199,10 +216,9 @@ const VERIFY_IN_MAINTENANCE: StepDef = {
 // runs before maintenance goes on: a refused rollback must not have caused an outage.
 export const ROLLBACK_STEPS: readonly StepDef[] = [
   PREFLIGHT,
-  LOGIN,
-  PULL,
-  REGISTRY_CLEANUP,
+  ROLLBACK_LOGIN,
   INSPECT_TARGET,
+  REGISTRY_CLEANUP,
   PREPARE,
   MAINTENANCE_ON,
   SNAPSHOT,
@@ -221,11 +237,11 @@ export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): st
   const add = (c: RemoteCommand, stdin?: string) => lines.push(renderCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
   lines.push('# first, nothing changed yet: the target must be in the registry and its revision below the database');
   add(cmd.registryLogin(env, data.jobId), env.registry.tokenEnv);
-  add(cmd.pull(env, data.version, data.jobId));
-  add(cmd.registryLogout(env));
-  add(cmd.imageHeads(env, data.version));
+  lines.push('# pulls the target only if it is not on the host:');
+  add(cmd.imageHeads(env, data.version, data.jobId));
   add(cmd.alembic(env, running, ['current']));
   add(cmd.alembic(env, running, ['history']));
+  add(cmd.registryLogout(env));
   lines.push('# then maintenance on and a snapshot:');
   add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
   add(cmd.up(env, running, [cmd.API]));

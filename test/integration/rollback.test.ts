@@ -177,10 +177,25 @@ describe('/engramia rollback and the rollback button', () => {
     expect(t).toContain('maintenance was never turned on');
     expect(t).not.toContain('/engramia rollback 9.9.9');
     expect(t).not.toContain('Maintenance is still ON');
-    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml pull engramia-api']);
+    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads']);
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     expect(dumps(w)).toEqual([]);
     expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
+  });
+
+  it('with the registry down too, a rollback to an image already on the host goes on, with a warning', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w);
+    const outage = 'Error response from daemon: Get "https://ghcr.io/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)';
+    setFault(w.deployPath, { match: ['login'], exitCode: 1, stderr: `${outage}\n` });
+    setFault(w.deployPath, { match: ['pull'], exitCode: 1, stderr: `${outage}\n` });
+    await press(w, BOB, 'rollback.approve');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('docker login to ghcr.io failed');
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readState(w.deployPath).db.revision).toBe('031');
     expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
