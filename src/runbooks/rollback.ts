@@ -106,6 +106,11 @@ const INSPECT_TARGET: StepDef = {
     if (!ctx.state.targetHead || !ctx.state.dbRevision) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'could not read the alembic revisions, so the bot will not guess a downgrade', {});
     }
+    if (ctx.state.targetHead === ctx.state.dbRevision && ctx.state.fromVersion === ctx.data.version && ctx.state.alembicVia !== 'run') {
+      // Nothing would change but an outage: maintenance, a snapshot and a re-create of what already runs.
+      ctx.state.targetRefused = true;
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${ctx.data.version} already runs and the database is at its revision ${ctx.state.dbRevision}: there is nothing to roll back, so nothing was changed`, {});
+    }
     if (ctx.state.targetHead !== ctx.state.dbRevision) {
       // Only the running image knows the revisions above the target: its history says whether the target lies below.
       const history = await readHistory(ctx, rec, currentTag(ctx.state));

@@ -199,6 +199,19 @@ describe('/engramia rollback and the rollback button', () => {
     expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
+  it('refuses a rollback to the version that already runs, on the revision it expects, before maintenance or a snapshot', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('rollback 0.6.0');
+    const c = await card(w, 'Roll back production to 0.6.0', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('0.6.0 already runs and the database is at its revision 031: there is nothing to roll back');
+    expect(t).toContain('maintenance was never turned on');
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(dumps(w)).toEqual([]);
+    expect(ran(w).some((l) => l.includes('up -d'))).toBe(false);
+  });
+
   it('refuses, before maintenance and before the downgrade gate, a target whose revision is not below the database', async () => {
     const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
     // 0.5.8 was built on a revision the running 0.6.0 has never heard of: no downgrade reaches it.
