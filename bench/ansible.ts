@@ -25,6 +25,7 @@ import type { RemoteCommand } from '../src/ssh/quote.js';
 import { findBinary } from '../test/world/requirements.js';
 import {
   TO_VERSION,
+  BENCH_JOB_ID,
   COMMAND_TEXT,
   assertDeployed,
   baselineRound,
@@ -88,7 +89,7 @@ function commandTask(name: string, c: RemoteCommand, extra: Task = {}): Task {
 export function deployPlaybook(env: EnvironmentConfig): Task[] {
   const probe = (suffix: string): Task[] => probeCommands(env).map((c) => commandTask(`${commandLabel(c)}${suffix}`, c, { changed_when: false }));
   const run = (c: RemoteCommand): Task => commandTask(commandLabel(c), c);
-  const login = cmd.registryLogin(env);
+  const login = cmd.registryLogin(env, BENCH_JOB_ID);
   const base = env.apiBaseUrl.replace(/\/+$/, '');
   const uri = (path: string, auth: boolean, check?: string): Task => ({
     name: `GET ${path}`,

@@ -265,6 +265,9 @@ function httpGet(client: HttpClient, url: string, bearer?: string): string {
   return `node -e ${shellQuote(js)} ${shellQuote(url)} ${auth ? shellQuote(auth) : "''"}`;
 }
 
+/** Names the baselines' docker config folder, as a job id names the bot's. */
+export const BENCH_JOB_ID = 'bench-deploy';
+
 /** The read-only probes a deploy starts (and its verification ends) with: what runs, and what .env pins. */
 export function probeCommands(env: EnvironmentConfig): RemoteCommand[] {
   return [compose(env, ['ps', '-a', '--format', 'json']), cmd.readEnvFlags(env)];
@@ -273,7 +276,8 @@ export function probeCommands(env: EnvironmentConfig): RemoteCommand[] {
 /** The deploy's commands after the registry login, in the bot's order: what both baselines (ssh, Ansible) run. */
 export function deployCommands(env: EnvironmentConfig): RemoteCommand[] {
   return [
-    cmd.pull(env, TO_VERSION),
+    cmd.pull(env, TO_VERSION, BENCH_JOB_ID),
+    cmd.registryLogout(env),
     cmd.imageHeads(env, TO_VERSION),
     cmd.alembic(env, FROM_VERSION, ['current']),
     cmd.up(env, TO_VERSION, [cmd.API, 'caddy']),
@@ -301,7 +305,7 @@ export function operatorScript(env: EnvironmentConfig, o: { registryToken: strin
   const steps: { label: string; text: string }[] = [
     // Preflight: what runs now, and what .env pins.
     ...probe,
-    { label: commandLabel(cmd.registryLogin(env)), text: `echo "$TOKEN" | ${line(cmd.registryLogin(env))}` },
+    { label: commandLabel(cmd.registryLogin(env, BENCH_JOB_ID)), text: `echo "$TOKEN" | ${line(cmd.registryLogin(env, BENCH_JOB_ID))}` },
     ...deployCommands(env).map(run),
     { label: 'GET /v1/version', text: httpGet(o.http, `${base}/v1/version`) },
     { label: 'GET /v1/health', text: httpGet(o.http, `${base}/v1/health`, o.apiKey) },

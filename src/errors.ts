@@ -24,6 +24,8 @@ export const ErrorCode = {
   /** Another worker owns this job now (its BullMQ lock expired here): this one must not touch it. */
   JobLockLost: 'JOB_LOCK_LOST',
   RemoteCommandFailed: 'REMOTE_COMMAND_FAILED',
+  /** The registry does not have the image tag asked for ("manifest unknown"): nothing was changed. */
+  ImageNotFound: 'IMAGE_NOT_FOUND',
   UnsafeArgument: 'UNSAFE_ARGUMENT',
   ApiUnreachable: 'API_UNREACHABLE',
   ApiTimeout: 'API_TIMEOUT',

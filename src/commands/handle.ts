@@ -115,15 +115,20 @@ export async function startRunbook(
 }
 
 /**
- * "The version before the current one": the from-version of the latest deploy,
- * or, after a rollback, of the deploy that had brought in the version rolled back to.
+ * The version `rollback` with no VERSION goes back to: the most recent one in the bot's history
+ * (versions deployed, and the versions that ran, or were pinned, before each job) that differs
+ * from the running one. A version a rollback moved away from is never picked again: it was the bad one.
  */
-export function resolveRollbackTarget(history: HistoryEntry[]): string | undefined {
+export function resolveRollbackTarget(history: HistoryEntry[]): { target: string | undefined; running: string | undefined } {
   const latest = history[0];
-  if (!latest) return undefined;
-  if (latest.kind === 'deploy') return latest.fromVersion ?? undefined;
-  const current = latest.outcome.startsWith('succeeded') ? latest.version : latest.fromVersion;
-  return history.find((e) => e.kind === 'deploy' && e.version === current && e.outcome.startsWith('succeeded'))?.fromVersion ?? undefined;
+  if (!latest) return { target: undefined, running: undefined };
+  const ok = (e: HistoryEntry) => e.outcome.startsWith('succeeded');
+  // After a failed job the history cannot tell what runs: the version it started from is the one to go back to.
+  const running = ok(latest) ? latest.version : undefined;
+  const rolledBackFrom = new Set(history.filter((e) => e.kind === 'rollback' && ok(e) && e.fromVersion).map((e) => e.fromVersion));
+  const newestFirst = history.flatMap((e) => [ok(e) ? e.version : null, e.fromVersion]);
+  const target = newestFirst.find((v): v is string => !!v && v !== running && !rolledBackFrom.has(v));
+  return { target, running };
 }
 
 async function startDeploy(command: Extract<Command, { name: 'deploy' }>, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Msg> {
@@ -139,11 +144,17 @@ async function startRollback(command: Extract<Command, { name: 'rollback' }>, re
   await deps.producer.ready();
   let target = command.version;
   if (target === undefined) {
-    target = resolveRollbackTarget(await deps.producer.store.readHistory(command.env, 50));
+    const found = resolveRollbackTarget(await deps.producer.store.readHistory(command.env, 50));
+    target = found.target;
     if (target === undefined) {
-      throw new ChatOpsError(ErrorCode.NoRollbackTarget, `The bot's history has no version to go back to on ${command.env}.`, { env: command.env });
+      const other = found.running ? ` other than the running ${found.running}` : '';
+      throw new ChatOpsError(ErrorCode.NoRollbackTarget, `The bot's history has no version to go back to on ${command.env}${other}.`, { env: command.env });
     }
-    notes.push(`Target ${target}: the version that ran before the last deploy, from the bot's history.`);
+    notes.push(
+      found.running
+        ? `Target ${target}: the most recent version in the bot's history that differs from the running ${found.running}.`
+        : `Target ${target}: the version the last job (which failed) started from, from the bot's history.`,
+    );
   }
   const jobId = await startRunbook({ kind: 'rollback', version: target, env: command.env, dryRun: command.dryRun, origin: req.origin }, deps.producer, deps.log);
   const what = `${command.dryRun ? 'Dry run of rollback of' : 'Rolling back'} ${command.env} to ${target}`;

@@ -38,3 +38,8 @@ export function between(history: readonly Revision[], from: string | null, to: s
   }
   return chain;
 }
+
+/** Whether `target` is `current` itself, `base`, or a revision `current` descends from: somewhere a downgrade can go. */
+export function isAtOrBelow(history: readonly Revision[], current: string, target: string): boolean {
+  return target === 'base' || between(history, null, current).some((r) => r.revision === target);
+}

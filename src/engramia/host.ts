@@ -8,6 +8,8 @@ export interface HostState {
   /** Tag of the running engramia-api container, the host's own answer to "what runs now". */
   runningTag: string | undefined;
   apiState: string | undefined;
+  /** Tag of the engramia-api container whatever its state: the release a crash loop keeps restarting. */
+  apiTag?: string | undefined;
   /** The tag pinned in `.env` (what a plain `docker compose up` would start); null when not pinned. */
   pinnedTag: string | null;
   /** Whether `.env` asks for maintenance; the running container only obeys it once re-created. */
@@ -52,6 +54,7 @@ export async function probeHost(ssh: SshExecutor, env: EnvironmentConfig): Promi
     containers,
     runningTag: api?.state === 'running' ? api.tag : undefined,
     apiState: api?.state,
+    apiTag: api?.tag,
     pinnedTag: vars.get(env.tagVariable) ?? null,
     maintenanceInEnvFile: isTruthyFlag(vars.get('ENGRAMIA_MAINTENANCE')),
   };

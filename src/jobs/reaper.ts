@@ -9,7 +9,7 @@ import { deployCard } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
 import { cardView } from '../runbooks/catalog.js';
-import type { DeployData } from '../runbooks/deploy.js';
+import { forgetRegistryLogin, type DeployData } from '../runbooks/deploy.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import type { OpsStore } from './store.js';
 import type { Outbox } from './types.js';
@@ -104,6 +104,8 @@ async function closeAbandoned(deps: ReaperDeps, job: Job<DeployData>): Promise<v
         lines.push(`Whether its command still runs on the host could not be checked: ${esc(describeError(asChatOpsError(err)).title)}.`);
       }
     }
+    const leftover = await forgetRegistryLogin({ ssh, env, state });
+    if (leftover) lines.push(`⚠️ ${esc(leftover)}.`);
     try {
       const host = await probeHost(ssh, env);
       lines.push(

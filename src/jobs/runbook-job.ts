@@ -12,7 +12,7 @@ import { describeError } from '../render/errors.js';
 import { code, esc, type Msg } from '../render/model.js';
 import { RUNBOOKS, cardView } from '../runbooks/catalog.js';
 import { openGate } from '../runbooks/gates.js';
-import { type DeployContext, type DeployData, type DeployState, type StepDef, type StepResult } from '../runbooks/deploy.js';
+import { forgetRegistryLogin, type DeployContext, type DeployData, type DeployState, type StepDef, type StepResult } from '../runbooks/deploy.js';
 import { recoverStep } from './recovery.js';
 import type { StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
@@ -300,7 +300,9 @@ async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
 
 async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }> {
   const { data, state } = ctx;
-  state.outcome = state.warnings.some((w) => w.startsWith('Deep health is degraded')) ? 'succeeded_with_warnings' : 'succeeded';
+  const leftover = await forgetRegistryLogin(ctx);
+  if (leftover) state.warnings.push(`Could not remove the registry credential: ${leftover}.`);
+  state.outcome = state.warnings.some((w) => w.startsWith('Deep health is degraded') || w.startsWith('Could not remove the registry credential')) ? 'succeeded_with_warnings' : 'succeeded';
   state.summary = RUNBOOKS[data.kind].success(ctx);
   await ctx.save();
   await record(ctx);
@@ -374,6 +376,9 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   await runCleanup(ctx);
   const failedStep = stepsFor(data)[stepIndex];
   const lines: string[] = [`${outcome === 'cancelled' ? '🛑' : '❌'} Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
+  // Every way out of a job removes the registry credential it may have left on the host.
+  const leftover = await forgetRegistryLogin(ctx);
+  if (leftover) lines.push(`⚠️ ${esc(leftover)}.`);
   let runningTag: string | undefined;
   let maintenanceOn: boolean | undefined;
   const apiOn = apiInMaintenance(ctx);

@@ -72,6 +72,8 @@ export function describeError(err: ChatOpsError): ErrorView {
       return { title: 'The worker is shutting down; the step was stopped and will run again on the next worker.' };
     case ErrorCode.JobLockLost:
       return { title: 'Another worker took this job over; this one stopped touching it.', hint: 'Nothing to do: the job goes on there.' };
+    case ErrorCode.ImageNotFound:
+      return { title: esc(err.message), ...(d.outputTail ? { detail: str(d.outputTail) } : {}), hint: 'Check the tag against the published releases; a typo or an unpublished build is the usual cause.' };
     case ErrorCode.RemoteCommandFailed:
       return { title: esc(err.message), ...(d.outputTail ? { detail: str(d.outputTail) } : {}) };
     case ErrorCode.ApiUnreachable:
@@ -128,7 +130,7 @@ export function errorParts(err: ChatOpsError, prefix = '❌'): Part[] {
   const v = describeError(err);
   const parts: Part[] = [{ type: 'section', text: `${prefix} *${v.title}*` }];
   if (v.detail) {
-    if (err.code === ErrorCode.RemoteCommandFailed || err.code === ErrorCode.ApiBadResponse) parts.push({ type: 'code', text: v.detail });
+    if (err.code === ErrorCode.RemoteCommandFailed || err.code === ErrorCode.ImageNotFound || err.code === ErrorCode.ApiBadResponse) parts.push({ type: 'code', text: v.detail });
     else parts.push({ type: 'section', text: v.detail });
   }
   if (v.hint) parts.push({ type: 'context', items: [v.hint] });

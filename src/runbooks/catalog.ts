@@ -50,7 +50,9 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     success: (ctx) => `✅ ${code(ctx.data.version)} runs on *${esc(ctx.data.env)}* (was ${was(ctx)}), pinned in .env. Maintenance is off.`,
     failureDetail: () => [],
     next: (ctx, f) =>
-      !f.changed
+      ctx.state.targetRefused
+        ? `*Next:* nothing changed what runs (${code(f.runningTag ?? f.target ?? '?')}). ${code(ctx.data.version)} is not published in ${esc(ctx.env.registry.host)}: check the tag, then deploy one that exists.`
+        : !f.changed
         ? `*Next:* nothing changed what runs (${code(f.target ?? f.runningTag ?? '?')}). Fix the cause above and run ${code(`/engramia deploy ${ctx.data.version} ${ctx.data.env}`)} again.`
         : f.target
           ? `*Next:* roll back to ${code(f.target)} with the button in the thread, or fix forward.`
@@ -73,8 +75,10 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
         `*Database:* ${s.downgraded ? `downgraded to ${code(s.targetHead ?? '?')}` : s.dbRevision ? `not downgraded, at ${code(s.dbRevision)}` : 'not touched'}. *Snapshot:* ${s.snapshot ? `${code(s.snapshot.path)} (${s.snapshot.bytes} bytes)` : 'none taken'}.`,
       ];
     },
-    next: (ctx) =>
-      ctx.state.snapshot
+    next: (ctx, f) =>
+      ctx.state.targetRefused
+        ? `*Next:* nothing changed: maintenance was never turned on and what runs is as it was. The bot will not roll back to ${code(ctx.data.version)} (see above): name another version, ${code(`/engramia rollback VERSION ${ctx.data.env}`)}.`
+        : ctx.state.snapshot
         ? `*Next:* fix the cause above, then run ${code(`/engramia rollback ${ctx.data.version} ${ctx.data.env}`)} again, or restore from the snapshot by hand with ${code('pg_restore')}.`
         : `*Next:* fix the cause above and run ${code(`/engramia rollback ${ctx.data.version} ${ctx.data.env}`)} again.`,
     offersRollback: false,

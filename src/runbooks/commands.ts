@@ -15,19 +15,55 @@ export function readEnvFlags(env: EnvironmentConfig): RemoteCommand {
   return readEnvVars(env, ['ENGRAMIA_MAINTENANCE', env.tagVariable]);
 }
 
+/**
+ * The registry credential lives only in a per-job docker config folder under the deploy folder,
+ * never in the SSH user's ~/.docker/config.json: removing the whole parent folder removes every
+ * credential the bot stored for this environment, including one a crashed job left behind.
+ */
+export function registryConfigRoot(env: EnvironmentConfig): string {
+  return `${env.deployPath.replace(/\/+$/, '')}/.chatops-docker`;
+}
+
+export function registryConfigDir(env: EnvironmentConfig, jobId: string): string {
+  return `${registryConfigRoot(env)}/${jobId}`;
+}
+
+// The environment's lock means no other job of it is running, so whatever is under the root is a
+// leftover and goes first. With DOCKER_CONFIG set, docker finds CLI plugins (compose!) only in
+// $DOCKER_CONFIG/cli-plugins and the system folders: the user's own plugins are linked in.
+const LOGIN_SCRIPT =
+  'set -eu; root=$1; dir=$2; host=$3; user=$4; umask 077; rm -rf "$root"; mkdir -m 700 "$root" "$dir"; ' +
+  'plugins="${DOCKER_CONFIG:-${HOME:-/nonexistent}/.docker}/cli-plugins"; ' +
+  'if [ -d "$plugins" ]; then ln -s "$plugins" "$dir/cli-plugins"; fi; ' +
+  'DOCKER_CONFIG=$dir exec docker login "$host" -u "$user" --password-stdin';
+
 /** The token goes on stdin (`--password-stdin`); it never appears in argv. */
-export function registryLogin(env: EnvironmentConfig): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['docker', 'login', env.registry.host, '-u', env.registry.username, '--password-stdin'] };
+export function registryLogin(env: EnvironmentConfig, jobId: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['sh', '-c', LOGIN_SCRIPT, 'chatops-login', registryConfigRoot(env), registryConfigDir(env, jobId), env.registry.host, env.registry.username] };
+}
+
+/** Removes every docker config folder (and so every registry credential) the bot left for this environment. */
+export function registryLogout(env: EnvironmentConfig): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['rm', '-rf', registryConfigRoot(env)] };
 }
 
 export const API = 'engramia-api';
 
-export function pull(env: EnvironmentConfig, tag: string): RemoteCommand {
-  return compose(env, ['pull', API], { tag });
+/** Pulls with the job's own docker config, the only place the credential is. */
+export function pull(env: EnvironmentConfig, tag: string, jobId: string): RemoteCommand {
+  const c = compose(env, ['pull', API], { tag });
+  return { ...c, env: { DOCKER_CONFIG: registryConfigDir(env, jobId), ...c.env } };
 }
 
-export function imageHeads(env: EnvironmentConfig, tag: string): RemoteCommand {
-  return compose(env, ['run', '--rm', '--no-deps', '-T', API, 'alembic', 'heads'], { tag });
+/** `alembic heads` of `tag`'s image; with a job id, an image not on the host is pulled with that job's credential. */
+export function imageHeads(env: EnvironmentConfig, tag: string, jobId?: string): RemoteCommand {
+  const c = alembicOneOff(env, tag, ['heads']);
+  return jobId === undefined ? c : { ...c, env: { DOCKER_CONFIG: registryConfigDir(env, jobId), ...c.env } };
+}
+
+/** alembic in a throwaway container of `tag`'s image: works when engramia-api has no running container (a crash loop). */
+export function alembicOneOff(env: EnvironmentConfig, tag: string, args: readonly string[]): RemoteCommand {
+  return compose(env, ['run', '--rm', '--no-deps', '-T', API, 'alembic', ...args], { tag });
 }
 
 export function alembic(env: EnvironmentConfig, tag: string, args: readonly string[]): RemoteCommand {

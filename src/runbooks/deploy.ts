@@ -15,6 +15,7 @@ import { code } from '../render/model.js';
 import { scrub } from '../security/scrub.js';
 import type { ExecResult, SshExecutor } from '../ssh/executor.js';
 import { showCommand, type RemoteCommand } from '../ssh/quote.js';
+import { parseHistory, type Revision } from '../engramia/alembic.js';
 import * as cmd from './commands.js';
 import { readBack, readEnvVars } from './env-edit.js';
 import { gateStatus, openGate, type Gate } from './gates.js';
@@ -59,6 +60,12 @@ export interface DeployState {
   downgraded?: boolean;
   /** Set when a stopping worker handed the job back; the next one says where it resumes. */
   checkpointed?: boolean;
+  /** The target was refused before any change (not in the registry, or a revision no downgrade reaches): "Next" must not suggest it again. */
+  targetRefused?: boolean;
+  /** A registry credential may be on the host (login started, not yet removed): the job's end removes it. */
+  registryLogin?: boolean;
+  /** How alembic reaches the database: `exec` in the running container (default), or `run --rm` of the image when there is none. */
+  alembicVia?: AlembicVia;
 }
 
 export interface DeployContext {
@@ -170,10 +177,50 @@ export async function editEnv(ctx: DeployContext, rec: StepRecord, name: string,
   rec.exitCode = 0;
 }
 
+export type AlembicVia = 'exec' | 'run';
+
+/** What compose and the daemon answer to `exec` when the service has no running container: crashed, or restarting. */
+const NO_CONTAINER = /is restarting, wait until the container is running|service "[^"]+" is not running/;
+
+/**
+ * alembic for the image of `tag`, as part of a step: `exec` in the running container, or a one-off
+ * `run --rm` of the same image when there is no container to exec into. The daemon refused such an
+ * exec before anything started in the container, so running it the other way is not a repeat.
+ */
+export async function runAlembic(ctx: DeployContext, rec: StepRecord, tag: string, args: readonly string[], timeout: TimeoutKind): Promise<ExecResult> {
+  const command = (via: AlembicVia | undefined) => (via === 'run' ? cmd.alembicOneOff(ctx.env, tag, args) : cmd.alembic(ctx.env, tag, args));
+  const res = await run(ctx, rec, command(ctx.state.alembicVia), { timeout });
+  if (res.exitCode === 0 || ctx.state.alembicVia === 'run' || !NO_CONTAINER.test(res.stderr)) return res;
+  ctx.state.alembicVia = 'run';
+  ctx.state.warnings.push(`engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`);
+  return run(ctx, rec, command('run'), { timeout });
+}
+
 /** `alembic current` or `alembic heads` in the container of `tag`, as part of a step: the revision it names (null: none, base). */
 export async function readRevision(ctx: DeployContext, rec: StepRecord, tag: string, which: 'current' | 'heads'): Promise<string | null> {
-  const res = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, [which]), { timeout: 'command' }), `alembic ${which}`);
+  const res = mustSucceed(await runAlembic(ctx, rec, tag, [which], 'command'), `alembic ${which}`);
   return cmd.parseRevision(res.stdout.toString('utf8'));
+}
+
+/** `alembic history` as the image of `tag` knows it, as part of a step. */
+export async function readHistory(ctx: DeployContext, rec: StepRecord, tag: string): Promise<Revision[]> {
+  const res = mustSucceed(await runAlembic(ctx, rec, tag, ['history'], 'command'), 'alembic history');
+  return parseHistory(res.stdout.toString('utf8'));
+}
+
+// Real Docker's words for a tag the registry does not have: compose says "manifest unknown",
+// `docker manifest inspect` "no such manifest".
+const MANIFEST_UNKNOWN = /manifest unknown|no such manifest/i;
+
+/** A pull that failed because the registry has no such tag is refused as that, in the host's words. */
+export function refuseMissingImage(ctx: DeployContext, rec: StepRecord, res: ExecResult): ExecResult {
+  if (res.exitCode === 0 || !MANIFEST_UNKNOWN.test(`${res.stdout.toString('utf8')}\n${res.stderr}`)) return res;
+  ctx.state.targetRefused = true;
+  throw new ChatOpsError(ErrorCode.ImageNotFound, `${ctx.data.version} is not in the registry (${ctx.env.registry.host} answered "manifest unknown"); nothing was changed`, {
+    command: res.command,
+    exitCode: res.exitCode,
+    outputTail: rec.outputTail,
+  });
 }
 
 /** The version that runs now; what maintenance is re-created on, and the rollback target. */
@@ -200,6 +247,13 @@ export const PREFLIGHT: StepDef = {
     if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; the ${what} goes ahead anyway.`);
     if (host.apiState !== 'running') ctx.state.warnings.push(`engramia-api was ${host.apiState ?? 'missing'} before the ${what}.`);
     if (host.maintenanceInEnvFile) ctx.state.warnings.push(`ENGRAMIA_MAINTENANCE was already set in .env before this ${what}.`);
+    if (ctx.data.kind === 'rollback' && host.apiState !== 'running' && host.apiTag) {
+      // A crash-looping release has no container to exec into, yet only its image holds the downgrade
+      // scripts of its own migrations: alembic runs in one-off containers of it.
+      ctx.state.fromVersion = host.apiTag;
+      ctx.state.alembicVia = 'run';
+      return { status: 'done', note: `engramia-api ${host.apiState ?? 'missing'} on ${host.apiTag}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
+    }
     return { status: 'done', note: `running ${host.runningTag ?? 'nothing'}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
   },
 };
@@ -209,8 +263,34 @@ export const LOGIN: StepDef = {
   title: () => 'Log in to the registry',
   safeToRepeat: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env), { timeout: 'login', stdin: ctx.secrets.registryToken }), 'docker login');
-    return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}` };
+    // Saved before the login runs: a worker that dies during it must still leave the cleanup to its successor.
+    ctx.state.registryLogin = true;
+    await ctx.save();
+    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env, ctx.data.jobId), { timeout: 'login', stdin: ctx.secrets.registryToken }), 'docker login');
+    return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}, in this job's own docker config` };
+  },
+};
+
+/** Removes the job's registry credential from the host; a failure is reported, never silent. */
+export async function forgetRegistryLogin(ctx: Pick<DeployContext, 'ssh' | 'env' | 'state'>): Promise<string | undefined> {
+  if (!ctx.state.registryLogin) return undefined;
+  const res = await ctx.ssh.exec(cmd.registryLogout(ctx.env), { timeoutMs: ctx.env.timeouts.command * 1000 }).catch((err: unknown) => err as Error);
+  if (!(res instanceof Error) && res.exitCode === 0) {
+    ctx.state.registryLogin = false;
+    return undefined;
+  }
+  return `the registry credential may still be on the host in ${cmd.registryConfigRoot(ctx.env)}: remove that folder by hand`;
+}
+
+export const REGISTRY_CLEANUP: StepDef = {
+  id: 'registry-logout',
+  title: () => 'Remove the registry credential from the host',
+  safeToRepeat: true,
+  async run(ctx, rec) {
+    rec.command = showCommand(cmd.registryLogout(ctx.env));
+    const problem = await forgetRegistryLogin(ctx);
+    if (problem) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, problem, {});
+    return { status: 'done', note: `${cmd.registryConfigRoot(ctx.env)} removed` };
   },
 };
 
@@ -219,7 +299,8 @@ export const PULL: StepDef = {
   title: (d) => `Pull ${d.version}`,
   safeToRepeat: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version), { timeout: 'pull' }), 'docker compose pull');
+    const res = await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version, ctx.data.jobId), { timeout: 'pull' });
+    mustSucceed(refuseMissingImage(ctx, rec, res), 'docker compose pull');
     return { status: 'done' };
   },
 };
@@ -442,15 +523,16 @@ export const VERIFY: StepDef = {
   },
 };
 
-export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, INSPECT, MAINTENANCE_DECISION, MAINTENANCE_ON, UP, MIGRATE, MAINTENANCE_OFF, PIN, PRUNE, VERIFY];
+export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, REGISTRY_CLEANUP, INSPECT, MAINTENANCE_DECISION, MAINTENANCE_ON, UP, MIGRATE, MAINTENANCE_OFF, PIN, PRUNE, VERIFY];
 
 /** The commands a dry run shows: the plan as the host would see it, secrets masked. */
 export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
   const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
-  add(cmd.registryLogin(env), env.registry.tokenEnv);
-  add(cmd.pull(env, data.version));
+  add(cmd.registryLogin(env, data.jobId), env.registry.tokenEnv);
+  add(cmd.pull(env, data.version, data.jobId));
+  add(cmd.registryLogout(env));
   add(cmd.imageHeads(env, data.version));
   add(cmd.alembic(env, running, ['current']));
   if (data.maintenance !== false) {

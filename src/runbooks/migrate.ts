@@ -1,10 +1,10 @@
-import { between, parentOf, parseHistory } from '../engramia/alembic.js';
+import { isAtOrBelow, parentOf } from '../engramia/alembic.js';
 import { EngramiaApi } from '../engramia/client.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, editEnv, mustSucceed, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, editEnv, mustSucceed, readHistory, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
 import type { StepRecord } from './types.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
 import { backupDir, databaseSize, prepareBackupDir } from './snapshot.js';
@@ -17,15 +17,13 @@ const RESOLVE: StepDef = {
   async run(ctx, rec) {
     const tag = currentTag(ctx.state);
     const current = await readRevision(ctx, rec, tag, 'current');
-    const hist = mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, tag, ['history']), { timeout: 'command' }), 'alembic history');
-    const history = parseHistory(hist.stdout.toString('utf8'));
+    const history = await readHistory(ctx, rec, tag);
     if (!current) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'the database has no revision (it is at base already); there is nothing to downgrade', {});
     ctx.state.dbRevision = current;
     const spec = ctx.data.version;
     let target: string | undefined;
     if (spec === '-1') target = parentOf(history, current);
-    else if (spec === 'base') target = 'base';
-    else if (between(history, null, current).some((r) => r.revision === spec)) target = spec;
+    else if (isAtOrBelow(history, current, spec)) target = spec;
     if (!target && spec !== '-1' && !history.some((r) => r.revision === spec)) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${spec} is not a revision the running image (${tag}) knows; nothing was changed on the host`, {});
     }

@@ -1,6 +1,7 @@
+import { isAtOrBelow } from '../engramia/alembic.js';
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
-import { ChatOpsError, ErrorCode } from '../errors.js';
+import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { code } from '../render/model.js';
 import { showCommand, type RemoteCommand } from '../ssh/quote.js';
 import type { EnvironmentConfig } from '../config/schema.js';
@@ -16,9 +17,14 @@ import {
   UP,
   VERIFY,
   currentTag,
+  REGISTRY_CLEANUP,
+  refuseMissingImage,
   mustSucceed,
+  readHistory,
   readRevision,
   run,
+  runAlembic,
+  type DeployContext,
   type DeployData,
   type StepDef,
 } from './deploy.js';
@@ -38,6 +44,21 @@ const PREPARE: StepDef = {
     // The runbook's first move in an incident: stop traffic before touching anything.
     ctx.state.maintenance = { on: true, reason: 'rollback procedure' };
     return { status: 'done', note: `${ctx.state.fromVersion ?? '?'} → ${ctx.data.version}` };
+  },
+};
+
+/** In an incident the registry may be down too: a failed login is a warning, and only an image missing from the host needs it. */
+const ROLLBACK_LOGIN: StepDef = {
+  ...LOGIN,
+  async run(ctx, rec) {
+    try {
+      return await LOGIN.run(ctx, rec);
+    } catch (err) {
+      const e = asChatOpsError(err);
+      if (e.code !== ErrorCode.RemoteCommandFailed) throw err;
+      ctx.state.warnings.push(`docker login to ${ctx.env.registry.host} failed (${e.message}); the rollback went on with the images already on the host.`);
+      return { status: 'done', note: 'login failed: only images already on the host can be used' };
+    }
   },
 };
 
@@ -81,18 +102,39 @@ const INSPECT_TARGET: StepDef = {
   title: (d) => `Compare the database with what ${d.version} expects`,
   safeToRepeat: true,
   async run(ctx, rec) {
-    const heads = mustSucceed(await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'pull' }), `alembic heads of ${ctx.data.version}`);
+    // `run` pulls the target only when it is not on the host: a registry outage does not block a rollback to a local image.
+    const pulled = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version, ctx.data.jobId), { timeout: 'pull' });
+    const heads = mustSucceed(refuseMissingImage(ctx, rec, pulled), `alembic heads of ${ctx.data.version}`);
     ctx.state.targetHead = cmd.parseRevision(heads.stdout.toString('utf8'));
     ctx.state.dbRevision = await readRevision(ctx, rec, currentTag(ctx.state), 'current');
     if (!ctx.state.targetHead || !ctx.state.dbRevision) {
       throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'could not read the alembic revisions, so the bot will not guess a downgrade', {});
     }
+    if (ctx.state.targetHead === ctx.state.dbRevision && ctx.state.fromVersion === ctx.data.version && ctx.state.alembicVia !== 'run') {
+      // Nothing would change but an outage: maintenance, a snapshot and a re-create of what already runs.
+      ctx.state.targetRefused = true;
+      throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${ctx.data.version} already runs and the database is at its revision ${ctx.state.dbRevision}: there is nothing to roll back, so nothing was changed`, {});
+    }
+    if (ctx.state.targetHead !== ctx.state.dbRevision) {
+      // Only the running image knows the revisions above the target: its history says whether the target lies below.
+      const history = await readHistory(ctx, rec, currentTag(ctx.state));
+      if (!isAtOrBelow(history, ctx.state.dbRevision, ctx.state.targetHead)) {
+        rec.outputTail = undefined;
+        ctx.state.targetRefused = true;
+        throw new ChatOpsError(
+          ErrorCode.RemoteCommandFailed,
+          `${ctx.data.version} expects revision ${ctx.state.targetHead}, which is not below the database's ${ctx.state.dbRevision}; a downgrade cannot get there, so nothing was changed`,
+          {},
+        );
+      }
+    }
+    const via = ctx.state.alembicVia === 'run' ? ` (alembic in one-off containers of ${currentTag(ctx.state)}: engramia-api is not running)` : '';
     return {
       status: 'done',
       note:
-        ctx.state.targetHead === ctx.state.dbRevision
+        (ctx.state.targetHead === ctx.state.dbRevision
           ? `database at ${ctx.state.dbRevision}, as ${ctx.data.version} expects: no downgrade needed`
-          : `database at ${ctx.state.dbRevision}, ${ctx.data.version} expects ${ctx.state.targetHead}`,
+          : `database at ${ctx.state.dbRevision}, ${ctx.data.version} expects ${ctx.state.targetHead}`) + via,
     };
   },
 };
@@ -125,13 +167,21 @@ export const DOWNGRADE_DECISION: StepDef = {
       noGo: 'downgrade.cancel',
       question: `Downgrade the ${data.env} database ${state.dbRevision} → ${state.targetHead}?`,
       plan: [state.dbRevision ?? '', state.targetHead ?? ''],
-      detail: [`${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`, `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`],
+      detail: [`${why}; the database is at ${code(state.dbRevision ?? '?')}. ${loss}`, `Snapshot taken first: ${code(state.snapshot?.path ?? '?')} (${state.snapshot?.bytes ?? 0} bytes).`, downgradeHow(ctx)],
       // `base` drops every table: the approver must also type the environment's name.
       ...(state.targetHead === 'base' ? { confirmText: data.env } : {}),
     });
     return { status: 'wait', until: Date.parse(g.expiresAt), gateId: g.id };
   },
 };
+
+/** The plan says where the downgrade runs: the running container, or a one-off container of the image that has the scripts. */
+function downgradeHow(ctx: DeployContext): string {
+  const tag = currentTag(ctx.state);
+  return ctx.state.alembicVia === 'run'
+    ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into, and only ${code(tag)} holds the downgrade scripts for its migrations.`
+    : `Runs as ${code(`docker compose exec -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} in the running ${code(tag)} container, the image that holds the downgrade scripts.`;
+}
 
 export const DOWNGRADE: StepDef = {
   id: 'downgrade',
@@ -146,7 +196,7 @@ export const DOWNGRADE: StepDef = {
     if (state.targetHead === state.dbRevision) return { status: 'skipped', note: 'no migrations differ' };
     if (!state.snapshot) throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'no verified snapshot, so nothing is downgraded', {});
     // The running (newer) image is the one that knows how to undo its own revisions.
-    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(state), ['downgrade', state.targetHead!]), { timeout: 'migrate' }), `alembic downgrade ${state.targetHead}`);
+    mustSucceed(await runAlembic(ctx, rec, currentTag(state), ['downgrade', state.targetHead!], 'migrate'), `alembic downgrade ${state.targetHead}`);
     state.downgraded = true;
     return { status: 'done', note: `database now at ${state.targetHead}` };
   },
@@ -171,13 +221,16 @@ const VERIFY_IN_MAINTENANCE: StepDef = {
   },
 };
 
+// Everything that can refuse the target (not in the registry, a revision a downgrade cannot reach)
+// runs before maintenance goes on: a refused rollback must not have caused an outage.
 export const ROLLBACK_STEPS: readonly StepDef[] = [
   PREFLIGHT,
+  ROLLBACK_LOGIN,
+  INSPECT_TARGET,
+  REGISTRY_CLEANUP,
   PREPARE,
   MAINTENANCE_ON,
   SNAPSHOT,
-  LOGIN,
-  INSPECT_TARGET,
   DOWNGRADE_DECISION,
   DOWNGRADE,
   PIN,
@@ -191,14 +244,21 @@ export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): st
   const running = '<running tag>';
   const lines: string[] = [];
   const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));
+  lines.push('# first, nothing changed yet: the target must be in the registry and its revision below the database');
+  add(cmd.registryLogin(env, data.jobId), env.registry.tokenEnv);
+  lines.push('# pulls the target only if it is not on the host:');
+  add(cmd.imageHeads(env, data.version, data.jobId));
+  add(cmd.alembic(env, running, ['current']));
+  add(cmd.alembic(env, running, ['history']));
+  add(cmd.registryLogout(env));
+  lines.push('# then maintenance on and a snapshot:');
   add(cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true'));
   add(cmd.up(env, running, [cmd.API]));
   lines.push(`# stop unless ${backupDir(env)} has room for the database size × 1.2 + 64 MiB (df -Pk, pg_database_size); then:`);
   add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
-  add(cmd.registryLogin(env), env.registry.tokenEnv);
-  add(cmd.imageHeads(env, data.version));
-  add(cmd.alembic(env, running, ['current']));
+  lines.push('# alembic runs with `exec` in the running container; when engramia-api is not running (a crash loop) it runs as');
+  lines.push(`# ${showCommand(cmd.alembicOneOff(env, running, ['current']))} (the same for history and downgrade)`);
   lines.push('# only if the revisions differ, after a downgrade.confirm gate:');
   add(cmd.alembic(env, running, ['downgrade', '<target head>']));
   add(cmd.setEnvVar(env, env.tagVariable, data.version));

@@ -31,7 +31,7 @@ describe('audit trail', () => {
       ['U02BOB', 'decided'],
     ]);
     const steps = audit.filter((e) => e.type === 'step' && e.jobId === jobId && e.status !== 'started');
-    expect(steps.map((e) => e.step)).toEqual(['approval', 'preflight', 'login', 'pull', 'inspect', 'maintenance-decision', 'maintenance-on', 'up', 'migrate', 'maintenance-off', 'pin', 'prune', 'verify']);
+    expect(steps.map((e) => e.step)).toEqual(['approval', 'preflight', 'login', 'pull', 'registry-logout', 'inspect', 'maintenance-decision', 'maintenance-on', 'up', 'migrate', 'maintenance-off', 'pin', 'prune', 'verify']);
     expect(steps.find((e) => e.step === 'pull')).toMatchObject({ status: 'done', exitCode: 0 });
     expect(audit.find((e) => e.type === 'lock' && e.action === 'released')).toMatchObject({ jobId, outcome: 'succeeded' });
     // The same events are in the JSON log.

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setFault } from '../world/sim/host.mjs';
-import { OPS_CHANNEL, startWorld, type World } from './harness.js';
+import { OPS_CHANNEL, leftCredentials, startWorld, type World } from './harness.js';
 import { blockText, type Block } from './blocks.js';
 import { card, completed, expectEachCompletedOnce, finalCard, invocations, isCmd, lockHolder, press, processGone, records, savedStep, startedOnHost, thread, until } from './faults.js';
 
@@ -80,6 +80,8 @@ describe.sequential('a worker killed with SIGKILL', { timeout: 90_000 }, () => {
     expect(runningApiTag(w.deployPath)).toBe('0.6.1');
     expect(await lockHolder(w)).toBeUndefined();
     expect(w.slack.invalidBlockCalls()).toEqual([]);
+    // The dead worker had logged in: the job that took over removed the credential.
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
   it('during the migration: the next worker waits for the running migration instead of starting a second one, and settles the step from the database', async () => {
@@ -97,7 +99,7 @@ describe.sequential('a worker killed with SIGKILL', { timeout: 90_000 }, () => {
     // One migration process ever ran on the host; the database is at the new head.
     expect(invocations(w, 'alembic upgrade head')).toBe(1);
     expect(readState(w.deployPath).db.revision).toBe('032');
-    expect(thread(w)).toMatch(/Worker restarted: resuming at step 9/);
+    expect(thread(w)).toMatch(/Worker restarted: resuming at step 10/);
     expect(thread(w)).toMatch(/waited for it to end|no longer runs on the host/);
     expectEachCompletedOnce(w, ['login', ' pull', 'up -d engramia-api caddy', 'image prune']);
     expect(await lockHolder(w)).toBeUndefined();
@@ -240,6 +242,8 @@ describe('the reaper (a BullMQ job scheduler on the workers)', { timeout: 90_000
     expect(completed(w, ' pull')).toHaveLength(0);
     expect(completed(w, 'up -d')).toHaveLength(0);
     expect(await lockHolder(w)).toBeUndefined();
+    // The job died between its login and its cleanup: the reaper removed the credential.
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
   it('frees a lock whose job no longer exists, and says so in the channel; a young lock is left alone', async () => {

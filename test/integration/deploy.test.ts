@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
-import { readCommandLog, readEnvFile, readState, runningApiTag, setDeepCheck, setDeepHealth, setFault, setMigrationFailure } from '../world/sim/host.mjs';
-import { ALICE, NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World, type WorldOptions } from './harness.js';
+import { readCommandLog, readEnvFile, readState, runningApiTag, setComposePlugin, setDeepCheck, setDeepHealth, setFault, setMigrationFailure } from '../world/sim/host.mjs';
+import { ALICE, NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World, type WorldOptions } from './harness.js';
 import { BOB, CAROL, type Block } from './blocks.js';
 
 
@@ -227,6 +228,46 @@ describe('/engramia deploy: the standard deployment against the simulated host',
     expect(replies(w).join('\n')).toContain('manifest unknown');
     expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'rollback.approve'))).toBe(false);
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+  });
+
+  it("a tag the registry does not have is refused in the host's words before anything changes, and Next does not offer it again", async () => {
+    const w = await deployWorld();
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('deploy 9.9.9 --maintenance');
+    const c = await finalCard(w, /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('9.9.9 is not in the registry (ghcr.io answered \\"manifest unknown\\"); nothing was changed');
+    expect(t).toContain('`9.9.9` is not published in ghcr.io');
+    expect(t).not.toContain('/engramia deploy 9.9.9');
+    expect(replies(w).join('\n')).toContain('manifest for ghcr.io/engramia/engramia:9.9.9 not found: manifest unknown: manifest unknown');
+    // Only the probe, the login and the failed pull ran; .env is byte for byte as it was.
+    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml pull engramia-api']);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    // The failed pull left no credential behind.
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
+  });
+
+  it("the registry credential lives only in the job's own docker config folder, gone after the deploy, with a leftover of a dead job", async () => {
+    const w = await deployWorld();
+    // A job that died between its login and its cleanup left its folder; compose is a per-user plugin here.
+    const dead = join(w.deployPath, '.chatops-docker', 'deploy-dead');
+    mkdirSync(dead, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dead, 'config.json'), JSON.stringify({ auths: { 'ghcr.io': { auth: Buffer.from(`engramia-bot:${w.registryToken}`).toString('base64') } } }));
+    const plugins = join(inject('sshd').home, '.docker', 'cli-plugins');
+    mkdirSync(plugins, { recursive: true });
+    writeFileSync(join(plugins, 'docker-compose'), '');
+    setComposePlugin(w.deployPath, 'user');
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const c = await finalCard(w, /succeeded/);
+    const jobId = /deploy-[a-z0-9]+/.exec(text(c.blocks))![0];
+    const log = readCommandLog(w.deployPath).filter((r: any) => r.phase !== 'start');
+    const folder = join(w.deployPath, '.chatops-docker', jobId);
+    expect(log.find((r: any) => r.argv[0] === 'login')?.env.DOCKER_CONFIG).toBe(folder);
+    expect(log.find((r: any) => r.argv.includes('pull'))?.env.DOCKER_CONFIG).toBe(folder);
+    // Nothing after the pull runs with the credential at hand.
+    expect(log.filter((r: any) => r.env.DOCKER_CONFIG).map((r: any) => r.argv[0] === 'login' ? 'login' : r.argv.at(-2))).toEqual(['login', 'pull']);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.1');
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
   it('a migration failure reports that maintenance is still on, and offers a rollback to the recorded version', async () => {

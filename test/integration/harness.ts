@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,7 @@ import { startBot, type Bot } from '../../src/runtime.js';
 import type { SlackPacingOptions } from '../../src/slack/pacer.js';
 import { startFakeSlack, type FakeSlack } from '../world/fake-slack.js';
 import { sendSlashCommand, type SendOptions, type SlackHttpResult } from '../world/slack-requests.js';
-import { createHost } from '../world/sim/host.mjs';
+import { createHost, storedCredentials } from '../world/sim/host.mjs';
 import { startEngramiaApi } from '../world/sim/api.mjs';
 
 export const OTHER_CHANNEL = 'C0ELSEWHERE';
@@ -222,4 +222,12 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     },
   };
   return world;
+}
+
+/**
+ * Registry credentials the bot may have left on the host: those in the SSH session user's own docker
+ * config (~/.docker/config.json), and whether any per-job docker config folder is still there.
+ */
+export function leftCredentials(w: Pick<World, 'deployPath'>): { home: Record<string, string>; jobFolders: boolean } {
+  return { home: storedCredentials(join(inject('sshd').home, '.docker')), jobFolders: existsSync(join(w.deployPath, '.chatops-docker')) };
 }

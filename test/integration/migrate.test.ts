@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction, sendViewSubmission } from '../world/slack-requests.js';
 import { readdirSync } from 'node:fs';
-import { readCommandLog, readEnvFile, readState, setMaintenance, setMigrationFailure } from '../world/sim/host.mjs';
+import { crashLoop, readCommandLog, readEnvFile, readState, setMaintenance, setMigrationFailure } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
@@ -46,6 +46,19 @@ describe('/engramia migrate downgrade', () => {
     expect(readState(w.deployPath).db.revision).toBe('030');
     const lines = readCommandLog(w.deployPath).map((r: any) => r.argv.join(' '));
     expect(lines.findIndex((l: string) => l.includes('pg_dump'))).toBeLessThan(lines.findIndex((l: string) => l.includes('downgrade 030')));
+  });
+
+  it('with the API crash-looping, an exec the daemon refuses falls back to a one-off run --rm container of the same image', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    crashLoop(w.deployPath, '0.6.0');
+    await w.slash('migrate downgrade -1');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, /succeeded/);
+    expect(text(c.blocks)).toContain('one-off');
+    const alembic = readCommandLog(w.deployPath).filter((r: any) => r.phase !== 'start' && r.argv.includes('alembic')).map((r: any) => `${r.argv.slice(3, r.argv.indexOf('engramia-api')).join(' ')}: ${r.argv.slice(r.argv.indexOf('alembic') + 1).join(' ')} → ${r.exitCode}`);
+    // One refused exec, then everything in one-off containers; the refused exec never reached alembic.
+    expect(alembic).toEqual(['exec -T: current → 1', 'run --rm --no-deps -T: current → 0', 'run --rm --no-deps -T: history → 0', 'run --rm --no-deps -T: downgrade 030 → 0', 'run --rm --no-deps -T: current → 0']);
+    expect(readState(w.deployPath).db.revision).toBe('030');
   });
 
   it('base needs the environment name typed in a modal; a wrong word changes nothing', async () => {

@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
-import { expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
-import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { crashLoop, expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
+import { OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
 
@@ -98,6 +98,8 @@ describe('/engramia rollback and the rollback button', () => {
     expect(h).toMatchObject({ kind: 'rollback', version: '0.6.0', fromVersion: '0.6.1', user: BOB, outcome: 'succeeded' });
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
     expect(w.slack.invalidBlockCalls()).toEqual([]);
+    // Neither the deploy nor the rollback left the registry credential on the host.
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 
   it('skips the downgrade gate when no migrations differ, and finds the target in the history', async () => {
@@ -163,6 +165,133 @@ describe('/engramia rollback and the rollback button', () => {
     // Only deployers may roll back.
     const bob = await w.slash('rollback 0.6.0', { user_id: BOB });
     expect(text(bob.body.blocks)).toContain('You may not run `rollback`');
+  });
+
+  it('rollback to a tag the registry does not have is refused before maintenance, snapshot or any change', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('rollback 9.9.9');
+    const c = await card(w, 'Roll back production to 9.9.9', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('9.9.9 is not in the registry');
+    expect(t).toContain('maintenance was never turned on');
+    expect(t).not.toContain('/engramia rollback 9.9.9');
+    expect(t).not.toContain('Maintenance is still ON');
+    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads']);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(dumps(w)).toEqual([]);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
+  });
+
+  it('with the registry down too, a rollback to an image already on the host goes on, with a warning', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w);
+    const outage = 'Error response from daemon: Get "https://ghcr.io/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)';
+    setFault(w.deployPath, { match: ['login'], exitCode: 1, stderr: `${outage}\n` });
+    setFault(w.deployPath, { match: ['pull'], exitCode: 1, stderr: `${outage}\n` });
+    await press(w, BOB, 'rollback.approve');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('docker login to ghcr.io failed');
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readState(w.deployPath).db.revision).toBe('031');
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
+  });
+
+  it('refuses a rollback to the version that already runs, on the revision it expects, before maintenance or a snapshot', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('rollback 0.6.0');
+    const c = await card(w, 'Roll back production to 0.6.0', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain('0.6.0 already runs and the database is at its revision 031: there is nothing to roll back');
+    expect(t).toContain('maintenance was never turned on');
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(dumps(w)).toEqual([]);
+    expect(ran(w).some((l) => l.includes('up -d'))).toBe(false);
+  });
+
+  it('refuses, before maintenance and before the downgrade gate, a target whose revision is not below the database', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    // 0.5.8 was built on a revision the running 0.6.0 has never heard of: no downgrade reaches it.
+    setRemoteTag(w.deployPath, '0.5.8', { head: '033' });
+    const envBefore = readEnvFile(w.deployPath);
+    await w.slash('rollback 0.5.8');
+    const c = await card(w, 'Roll back production to 0.5.8', /failed/);
+    const t = text(c.blocks);
+    expect(t).toContain("0.5.8 expects revision 033, which is not below the database's 031");
+    expect(t).toContain('maintenance was never turned on');
+    expect(t).not.toContain('/engramia rollback 0.5.8');
+    expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
+    expect(ran(w).some((l) => l.includes('alembic downgrade') || l.includes('up -d'))).toBe(false);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
+    expect(dumps(w)).toEqual([]);
+    expect(readState(w.deployPath).db.revision).toBe('031');
+  });
+
+  it('rolls back a crash-looping release: alembic runs in one-off containers of its image, the plan says so, no exec is tried twice', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await card(w, 'Deploy 0.6.1', /succeeded/);
+    // The incident: 0.6.1 (database at its 032) starts dying on every start; the API is down.
+    crashLoop(w.deployPath, '0.6.1');
+    expect((await fetch(`${w.apiUrl}/v1/health`)).status).toBe(502);
+    const before = readCommandLog(w.deployPath).length;
+
+    const ack = await w.slash('rollback');
+    expect(text(ack.body.blocks)).toContain('Target 0.6.0');
+    const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 30_000 });
+    const g = text(gate.blocks);
+    expect(g).toContain('032 → 031');
+    expect(g).toContain('docker compose run --rm --no-deps -T engramia-api alembic downgrade 031');
+    expect(g).toContain('no running container');
+    await press(w, CAROL, 'downgrade.confirm');
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('downgraded to `031`');
+    expect(text(c.blocks)).toContain('engramia-api restarting on 0.6.1');
+
+    const lines = readCommandLog(w.deployPath).slice(before).filter((r: any) => r.phase !== 'start').map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`);
+    const alembic = lines.filter((l) => l.includes(' alembic '));
+    expect(alembic).toEqual([
+      'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic current',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic history',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic downgrade 031',
+    ]);
+    expect(lines.some((l) => l.includes(' exec -T engramia-api'))).toBe(false);
+    expect(readState(w.deployPath).db.revision).toBe('031');
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readState(w.deployPath).containers['engramia-api']?.state).toBe('running');
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    expect(dumps(w)).toHaveLength(1);
+  });
+
+  it('rollback with no version skips a same-version redeploy and goes to the version before it', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    setRemoteTag(w.deployPath, '0.6.1', { head: '031' });
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await card(w, 'Deploy 0.6.1', /succeeded/);
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await w.slack.waitFor(() => cards(w).filter((m) => text(m.blocks).includes('Deploy 0.6.1') && /succeeded/.test(text(m.blocks))).length === 2 || undefined, { timeoutMs: 30_000, description: 'the redeploy' });
+    const ack = await w.slash('rollback');
+    expect(text(ack.body.blocks)).toContain('Target 0.6.0');
+    await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+  });
+
+  it('rollback with no version is refused when the history holds only the running version; nothing is queued or run', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await w.slash('deploy 0.6.0 --no-maintenance');
+    await card(w, 'Deploy 0.6.0', /succeeded/);
+    const before = readCommandLog(w.deployPath).length;
+    const ack = await w.slash('rollback');
+    const t = text(ack.body.blocks);
+    expect(t).toContain('no version to go back to on production other than the running 0.6.0');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(readCommandLog(w.deployPath)).toHaveLength(before);
+    expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    expect(cards(w).some((m) => text(m.blocks).includes('Roll back'))).toBe(false);
   });
 
   it('--dry-run shows the rollback plan, with the snapshot before any downgrade, and runs nothing', async () => {

@@ -105,7 +105,8 @@ describe('SshExecutor against a real sshd', () => {
   it('sends a secret on stdin only: the host sees its hash on stdin and never in argv', async () => {
     ex = new SshExecutor(target, key, log);
     const res = await ex.exec(
-      { cwd: deployPath, argv: ['docker', 'login', 'ghcr.io', '-u', 'engramia-bot', '--password-stdin'] },
+      // Its own docker config: the shared sshd's HOME must not keep a credential for other tests to trip on.
+      { cwd: deployPath, argv: ['docker', 'login', 'ghcr.io', '-u', 'engramia-bot', '--password-stdin'], env: { DOCKER_CONFIG: join(root, 'docker-config') } },
       { timeoutMs: 10_000, stdin: new Secret(registryToken, 'GHCR_TOKEN') },
     );
     expect(res.exitCode).toBe(0);

@@ -465,6 +465,7 @@ const SAMPLE_ERRORS: ChatOpsError[] = [
   new ChatOpsError(ErrorCode.Interrupted, 'command interrupted on deploy@host:22: the worker is stopping', { remotePid: 4242, killed: true }),
   new ChatOpsError(ErrorCode.JobLockLost, 'job 17 is owned by another worker now', { jobId: '17' }),
   new ChatOpsError(ErrorCode.RemoteCommandFailed, '`docker compose up -d` exited with 1', { outputTail: 'Error response from daemon: pull access denied\n<!channel>' }),
+  new ChatOpsError(ErrorCode.ImageNotFound, '9.9.9 is not in the registry (ghcr.io answered "manifest unknown"); nothing was changed', { outputTail: 'Error response from daemon: manifest for ghcr.io/engramia/engramia:9.9.9 not found: manifest unknown: manifest unknown' }),
   new ChatOpsError(ErrorCode.UnsafeArgument, 'argument contains a NUL byte', {}),
   new ChatOpsError(ErrorCode.ApiUnreachable, 'dns', { url: 'https://api.engramia.dev/v1/version', reason: 'DNS lookup failed' }),
   new ChatOpsError(ErrorCode.ApiTimeout, 'https://api.engramia.dev/v1/health/deep did not answer within 20 s', { timeoutMs: 20_000 }),

@@ -3,7 +3,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -173,12 +173,16 @@ describe('docker login', () => {
     const bad = docker(['login', 'ghcr.io', '-u', 'engramia-bot', '--password-stdin'], { input: 'nope\n' });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('Error response from daemon: Get "https://ghcr.io/v2/": denied: denied');
-    expect(sim.readState(dir).registry.loggedIn).toBe(false);
+    expect(sim.storedCredentials(join(root, '.docker'))).toEqual({});
 
     const ok = docker(['login', 'ghcr.io', '-u', 'engramia-bot', '--password-stdin'], { input: `${host.registryToken}\n` });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toBe('Login Succeeded\n');
-    expect(sim.readState(dir).registry).toMatchObject({ loggedIn: true, loginUser: 'engramia-bot' });
+    // Where the real client stores it: ~/.docker/config.json, auths.<host>.auth = base64(user:token), mode 0600.
+    expect(sim.storedCredentials(join(root, '.docker'))).toEqual({ 'ghcr.io': 'engramia-bot' });
+    expect(JSON.parse(readFileSync(join(root, '.docker', 'config.json'), 'utf8')).auths['ghcr.io'].auth).toBe(Buffer.from(`engramia-bot:${host.registryToken}`).toString('base64'));
+    expect(statSync(join(root, '.docker', 'config.json')).mode & 0o777).toBe(0o600);
+    expect(ok.stderr).toContain(`stored unencrypted in ${join(root, '.docker', 'config.json')}`);
 
     const rec = sim.readCommandLog(dir)[1];
     const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -191,6 +195,37 @@ describe('docker login', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('WARNING! Using --password via the CLI is insecure. Use --password-stdin.');
     expect(sim.readCommandLog(dir)[0]?.argv).toContain('-p');
+  });
+
+  it('stores the credential in $DOCKER_CONFIG when set; a pull sees only the config in effect; logout removes it', () => {
+    const cfg = join(root, 'job-config');
+    const T = { IMAGE_TAG: '0.6.1' };
+    expect(docker(['login', 'ghcr.io', '-u', 'engramia-bot', '--password-stdin'], { input: host.registryToken, env: { DOCKER_CONFIG: cfg } }).code).toBe(0);
+    expect(sim.storedCredentials(cfg)).toEqual({ 'ghcr.io': 'engramia-bot' });
+    expect(sim.storedCredentials(join(root, '.docker'))).toEqual({});
+    expect(statSync(cfg).mode & 0o777).toBe(0o700);
+    const without = docker([...F, 'pull', 'engramia-api'], { env: T });
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain('Error response from daemon: Head "https://ghcr.io/v2/engramia/engramia/manifests/0.6.1": unauthorized');
+    expect(docker([...F, 'pull', 'engramia-api'], { env: { ...T, DOCKER_CONFIG: cfg } }).code).toBe(0);
+    expect(docker(['logout', 'ghcr.io'], { env: { DOCKER_CONFIG: cfg } }).stdout).toBe('Removing login credentials for ghcr.io\n');
+    expect(sim.storedCredentials(cfg)).toEqual({});
+    expect(docker(['logout', 'ghcr.io'], { env: { DOCKER_CONFIG: cfg } }).stdout).toBe('Not logged in to ghcr.io\n');
+    sim.setRemoteTag(dir, '0.6.1', { digest: 'sha256:' + 'e'.repeat(64) });
+    expect(docker([...F, 'pull', 'engramia-api'], { env: { ...T, DOCKER_CONFIG: cfg } }).stderr).toContain('unauthorized');
+  });
+
+  it('a compose installed only in ~/.docker/cli-plugins vanishes under another DOCKER_CONFIG unless linked in', () => {
+    sim.setComposePlugin(dir, 'user');
+    expect(docker([...F, 'ps']).stderr).toBe("docker: 'compose' is not a docker command.\nSee 'docker --help'\n");
+    mkdirSync(join(root, '.docker', 'cli-plugins'), { recursive: true });
+    writeFileSync(join(root, '.docker', 'cli-plugins', 'docker-compose'), '');
+    expect(docker([...F, 'ps']).code).toBe(0);
+    const cfg = join(root, 'job-config');
+    mkdirSync(cfg);
+    expect(docker([...F, 'ps'], { env: { DOCKER_CONFIG: cfg } }).code).toBe(1);
+    symlinkSync(join(root, '.docker', 'cli-plugins'), join(cfg, 'cli-plugins'));
+    expect(docker([...F, 'ps'], { env: { DOCKER_CONFIG: cfg } }).code).toBe(0);
   });
 
   it('cannot prompt without a TTY', () => {
@@ -279,6 +314,26 @@ describe('docker compose pull / up', () => {
     expect(docker([...F, 'logs', '--tail', '1', 'engramia-api']).stdout).toBe('engramia-api  | boom: ENGRAMIA_DATABASE_URL not set\n');
     const waited = docker([...F, 'up', '-d', '--wait', 'engramia-api'], { env: { IMAGE_TAG: '0.6.2' } });
     expect(waited.code).toBe(1);
+  });
+});
+
+describe('a crash-looping release', () => {
+  it('shows restarting in ps, refuses exec like the daemon, still runs one-off containers of its image, and the API is down', async () => {
+    sim.crashLoop(dir, '0.6.0');
+    const ps = JSON.parse(docker([...F, 'ps', '--format', 'json', 'engramia-api']).stdout);
+    expect(ps).toMatchObject({ State: 'restarting', Status: expect.stringMatching(/^Restarting \(1\) .+ ago$/) });
+    const id = sim.readState(dir).containers['engramia-api']!.id;
+    const exec = docker([...F, 'exec', '-T', 'engramia-api', 'alembic', 'current']);
+    expect(exec.code).toBe(1);
+    expect(exec.stderr).toBe(`Error response from daemon: Container ${id} is restarting, wait until the container is running\n`);
+    const run = docker([...F, 'run', '--rm', '--no-deps', '-T', 'engramia-api', 'alembic', 'current'], { env: { IMAGE_TAG: '0.6.0' } });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('031 (head)');
+    // Re-created on the same image, it crash-loops again.
+    expect(docker([...F, 'up', '-d', '--force-recreate', 'engramia-api'], { env: { IMAGE_TAG: '0.6.0' } }).code).toBe(0);
+    expect(sim.readState(dir).containers['engramia-api']?.state).toBe('restarting');
+    const a = await api();
+    expect((await fetch(`${a.url}/v1/health`)).status).toBe(502);
   });
 });
 

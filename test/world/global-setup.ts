@@ -46,6 +46,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     username: sshd.username,
     privateKeyPath: sshd.privateKeyPath,
     hostKeySha256: sshd.hostKeySha256,
+    home: sshd.home,
   });
 
   return teardown;

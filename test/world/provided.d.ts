@@ -12,6 +12,8 @@ declare module 'vitest' {
       username: string;
       privateKeyPath: string;
       hostKeySha256: string;
+      /** HOME of every SSH session: where the session user's ~/.docker lives. */
+      home: string;
     };
   }
 }

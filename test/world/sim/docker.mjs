@@ -7,7 +7,7 @@
 // lock, output flushed with writeSync after the lock is released (a reader that
 // stops reading must not block other docker calls).
 
-import { existsSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { isatty } from 'node:tty';
 import {
@@ -40,6 +40,9 @@ import {
 
 const COMPOSE_VERSION = '2.29.1';
 const DOCKER_VERSION = '27.3.1';
+
+/** `docker --config DIR`: the client's config folder for this invocation. @type {string | null} */
+let configDirOverride = null;
 
 // ---------------------------------------------------------------------------
 // Output plumbing
@@ -249,6 +252,7 @@ function main() {
   /** @type {Record<string, string | null>} */
   const env = { [tagVariable]: process.env[tagVariable] ?? null };
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith('ENGRAMIA_') && v !== undefined) env[k] = v;
+  if (process.env.DOCKER_CONFIG !== undefined) env.DOCKER_CONFIG = process.env.DOCKER_CONFIG;
 
   const base = {
     ts: new Date(t0).toISOString(),
@@ -361,7 +365,12 @@ function dispatch(state, ctx, o) {
       args.shift();
       continue;
     }
-    if (['--config', '-c', '--context', '-H', '--host', '-l', '--log-level', '--tlscacert', '--tlscert', '--tlskey'].includes(flag)) {
+    if (flag === '--config') {
+      configDirOverride = args[1] ?? null;
+      args.splice(0, 2);
+      continue;
+    }
+    if (['-c', '--context', '-H', '--host', '-l', '--log-level', '--tlscacert', '--tlscert', '--tlskey'].includes(flag)) {
       args.splice(0, 2);
       continue;
     }
@@ -379,6 +388,7 @@ function dispatch(state, ctx, o) {
     case 'logout':
       return logout(state, args, o);
     case 'compose':
+      if (!composePluginFound(state)) return o.fail(`docker: 'compose' is not a docker command.\nSee 'docker --help'`);
       return compose(state, args, ctx, o);
     case 'images':
       return imageLs(state, args, o);
@@ -471,10 +481,12 @@ function login(state, args, ctx, o) {
     // A failed login leaves credentials stored earlier in place, as docker does.
     o.fail(`Error response from daemon: Get "https://${state.registry.host}/v2/": denied: denied`);
   }
-  state.registry.loggedIn = true;
-  state.registry.loginUser = user;
+  const file = join(dockerConfigDir(), 'config.json');
+  const config = readDockerConfig();
+  config.auths = { ...(config.auths ?? {}), [state.registry.host]: { auth: Buffer.from(`${user ?? ''}:${password}`).toString('base64') } };
+  writeDockerConfig(config);
   o.err(
-    'WARNING! Your password will be stored unencrypted in /home/deploy/.docker/config.json.\n' +
+    `WARNING! Your password will be stored unencrypted in ${file}.\n` +
       'Configure a credential helper to remove this warning. See\n' +
       'https://docs.docker.com/engine/reference/commandline/login/#credential-stores\n\n',
   );
@@ -485,14 +497,60 @@ function login(state, args, ctx, o) {
 /** @param {SimState} state @param {string[]} args @param {Out} o */
 function logout(state, args, o) {
   const host = args.find((a) => !a.startsWith('-')) ?? 'https://index.docker.io/v1/';
-  if (host !== state.registry.host || !state.registry.loggedIn) {
+  const config = readDockerConfig();
+  if (!config.auths?.[host]) {
     o.out(`Not logged in to ${host}\n`);
     return 0;
   }
-  state.registry.loggedIn = false;
-  state.registry.loginUser = null;
+  delete config.auths[host];
+  writeDockerConfig(config);
   o.out(`Removing login credentials for ${host}\n`);
   return 0;
+}
+
+// --- the docker client's config folder ---------------------------------------
+
+/** Where the docker CLI keeps config.json and looks for user CLI plugins: --config, $DOCKER_CONFIG, else ~/.docker. */
+function dockerConfigDir() {
+  return configDirOverride ?? (process.env.DOCKER_CONFIG || join(process.env.HOME ?? '/nonexistent', '.docker'));
+}
+
+/** @returns {{ auths?: Record<string, { auth?: string }>, [k: string]: unknown }} */
+function readDockerConfig() {
+  const file = join(dockerConfigDir(), 'config.json');
+  if (!existsSync(file)) return {};
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
+/** As the real CLI saves it: folder 0700, file 0600, written to a temp file and renamed. @param {object} config */
+function writeDockerConfig(config) {
+  const dir = dockerConfigDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `config.json${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(config, null, '\t'), { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, join(dir, 'config.json'));
+}
+
+/** The credential the client would send to the registry: what `login` stored in the config in effect. @param {SimState} state */
+function authorized(state) {
+  const auth = readDockerConfig().auths?.[state.registry.host]?.auth;
+  if (!auth) return false;
+  const decoded = Buffer.from(auth, 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  const user = decoded.slice(0, i);
+  return decoded.slice(i + 1) === state.registry.token && (state.registry.username === null || state.registry.username === user);
+}
+
+/**
+ * Compose is a CLI plugin: the client looks in <config dir>/cli-plugins, then the system folders.
+ * Installed per user (`composePlugin: 'user'`), it exists only in ~/.docker/cli-plugins, so a
+ * DOCKER_CONFIG pointing elsewhere hides it unless that folder links to it.
+ * @param {SimState} state
+ */
+function composePluginFound(state) {
+  if ((state.composePlugin ?? 'system') === 'system') return true;
+  return existsSync(join(dockerConfigDir(), 'cli-plugins', 'docker-compose'));
 }
 
 /** @param {LocalImage} img */
@@ -740,7 +798,7 @@ function pullApi(state, project, o, quiet) {
     if (!quiet) o.progress(`${API_SERVICE} Error invalid reference format`);
     o.fail('Error response from daemon: invalid reference format');
   }
-  if (!state.registry.loggedIn) {
+  if (!authorized(state)) {
     const msg = `Head "https://${state.registry.host}/v2/engramia/engramia/manifests/${tag}": unauthorized`;
     if (!quiet) o.progress(`${API_SERVICE} Error ${msg}`);
     o.fail(`Error response from daemon: ${msg}`);
@@ -846,7 +904,8 @@ function bootContainer(state, c) {
         ? crash.logs
         : ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 48, in <module>', "ModuleNotFoundError: No module named 'stripe'"]),
     );
-    c.state = 'exited';
+    // Under the compose file's `restart: unless-stopped` the daemon keeps restarting it: a crash loop.
+    c.state = crash.loop ? 'restarting' : 'exited';
     c.exitCode = crash.exitCode ?? 1;
     c.finishedAt = now;
   }
@@ -1004,7 +1063,7 @@ function composeLifecycle(state, sub, args, o) {
     if (!c) continue;
     if (sub === 'stop') {
       o.progress(`Container ${svc}  Stopping`);
-      if (c.state === 'running') Object.assign(c, { state: 'exited', exitCode: 0, finishedAt: new Date().toISOString() });
+      if (c.state === 'running' || c.state === 'restarting') Object.assign(c, { state: 'exited', exitCode: 0, finishedAt: new Date().toISOString() });
       o.progress(`Container ${svc}  Stopped`);
     } else if (sub === 'start') {
       if (c.state === 'running') continue;
@@ -1030,6 +1089,7 @@ function psRow(state, c) {
   let status = 'Created';
   if (running) status = `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.createdAt))}${health ? ` (${health})` : ''}`;
   else if (c.state === 'exited') status = `Exited (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
+  else if (c.state === 'restarting') status = `Restarting (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
   const cmd = c.command ?? def?.command ?? '';
   const publishers =
     c.service === PROXY_SERVICE
@@ -1092,7 +1152,7 @@ function composePs(state, args, o) {
   // One-off `run` containers left behind (no --rm) are listed too, like compose v2 does.
   let containers = [...Object.values(state.containers), ...(state.oneOffs ?? [])]
     .filter((c) => !names.length || names.includes(c.service))
-    .filter((c) => (statuses.length ? statuses.includes(c.state) : all || c.state === 'running'))
+    .filter((c) => (statuses.length ? statuses.includes(c.state) : all || c.state === 'running' || c.state === 'restarting'))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
   if (servicesOnly) {
     o.out(containers.map((c) => c.service + '\n').join(''));
@@ -1206,6 +1266,9 @@ function composeExec(state, args, o) {
   const svc = args.shift();
   if (!svc || !args.length) o.fail('"docker compose exec" requires at least 2 arguments.\nSee \'docker compose exec --help\'.');
   checkServices(state, [svc], o);
+  const target = state.containers[svc];
+  // The daemon counts a restarting container as running, so compose finds it and the daemon refuses the exec.
+  if (target?.state === 'restarting') o.fail(`Error response from daemon: Container ${target.id} is restarting, wait until the container is running`);
   if (!isRunning(state, svc)) o.fail(`service "${svc}" is not running`);
   if (tty) {
     // Over SSH without a pty there is no terminal to attach; with one, output is

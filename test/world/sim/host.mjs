@@ -44,7 +44,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * @typedef {{ revision: string, down: string | null, description: string, createDate: string }} Migration
  * @typedef {{
  *   head: string, digest: string, gitCommit: string, buildTime: string, sizeBytes: number,
- *   crashOnStart?: { exitCode: number, logs: string[] } | null,
+ *   crashOnStart?: { exitCode: number, logs: string[], loop?: boolean } | null,
  * }} RemoteTag
  * @typedef {{
  *   id: string, repository: string | null, tag: string | null, digest: string | null,
@@ -56,7 +56,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * }} ServiceDef
  * @typedef {{
  *   id: string, name: string, service: string, image: string, imageId: string,
- *   state: 'running' | 'exited' | 'created', exitCode: number,
+ *   state: 'running' | 'exited' | 'created' | 'restarting', exitCode: number,
  *   createdAt: string, startedAt: string | null, finishedAt: string | null,
  *   env: Record<string, string>, health: '' | 'healthy' | 'unhealthy' | 'starting',
  *   oneOff?: boolean, command?: string,
@@ -77,10 +77,10 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  *   seq: number,
  *   registry: {
  *     host: string, username: string | null, token: string,
- *     loggedIn: boolean, loginUser: string | null,
  *     tags: Record<string, RemoteTag>,
  *   },
  *   images: LocalImage[],
+ *   composePlugin?: 'system' | 'user',
  *   services: Record<string, ServiceDef>,
  *   containers: Record<string, Container>,
  *   oneOffs?: Container[],
@@ -106,7 +106,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * @typedef {{
  *   tagVariable?: string, runningTag?: string, apiKey?: string, registryToken?: string,
  *   remoteTags?: Record<string, string | Partial<RemoteTag>>, dbRevision?: string | null,
- *   loggedIn?: boolean, patternCount?: number, pinnedTagInEnv?: boolean,
+ *   patternCount?: number, pinnedTagInEnv?: boolean, composePlugin?: 'system' | 'user',
  * }} CreateHostOptions
  */
 
@@ -522,8 +522,6 @@ export function createHost(rootDir, opts = {}) {
       host: 'ghcr.io',
       username: null,
       token: registryToken,
-      loggedIn: opts.loggedIn ?? false,
-      loginUser: null,
       tags,
     },
     images: [
@@ -889,6 +887,25 @@ export function startContainer(deployPath, service) {
   setContainer(deployPath, service, { state: 'running', exitCode: 0, startedAt: new Date().toISOString(), finishedAt: null });
 }
 
+/**
+ * The release `tag` starts crash-looping (as after a bad config or data it chokes on): its image
+ * now exits at start, and a running API container of it goes into `restarting`, as the daemon
+ * shows a container under `restart: unless-stopped` that keeps dying.
+ * @param {string} deployPath @param {string} tag @param {string[]} [logs]
+ */
+export function crashLoop(deployPath, tag, logs = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt']) {
+  updateState(deployPath, (s) => {
+    const meta = s.registry.tags[tag];
+    if (!meta) throw new Error(`simulated host: no tag ${tag}`);
+    meta.crashOnStart = { exitCode: 1, logs, loop: true };
+    const c = s.containers[API_SERVICE];
+    if (c && apiContainerTag(s) === tag) {
+      Object.assign(c, { state: 'restarting', exitCode: 1, finishedAt: new Date().toISOString() });
+      s.logs[API_SERVICE] = [...(s.logs[API_SERVICE] ?? []), ...logs];
+    }
+  });
+}
+
 /** @param {string} deployPath @param {string | null} revision */
 export function setDbRevision(deployPath, revision) {
   updateState(deployPath, (s) => {
@@ -942,11 +959,22 @@ export function setRemoteTag(deployPath, tag, meta) {
   });
 }
 
-/** @param {string} deployPath @param {boolean} loggedIn */
-export function setLoggedIn(deployPath, loggedIn) {
+/**
+ * Registry hosts with a credential stored in a docker config folder (`auths` of its config.json),
+ * with the user each one is for, as `docker login` left them.
+ * @param {string} configDir @returns {Record<string, string>}
+ */
+export function storedCredentials(configDir) {
+  const file = join(configDir, 'config.json');
+  if (!existsSync(file)) return {};
+  const auths = JSON.parse(readFileSync(file, 'utf8')).auths ?? {};
+  return Object.fromEntries(Object.entries(auths).map(([h, a]) => [h, Buffer.from(/** @type {any} */ (a).auth ?? '', 'base64').toString('utf8').split(':')[0] ?? '']));
+}
+
+/** Install compose for the whole system (default) or only in the SSH user's ~/.docker/cli-plugins. @param {string} deployPath @param {'system' | 'user'} where */
+export function setComposePlugin(deployPath, where) {
   updateState(deployPath, (s) => {
-    s.registry.loggedIn = loggedIn;
-    if (!loggedIn) s.registry.loginUser = null;
+    s.composePlugin = where;
   });
 }
 
