@@ -2,7 +2,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { probeHost } from '../engramia/host.js';
-import { audit } from '../audit.js';
+import { audit, via } from '../audit.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -196,7 +196,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         rec.outputTail = undefined;
         rec.exitCode = undefined;
         await save();
-        void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
+        void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
         reporter.setCard(deployCard(cardView(data, state)));
         const began = Date.now();
         // Only a step that is safe to repeat may be stopped by a shutdown; a migration is never killed halfway.
@@ -231,7 +231,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
           rec.note = describeError(error).title.replace(/[*`]/g, '');
           deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: 'failed' }, rec.durationMs / 1000);
           log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
-          void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
+          void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
           await save();
           postStep(ctx, rec);
           return await finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
@@ -243,7 +243,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
       }
       rec.status = result.status;
       if (result.note !== undefined) rec.note = result.note;
-      void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
+      void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
       rec.endedAt = new Date().toISOString();
       rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
       deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: rec.status }, rec.durationMs / 1000);
@@ -305,7 +305,7 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
-  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
+  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome: state.outcome };
@@ -364,7 +364,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
-  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
+  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome };
