@@ -11,7 +11,7 @@ import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deplo
 import { describeError, gatePressFailedText } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
 import { audit, auditText, via } from '../audit.js';
-import type { Access } from './access.js';
+import { unreadGroupsHint, type Access } from './access.js';
 import { startRunbook } from './handle.js';
 
 /** Who pressed, and through what: the console's `/as` changes `user` but not `session` or `osUser`. */
@@ -119,8 +119,10 @@ async function check(value: string, actionId: string, p: Presser, deps: ActionDe
   if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
   if (actionId !== gate.go && actionId !== gate.noGo && actionId !== gate.skip) return say('⚠️ That button does not belong to this question. Nothing was done.');
   const { approvers, admins } = deps.config.access;
-  if (!(await deps.access.has(user, [...approvers, ...admins]))) {
-    log.info('gate press refused: not an approver');
+  const role = await deps.access.check(user, [...approvers, ...admins]);
+  if (!role.ok) {
+    log.info({ unreadGroups: role.unreadGroups }, 'gate press refused: not an approver');
+    if (role.unreadGroups.length > 0) return say(`🚫 ${unreadGroupsHint(role.unreadGroups)} Nothing was done.`);
     return say('🚫 Only approvers (access.approvers) and admins may decide this. Nothing was done.');
   }
   const env = deps.config.environments[data.env];

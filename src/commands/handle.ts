@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { audit, auditText, via } from '../audit.js';
 import { historyMsg } from '../render/history.js';
 import { helpMsg as renderHelp } from '../render/help.js';
-import type { Access } from './access.js';
+import { unreadGroupsHint, type Access } from './access.js';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
 import { SPECS, specOf } from './specs.js';
@@ -47,9 +47,10 @@ async function checkRole(config: Config, access: Access, command: Command, user:
   if (!spec.mutating || command.name === 'cancel') return;
   // As the contract has it: deployers change hosts, admins unlock; being an admin does not make one a deployer.
   const list = command.name === 'unlock' ? config.access.admins : config.access.deployers;
-  if (await access.has(user, list)) return;
+  const answer = await access.check(user, list);
+  if (answer.ok) return;
   const who = command.name === 'unlock' ? 'admins (access.admins)' : 'deployers (access.deployers)';
-  throw new ChatOpsError(ErrorCode.Forbidden, `You may not run \`${command.name}\`.`, { who: `Only ${who} may run it.` });
+  throw new ChatOpsError(ErrorCode.Forbidden, `You may not run \`${command.name}\`.`, { who: answer.unreadGroups.length > 0 ? unreadGroupsHint(answer.unreadGroups) : `Only ${who} may run it.` });
 }
 
 /** The fallback `text` is shown raw in notifications: strip the mrkdwn. */
