@@ -16,7 +16,7 @@ import { recoverStep } from './recovery.js';
 import type { StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { JobReporter, type ReporterRegistry } from './reporter.js';
-import type { OpsStore } from './store.js';
+import type { LockHolder, OpsStore } from './store.js';
 import type { Outbox } from './types.js';
 
 export interface RunbookJobDeps {
@@ -154,6 +154,11 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         throw new DelayedError();
       }
       await deps.fence?.();
+      const taken = await environmentLockTaken(deps.store, data, deps.lockTtlMs);
+      if (taken) {
+        log.warn({ step: step.id, holder: taken.holder?.jobId ?? null }, 'environment lock taken over: job stops before this step');
+        return await finishFailed(ctx, i, taken.reason, 'failed', { lockLost: true });
+      }
       // Found "running": the worker that ran it is gone (crash, kill -9, lost lock).
       let interrupted: string | undefined = rec.gateId
         ? 'waiting for a decision'
@@ -311,8 +316,20 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   return { outcome: state.outcome };
 }
 
+/**
+ * The environment lock is what keeps two jobs from changing one host at once. Renewed (not only read) before
+ * each step, as the job's own BullMQ lock is: an admin's `unlock`, or a Redis outage longer than the lock,
+ * leaves it to someone else, and this job must not take another step. Undefined while the lock is this job's.
+ */
+async function environmentLockTaken(store: OpsStore, data: DeployData, ttlMs: number): Promise<{ reason: string; holder: LockHolder | undefined } | undefined> {
+  if (await store.renewLock(data.env, data.jobId, ttlMs)) return undefined;
+  const holder = await store.readLock(data.env);
+  const now = holder ? `it is now held by ${holder.command} (${holder.user}, job ${holder.jobId})` : 'nobody holds it now (an admin unlocked it, or it expired while Redis was unreachable)';
+  return { reason: `this job no longer holds the lock on ${data.env}: ${now}. It stopped before this step so that two jobs never change ${data.env} at once`, holder };
+}
+
 /** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
-async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed'): Promise<{ outcome: string }> {
+async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed', opts: { lockLost?: boolean } = {}): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
   state.outcome = outcome;
   const failedStep = stepsFor(data)[stepIndex];
@@ -341,8 +358,11 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   lines.push(RUNBOOKS[data.kind].next(ctx, { changed, target, runningTag }));
   state.summary = lines.join('\n');
   await ctx.save();
+  // Whoever holds the environment now reads the thread too: say there, not only on the card, why this job stopped.
+  if (opts.lockLost) void ctx.reporter.reply(infoMsg(`🔒 ${state.summary}`));
 
-  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed') {
+  // Without the lock, offering a rollback would invite a change beside whoever holds it now.
+  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed' && !opts.lockLost) {
     await openGate(ctx, {
       id: 'rollback',
       kind: 'rollback',
@@ -362,9 +382,11 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
     }
   }
   await record(ctx);
-  // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
-  await ctx.store.releaseLock(data.env, data.jobId);
-  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
+  // Free the environment before the final card shows; a lock taken over is someone else's to free.
+  if (!opts.lockLost) {
+    await ctx.store.releaseLock(data.env, data.jobId);
+    void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
+  } else void audit(ctx.store, ctx.log, { type: 'lock', action: 'lost', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome };
