@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readCommandLog, readEnvFile, runningApiTag, setMaintenance } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, runningApiTag, setMaintenance } from '../world/sim/host.mjs';
 import { ALICE, prepareWorld, type PreparedWorld } from './harness.js';
 import { BOB } from './blocks.js';
 
@@ -109,6 +109,26 @@ describe('console adapter (no Slack tokens)', () => {
     } finally {
       redis.disconnect();
     }
+  });
+
+  it('a downgrade press by someone who may not decide is refused before any "are you sure?"; an approver is asked after the checks', async () => {
+    world = await prepareWorld({ access: { deployers: [ALICE], approvers: [BOB] } });
+    con = startConsole(consoleEnv(world));
+    let at = await con.waitFor(new RegExp(`You are ${ALICE} \\(deployer\\)`));
+    con.type('migrate downgrade -1');
+    at = await con.waitFor(/\[1\] Downgrade the database[\s│]+\[2\] Cancel/, at);
+    con.type('1');
+    at = await con.waitFor(/Only approvers \(access\.approvers\) and admins may decide this\. Nothing was done\./, at);
+    expect(con.out()).not.toMatch(/Type y to downgrade/);
+    con.type(`/as ${BOB}`);
+    con.type('1');
+    at = await con.waitFor(/Confirm the downgrade: Downgrade the production database 031 → 030\? Data added by the newer revisions is dropped\.\s+Type y to downgrade, anything else to keep it\./, at);
+    expect(readState(world.deployPath).db.revision).toBe('031');
+    con.type('y');
+    await con.waitFor(/\*Status\* ✅ succeeded/, at, 30_000);
+    expect(readState(world.deployPath).db.revision).toBe('030');
+    con.type('exit');
+    expect(await con.exited).toBe(0);
   });
 
   it('runs a deploy through its maintenance gate: another approver answers by number', async () => {
