@@ -68,6 +68,24 @@ function initialState(data: DeployData): DeployState {
 }
 
 /**
+ * A job saved by an older version of the bot may list other steps (a step added since, such as the four-eyes
+ * check). The engine pairs steps and records by position, so a mismatch would run the wrong step or one twice:
+ * records are re-paired by id, and a step new to this job is pending, or skipped where the job is already past it.
+ */
+export function alignSteps(state: DeployState, steps: readonly StepDef[], data: DeployData): void {
+  if (state.steps.length === steps.length && state.steps.every((r, i) => r.id === steps[i]!.id)) return;
+  const known = new Map(state.steps.map((r) => [r.id, r]));
+  const out: StepRecord[] = steps.map((s) => known.get(s.id) ?? { id: s.id, title: s.title(data), status: 'pending' });
+  let passed = false;
+  for (let i = out.length - 1; i >= 0; i--) {
+    const rec = out[i]!;
+    if (known.has(rec.id)) passed ||= rec.status !== 'pending';
+    else if (passed) Object.assign(rec, { status: 'skipped', note: 'not in the runbook when this job passed this point (the bot was upgraded since)' });
+  }
+  state.steps = out;
+}
+
+/**
  * Runs the standard deployment one declared step at a time, saving the state
  * after every step so a resumed job never repeats a finished one. Waiting on a
  * gate parks the job (delayed) instead of holding a worker slot.
@@ -76,6 +94,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
   const data = job.data;
   const log = deps.log;
   const state: DeployState = data.state ?? initialState(data);
+  alignSteps(state, stepsFor(data), data);
   const reporter =
     deps.reporters?.acquire(data.jobId, data.origin, log) ??
     new JobReporter(data.origin, { outbox: deps.outbox, log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Access } from '../../src/commands/access.js';
 import { handleAction } from '../../src/commands/actions.js';
 import { loadConfig } from '../../src/config/load.js';
+import { alignSteps } from '../../src/jobs/runbook-job.js';
 import type { GateSettlement } from '../../src/jobs/store.js';
 import { createLogger } from '../../src/logger.js';
 import { encodeGateValue } from '../../src/render/deploy.js';
@@ -74,5 +75,33 @@ describe('buttons and the health watch channel', () => {
     expect(stored).toEqual([]);
     expect((await press('C0WATCH')).replace).toBeDefined();
     expect(stored).toMatchObject([{ choice: 'go', by: 'U02BOB' }]);
+  });
+});
+
+describe('a job saved before the four-eyes step existed', () => {
+  const d = { ...data, kind: 'deploy', maintenance: undefined, dryRun: false, requestedAt: '' } as DeployData;
+  const oldIds = RUNBOOKS.deploy.steps.map((s) => s.id).filter((id) => id !== FOUR_EYES_STEP);
+  const oldState = (upTo: number, last: 'done' | 'running') => ({
+    steps: oldIds.map((id, i) => ({ id, title: id, status: i < upTo ? ('done' as const) : i === upTo ? last : ('pending' as const) })),
+    outcome: 'waiting' as const,
+    gates: {},
+    warnings: [],
+    startedAt: '',
+  });
+
+  it('gets its records re-paired by id: the new check runs if the job has not passed it yet', () => {
+    const state = oldState(oldIds.indexOf('maintenance-decision'), 'running');
+    alignSteps(state, RUNBOOKS.deploy.steps, d);
+    expect(state.steps.map((s) => s.id)).toEqual(RUNBOOKS.deploy.steps.map((s) => s.id));
+    expect(state.steps.find((s) => s.id === FOUR_EYES_STEP)).toMatchObject({ status: 'pending' });
+    expect(state.steps.find((s) => s.id === 'maintenance-decision')).toMatchObject({ status: 'running' });
+  });
+
+  it('and is skipped, not run in the middle, where the job is already past it', () => {
+    const state = oldState(oldIds.indexOf('migrate'), 'running');
+    alignSteps(state, RUNBOOKS.deploy.steps, d);
+    expect(state.steps.find((s) => s.id === FOUR_EYES_STEP)).toMatchObject({ status: 'skipped' });
+    expect(state.steps.find((s) => s.id === 'up')).toMatchObject({ status: 'done' });
+    expect(state.steps.find((s) => s.id === 'migrate')).toMatchObject({ status: 'running' });
   });
 });
