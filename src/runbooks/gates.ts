@@ -159,7 +159,8 @@ export function fourEyesStep(label: PlanLabel, describe: (ctx: DeployContext) =>
         const other = secondPersonDecision(ctx.data, ctx.state.gates);
         if (other) return { status: 'done', note: `${other.by} decided "${other.gate.question}"` };
       }
-      return planGate(ctx, FOUR_EYES_STEP, label, describe);
+      const why = (c: DeployContext) => [`👀 *Four-eyes on ${c.data.env}:* someone other than <@${c.data.origin.user}> approves before anything on the host changes. Nothing has changed yet.`, ...describe(c)];
+      return planGate(ctx, FOUR_EYES_STEP, label, why);
     },
   };
 }

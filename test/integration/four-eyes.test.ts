@@ -63,6 +63,7 @@ describe('four-eyes: no change by one person alone', () => {
     await w.slash('deploy 0.6.2 --no-maintenance');
     const gate = await nthApproval(w, 1);
     expect(blockText(gate.blocks as Block[])).toContain('Approve: deploy 0.6.2 to production?');
+    expect(blockText(gate.blocks as Block[])).toContain('Four-eyes on production:* someone other than <@U01ALICE> approves before anything on the host changes.');
     await w.slack.waitFor(() => cards(w).some((m) => blockText(m.blocks as Block[]).includes('waiting for a decision')) || undefined, { timeoutMs: 5000 });
     // Read, log in and pull only: nothing that runs or is stored on the host has changed.
     expect(ups(w)).toEqual([]);
@@ -82,6 +83,7 @@ describe('four-eyes: no change by one person alone', () => {
     await finalCard(w, 'Roll back production to 0.6.0', /succeeded/);
     expect(runningApiTag(w.deployPath)).toBe('0.6.0');
     expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'downgrade.confirm'))).toBe(false);
+    expect(w.slack.invalidBlockCalls()).toEqual([]);
   });
 
   it('deploy --maintenance and `maintenance on` wait too; maintenance goes on only after the go', async () => {
