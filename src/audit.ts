@@ -1,4 +1,5 @@
 import type { AuditEvent, OpsStore } from './jobs/store.js';
+import type { Origin } from './jobs/types.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -12,6 +13,11 @@ export async function audit(store: Pick<OpsStore, 'appendAudit'> | undefined, lo
   } catch (err) {
     log.warn({ err: (err as Error).message, auditType: event.type }, 'audit event not written to Redis');
   }
+}
+
+/** The audit's transport fields for an action that came from `o`. */
+export function via(o: { transport?: Origin['transport'] | undefined; osUser?: string | undefined }): Pick<AuditEvent, 'transport' | 'osUser'> {
+  return { transport: o.transport ?? 'slack', ...(o.transport === 'console' && o.osUser ? { osUser: o.osUser } : {}) };
 }
 
 /** User text as the audit keeps it: bounded, printable. */

@@ -10,15 +10,24 @@ import type { GateDecision, GateState } from '../runbooks/types.js';
 import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deploy.js';
 import { describeError, gatePressFailedText } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
-import { audit, auditText } from '../audit.js';
-import type { Access } from './access.js';
+import { audit, auditText, via } from '../audit.js';
+import { unreadGroupsHint, type Access } from './access.js';
 import { startRunbook } from './handle.js';
 
-export interface ActionRequest {
-  actionId: string;
-  value: string;
+/** Who pressed, and through what: the console's `/as` changes `user` but not `session` or `osUser`. */
+export interface Presser {
   user: string;
   channel: string;
+  transport: 'slack' | 'console';
+  /** Console: the running console's id (Origin.session). */
+  session?: string;
+  /** Console: the operating-system user running it. */
+  osUser?: string;
+}
+
+export interface ActionRequest extends Presser {
+  actionId: string;
+  value: string;
   /** The message the button is on, so a modal can update it later. */
   messageTs?: string;
 }
@@ -36,7 +45,10 @@ export interface TypedConfirmModal {
   callbackId: string;
   title: string;
   prompt: string;
-  expected: string;
+  /** A word to type; absent, the modal only asks "are you sure?" (confirm or cancel). */
+  expected?: string;
+  confirm: string;
+  deny: string;
   privateMetadata: string;
 }
 
@@ -73,8 +85,32 @@ interface Checked {
   gate: GateState & { planHash: string };
 }
 
+/** Buttons obey slack.allowedChannels like commands do; the health watch's channels count as allowed. */
+function channelRefusal(config: Config, p: Presser): string | undefined {
+  const allowed = config.slack.allowedChannels;
+  if (p.transport === 'console' || allowed.length === 0 || allowed.includes(p.channel)) return undefined;
+  if (Object.values(config.environments).some((e) => e.watch?.channel === p.channel)) return undefined;
+  const where = allowed.map((c) => `<#${c}>`).join(', ');
+  return `🚫 Buttons are not accepted ${p.channel.startsWith('D') ? 'in direct messages' : 'in this channel'}; decide in ${where}. Nothing was done.`;
+}
+
+/** Four-eyes: the requester never decides; nor does the console session that requested the job, whoever `/as` names. */
+function fourEyesRefusal(data: DeployData, p: Presser): string | undefined {
+  if (p.user === data.origin.user) return `🚫 You requested this job; on ${esc(data.env)} (four-eyes) someone else must decide. Nothing was done.`;
+  if (p.transport === 'console' && data.origin.transport === 'console' && data.origin.session !== undefined && p.session === data.origin.session) {
+    return `🚫 This job was requested from this console session (as ${esc(data.origin.user)}); on ${esc(data.env)} (four-eyes) \`/as\` does not make a second person. Someone else must decide from their own session or Slack. Nothing was done.`;
+  }
+  return undefined;
+}
+
 /** Every rule a press must pass, for buttons and modal submissions alike. */
-async function check(value: string, actionId: string, user: string, deps: ActionDeps, log: Logger): Promise<Checked | ActionResult> {
+async function check(value: string, actionId: string, p: Presser, deps: ActionDeps, log: Logger): Promise<Checked | ActionResult> {
+  const user = p.user;
+  const channel = channelRefusal(deps.config, p);
+  if (channel) {
+    log.info({ channel: p.channel }, 'gate press refused: channel not allowed');
+    return say(channel);
+  }
   const v = decodeGateValue(value);
   if (!v) return say('⚠️ This button is not one the bot understands (it may come from an older version). Nothing was done.');
   const job = await deps.producer.getJob(v.j);
@@ -83,14 +119,17 @@ async function check(value: string, actionId: string, user: string, deps: Action
   if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
   if (actionId !== gate.go && actionId !== gate.noGo && actionId !== gate.skip) return say('⚠️ That button does not belong to this question. Nothing was done.');
   const { approvers, admins } = deps.config.access;
-  if (!(await deps.access.has(user, [...approvers, ...admins]))) {
-    log.info('gate press refused: not an approver');
+  const role = await deps.access.check(user, [...approvers, ...admins]);
+  if (!role.ok) {
+    log.info({ unreadGroups: role.unreadGroups }, 'gate press refused: not an approver');
+    if (role.unreadGroups.length > 0) return say(`🚫 ${unreadGroupsHint(role.unreadGroups)} Nothing was done.`);
     return say('🚫 Only approvers (access.approvers) and admins may decide this. Nothing was done.');
   }
   const env = deps.config.environments[data.env];
-  if ((env?.fourEyes ?? true) && user === data.origin.user) {
+  const fourEyes = (env?.fourEyes ?? true) ? fourEyesRefusal(data, p) : undefined;
+  if (fourEyes) {
     log.info('gate press refused: four-eyes');
-    return say(`🚫 You requested this job; on ${esc(data.env)} (four-eyes) someone else must decide. Nothing was done.`);
+    return say(fourEyes);
   }
   if (v.h !== gate.planHash) return say('⚠️ The plan changed since these buttons were posted, so this press was refused. Use the newest buttons in the thread.');
   const existing = gate.decision ?? (await deps.producer.store.readGate(v.j, v.g));
@@ -102,7 +141,7 @@ async function check(value: string, actionId: string, user: string, deps: Action
   // Only the rollback offer outlives its job; any other question dies with the job that asked it.
   const outcome = data.state?.outcome;
   if (gate.kind !== 'rollback' && outcome !== 'running' && outcome !== 'waiting') return say(`⚠️ Job ${code(v.j)} has ended (${esc(outcome ?? 'unknown')}); this question is closed. Nothing was done.`);
-  if (Date.now() >= Date.parse(gate.expiresAt)) return say(`⌛ This question expired at ${when(gate.expiresAt)}; the job took the safe branch. Nothing was done.`);
+  // The deadline is judged when the decision is stored (decide), on the same clock and key as the job's expiry.
   return { v, job, data, gate };
 }
 
@@ -119,8 +158,13 @@ async function wake(job: Job<JobData>, log: Logger): Promise<void> {
 async function decide(c: Checked, choice: 'go' | 'no-go' | 'skip', user: string, deps: ActionDeps, log: Logger): Promise<ActionResult> {
   const { v, job, data, gate } = c;
   const decision: GateDecision = { choice, by: user, at: new Date().toISOString() };
-  const res = await deps.producer.store.decideGate(v.j, v.g, decision);
-  if (!res.ok) return say(already(res.existing));
+  const res = await deps.producer.store.settleGate(v.j, v.g, Date.parse(gate.expiresAt), decision);
+  if (res.kind === 'expired') {
+    // This press stored the expiry: wake the job so it takes the safe branch now, as the presser is told.
+    if (gate.kind !== 'rollback') await wake(job, log);
+    return say(`⌛ This question expired at ${when(gate.expiresAt)}; the job takes the safe branch. Nothing was done.`);
+  }
+  if (res.kind !== 'decided') return say(already(res.kind === 'existing' ? res.decision : { choice: 'expired', at: gate.expiresAt }));
   log.info({ jobId: v.j, gate: v.g, choice }, 'gate decided');
   deps.metrics?.gateWait.observe({ kind: gate.kind, choice }, Math.max(0, Date.parse(decision.at) - Date.parse(gate.createdAt)) / 1000);
 
@@ -167,25 +211,23 @@ async function decide(c: Checked, choice: 'go' | 'no-go' | 'skip', user: string,
 async function decideAction(req: ActionRequest, deps: ActionDeps): Promise<ActionResult> {
   const log = deps.log.child({ user: req.user, action: req.actionId });
   try {
-    const c = await check(req.value, req.actionId, req.user, deps, log);
+    const c = await check(req.value, req.actionId, req, deps, log);
     if (!('gate' in c)) return c;
-    if (c.gate.confirmText && req.actionId === c.gate.go) {
-      return {
-        modal: {
-          callbackId: TYPED_CONFIRM_CALLBACK,
-          title: 'Confirm the downgrade',
-          prompt: `This drops every table on ${c.data.env}. Type ${c.gate.confirmText} to confirm.`,
-          expected: c.gate.confirmText,
-          privateMetadata: JSON.stringify({ value: req.value, channel: req.channel, ts: req.messageTs ?? '' }),
-        },
-      };
-    }
+    // Asked only now, after every check: someone who may not decide is told so before any "are you sure?".
+    if (c.gate.kind === 'downgrade' && req.actionId === c.gate.go) return { modal: downgradeModal(c, req) };
     return await decide(c, req.actionId === c.gate.go ? 'go' : req.actionId === c.gate.skip ? 'skip' : 'no-go', req.user, deps, log);
   } catch (err) {
     const error = asChatOpsError(err);
     log.warn({ code: error.code, err: error.message }, 'gate press failed');
     return say(gatePressFailedText(error));
   }
+}
+
+function downgradeModal(c: Checked, req: ActionRequest): TypedConfirmModal {
+  const meta = JSON.stringify({ value: req.value, channel: req.channel, ts: req.messageTs ?? '' });
+  const base = { callbackId: TYPED_CONFIRM_CALLBACK, title: 'Confirm the downgrade', confirm: 'Downgrade', deny: 'Keep it', privateMetadata: meta };
+  if (c.gate.confirmText) return { ...base, prompt: `This drops every table on ${c.data.env}. Type ${c.gate.confirmText} to confirm.`, expected: c.gate.confirmText };
+  return { ...base, prompt: `${c.gate.question} Data added by the newer revisions is dropped.` };
 }
 
 /**
@@ -197,7 +239,9 @@ export async function handleAction(req: ActionRequest, deps: ActionDeps): Promis
   const v = decodeGateValue(req.value);
   await audit(deps.producer.store, deps.log, {
     type: 'gate',
+    ...via(req),
     user: req.user,
+    channel: req.channel,
     action: req.actionId,
     ...(v ? { jobId: v.j, gate: v.g } : {}),
     outcome: result.replace ? 'decided' : result.modal ? 'confirmation asked' : 'refused',
@@ -206,10 +250,10 @@ export async function handleAction(req: ActionRequest, deps: ActionDeps): Promis
   return result;
 }
 
-export interface TypedConfirmSubmission {
+export interface TypedConfirmSubmission extends Omit<Presser, 'channel'> {
   privateMetadata: string;
+  /** What was typed; empty for a plain "are you sure?" modal. */
   typed: string;
-  user: string;
 }
 
 export interface TypedConfirmResult {
@@ -233,11 +277,11 @@ export async function handleTypedConfirm(sub: TypedConfirmSubmission, deps: Acti
     const decoded = decodeGateValue(meta.value);
     const job = decoded ? await deps.producer.getJob(decoded.j) : undefined;
     const gate = decoded ? (job?.data as DeployData | undefined)?.state?.gates[decoded.g] : undefined;
-    const c = await check(meta.value, gate?.go ?? '', sub.user, deps, log);
+    const c = await check(meta.value, gate?.go ?? '', { ...sub, channel: meta.channel }, deps, log);
     if (!('gate' in c)) return { ...(c.ephemeral ? { ephemeral: { channel: meta.channel, msg: c.ephemeral } } : {}) };
-    if (sub.typed.trim() !== c.gate.confirmText) return { error: `Type ${c.gate.confirmText} exactly to confirm, or close this dialog.` };
+    if (c.gate.confirmText !== undefined && sub.typed.trim() !== c.gate.confirmText) return { error: `Type ${c.gate.confirmText} exactly to confirm, or close this dialog.` };
     const r = await decide(c, 'go', sub.user, deps, log);
-    await audit(deps.producer.store, deps.log, { type: 'gate', user: sub.user, action: 'typed confirmation', jobId: c.v.j, gate: c.v.g, outcome: r.replace ? 'decided' : 'refused' });
+    await audit(deps.producer.store, deps.log, { type: 'gate', ...via(sub), user: sub.user, channel: meta.channel, action: 'typed confirmation', jobId: c.v.j, gate: c.v.g, outcome: r.replace ? 'decided' : 'refused' });
     return {
       ...(r.replace && meta.ts ? { replace: { channel: meta.channel, ts: meta.ts, msg: r.replace } } : {}),
       ...(r.ephemeral ? { ephemeral: { channel: meta.channel, msg: r.ephemeral } } : {}),

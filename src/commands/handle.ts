@@ -8,10 +8,10 @@ import { isReadJobName, type Origin } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
-import { audit, auditText } from '../audit.js';
+import { audit, auditText, via } from '../audit.js';
 import { historyMsg } from '../render/history.js';
 import { helpMsg as renderHelp } from '../render/help.js';
-import type { Access } from './access.js';
+import { unreadGroupsHint, type Access } from './access.js';
 import { parseCommand, type Command } from './grammar.js';
 import { ago } from './time.js';
 import { SPECS, specOf } from './specs.js';
@@ -47,9 +47,10 @@ async function checkRole(config: Config, access: Access, command: Command, user:
   if (!spec.mutating || command.name === 'cancel') return;
   // As the contract has it: deployers change hosts, admins unlock; being an admin does not make one a deployer.
   const list = command.name === 'unlock' ? config.access.admins : config.access.deployers;
-  if (await access.has(user, list)) return;
+  const answer = await access.check(user, list);
+  if (answer.ok) return;
   const who = command.name === 'unlock' ? 'admins (access.admins)' : 'deployers (access.deployers)';
-  throw new ChatOpsError(ErrorCode.Forbidden, `You may not run \`${command.name}\`.`, { who: `Only ${who} may run it.` });
+  throw new ChatOpsError(ErrorCode.Forbidden, `You may not run \`${command.name}\`.`, { who: answer.unreadGroups.length > 0 ? unreadGroupsHint(answer.unreadGroups) : `Only ${who} may run it.` });
 }
 
 /** The fallback `text` is shown raw in notifications: strip the mrkdwn. */
@@ -91,7 +92,7 @@ export async function startRunbook(
     return jobId;
   }
   await producer.ready();
-  const holder = { jobId, user: p.origin.user, command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : p.kind === 'upgrade' ? 'migrate upgrade' : `${p.kind} ${p.version}`, startedAt: data.requestedAt, channel: p.origin.channel };
+  const holder = { jobId, user: p.origin.user, ...via(p.origin), command: p.kind === 'maintenance' ? `maintenance ${p.maintenance ? 'on' : 'off'}` : p.kind === 'migrate' ? `migrate downgrade ${p.version}` : p.kind === 'upgrade' ? 'migrate upgrade' : `${p.kind} ${p.version}`, startedAt: data.requestedAt, channel: p.origin.channel };
   const lock = await producer.store.acquireLock(p.env, holder, DEPLOY_LOCK_TTL_MS).catch((err: unknown) => {
     throw new ChatOpsError(ErrorCode.QueueUnavailable, 'queue unavailable', {}, { cause: err });
   });
@@ -110,7 +111,7 @@ export async function startRunbook(
     throw err;
   }
   // Not awaited, like the command's own audit in handleCommand: the answer does not depend on it.
-  void audit(producer.store, log, { type: 'lock', action: 'acquired', env: p.env, jobId, user: p.origin.user, command: holder.command });
+  void audit(producer.store, log, { type: 'lock', action: 'acquired', ...via(p.origin), env: p.env, jobId, user: p.origin.user, command: holder.command });
   return jobId;
 }
 
@@ -189,7 +190,7 @@ async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: 
   await deps.producer.store.requestCancel(jobId, user);
   // A job parked at a gate would otherwise notice only when the gate expires.
   if (state === 'delayed') await job.promote().catch(() => undefined);
-  await audit(deps.producer.store, deps.log, { type: 'cancel', jobId, user });
+  await audit(deps.producer.store, deps.log, { type: 'cancel', ...via(req.origin), jobId, user });
   return reply(`Cancelling job ${jobId}`, [
     { type: 'section', text: `🛑 Cancelling job ${code(jobId)}: it stops at its next safe point (between steps; a running step is not cut off) and reports the host's state in its card.` },
   ]);
@@ -228,7 +229,7 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
     if (command.name === 'unlock') {
       await deps.producer.ready();
       const holder = await deps.producer.store.forceUnlock(command.env);
-      await audit(deps.producer.store, log, { type: 'unlock', env: command.env, user: req.origin.user, ...(holder ? { heldBy: holder.user, jobId: holder.jobId, command: holder.command } : {}) });
+      await audit(deps.producer.store, log, { type: 'unlock', ...via(req.origin), env: command.env, user: req.origin.user, ...(holder ? { heldBy: holder.user, jobId: holder.jobId, command: holder.command } : {}) });
       deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
       const text = holder
         ? `🔓 ${esc(command.env)} unlocked. It was held by ${esc(holder.command)} (${mention(holder.user)}, ${ago(holder.startedAt)}), job ${code(holder.jobId)}. If that job still runs, cancel it too: ${code(`/engramia cancel ${holder.jobId}`)}.`
@@ -298,6 +299,7 @@ export async function handleCommand(req: CommandRequest, deps: CommandDeps): Pro
   // sees it), and logs a failed write instead of throwing.
   void audit(deps.producer.store, deps.log, {
     type: seen.code ? 'refusal' : 'command',
+    ...via(req.origin),
     user: req.origin.user,
     channel: req.origin.channel,
     // A refusal at parsing never learnt the command's name: keep the word it started with.

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
 import { pino } from 'pino';
 import { Access } from '../commands/access.js';
 import type { EnvOptions } from '../config/env.js';
@@ -27,6 +29,16 @@ export function parseAs(argv: readonly string[]): string | undefined {
   const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[i + 1];
   if (!value || !isConsoleUser(value)) throw new ChatOpsError(ErrorCode.ConfigInvalid, `--as needs a user id such as U02BOB, got "${(value ?? '').slice(0, 40)}"`, {});
   return value;
+}
+
+/** Who runs the console on this machine: the audit records it next to whoever `/as` names. */
+export function osUserName(env: NodeJS.ProcessEnv): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // No passwd entry (a container's arbitrary uid): the environment is all there is.
+    return env.USER?.trim() || env.LOGNAME?.trim() || `uid ${process.getuid?.() ?? '?'}`;
+  }
 }
 
 /** The first deployer, so a fresh console can deploy; access rules then apply as in Slack. */
@@ -92,7 +104,7 @@ export async function runConsole(opts: ConsoleOptions): Promise<number> {
     ].join('\n'),
   );
 
-  const repl = startRepl({ config, access: new Access(undefined, log), producer, log, metrics: bot.metrics, outbox, input, output, user });
+  const repl = startRepl({ config, access: new Access(undefined, log), producer, log, metrics: bot.metrics, outbox, input, output, user, session: randomBytes(8).toString('hex'), osUser: osUserName(opts.processEnv) });
   print = repl.print;
 
   let forced: (() => void) | undefined;

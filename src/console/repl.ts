@@ -22,6 +22,10 @@ export interface ReplDeps extends ActionDeps {
   input: NodeJS.ReadableStream;
   output: NodeJS.WritableStream;
   user: string;
+  /** This console's id: jobs it requests carry it, so four-eyes knows `/as` is still the same person. */
+  session: string;
+  /** The operating-system user running the console, for the audit. */
+  osUser: string;
 }
 
 export interface Repl {
@@ -37,6 +41,7 @@ export interface Repl {
 /** What the console is waiting for when the next line is not a command. */
 type Pending =
   | { kind: 'are-you-sure'; press: () => Promise<void> }
+  | { kind: 'confirm-modal'; privateMetadata: string }
   | { kind: 'typed'; privateMetadata: string; expected: string };
 
 export function roleNames(config: Config, user: string): string[] {
@@ -80,7 +85,8 @@ export function startRepl(deps: ReplDeps): Repl {
     rl.prompt(true);
   };
 
-  const origin = (): Origin => ({ transport: 'console', channel: CONSOLE_CHANNEL, user });
+  const origin = (): Origin => ({ transport: 'console', channel: CONSOLE_CHANNEL, user, session: deps.session, osUser: deps.osUser });
+  const presser = () => ({ user, transport: 'console' as const, session: deps.session, osUser: deps.osUser });
 
   const press = async (button: { actionId: string; value: string }, ts: string): Promise<void> => {
     if (isFixAction(button.actionId)) {
@@ -88,12 +94,16 @@ export function startRepl(deps: ReplDeps): Repl {
       say(await handleFixPress({ actionId: button.actionId, value: button.value, origin: origin() }, (text, o) => handleCommand({ text, origin: o }, deps)));
       return;
     }
-    const result = await handleAction({ actionId: button.actionId, value: button.value, user, channel: CONSOLE_CHANNEL, messageTs: ts }, deps);
+    const result = await handleAction({ actionId: button.actionId, value: button.value, ...presser(), channel: CONSOLE_CHANNEL, messageTs: ts }, deps);
     if (result.replace) await deps.outbox.update({ channel: CONSOLE_CHANNEL, ts }, result.replace);
     if (result.ephemeral) say(result.ephemeral);
-    if (result.modal) {
-      print(`${result.modal.title}: ${result.modal.prompt}\n(type it below; an empty line cancels)`);
-      pending = { kind: 'typed', privateMetadata: result.modal.privateMetadata, expected: result.modal.expected };
+    const m = result.modal;
+    if (m?.expected !== undefined) {
+      print(`${m.title}: ${m.prompt}\n(type it below; an empty line cancels)`);
+      pending = { kind: 'typed', privateMetadata: m.privateMetadata, expected: m.expected };
+    } else if (m) {
+      print(`${m.title}: ${m.prompt}\nType y to ${m.confirm.toLowerCase()}, anything else to ${m.deny.toLowerCase()}.`);
+      pending = { kind: 'confirm-modal', privateMetadata: m.privateMetadata };
     }
   };
 
@@ -124,11 +134,15 @@ export function startRepl(deps: ReplDeps): Repl {
       else print('Not sent: nothing was done.');
       return;
     }
+    if (p.kind === 'confirm-modal' && !/^y(es)?$/i.test(text)) {
+      print('Not confirmed: nothing was done.');
+      return;
+    }
     if (text === '') {
       print('Cancelled: nothing was done.');
       return;
     }
-    const r = await handleTypedConfirm({ privateMetadata: p.privateMetadata, typed: text, user }, deps);
+    const r = await handleTypedConfirm({ privateMetadata: p.privateMetadata, typed: p.kind === 'typed' ? text : '', ...presser() }, deps);
     if (r.error) {
       print(`${r.error} (An empty line cancels.)`);
       pending = p;

@@ -4,7 +4,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { probeHost } from '../engramia/host.js';
 import { asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { audit } from '../audit.js';
+import { audit, via } from '../audit.js';
 import { deployCard } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
@@ -67,7 +67,7 @@ export async function reap(deps: ReaperDeps): Promise<ReapReport> {
     if (!(await deps.store.releaseLock(envName, holder.jobId))) continue;
     report.locksReleased.push(envName);
     deps.log.warn({ env: envName, jobId: holder.jobId, jobState: state }, 'reaper released a lock whose job is over');
-    void audit(deps.store, deps.log, { type: 'lock', action: 'reaped', env: envName, jobId: holder.jobId, jobState: state });
+    void audit(deps.store, deps.log, { type: 'lock', action: 'reaped', ...via(holder), env: envName, jobId: holder.jobId, jobState: state });
     const text = `🧹 *${esc(envName)}* was still locked by ${esc(holder.command)} (${mention(holder.user)}, job ${code(holder.jobId)}), but that job ${state === 'missing' || state === 'unknown' ? 'no longer exists' : `has ended (${state})`}. The bot released the lock; ${esc(envName)} takes new commands again.`;
     const data = job?.data as DeployData | undefined;
     const card = data?.state?.card;
@@ -104,7 +104,8 @@ async function closeAbandoned(deps: ReaperDeps, job: Job<DeployData>): Promise<v
         lines.push(`Whether its command still runs on the host could not be checked: ${esc(describeError(asChatOpsError(err)).title)}.`);
       }
     }
-    const leftover = await forgetRegistryLogin({ ssh, env, state });
+    // The lock may be someone else's by now: only this job's own folder is removed.
+    const leftover = await forgetRegistryLogin({ ssh, env, state }, data.jobId);
     if (leftover) lines.push(`⚠️ ${esc(leftover)}.`);
     try {
       const host = await probeHost(ssh, env);
@@ -126,7 +127,7 @@ async function closeAbandoned(deps: ReaperDeps, job: Job<DeployData>): Promise<v
   // updateData replaces the whole object: write the merged value, so the job is not closed twice.
   await job.updateData({ ...data, state });
   const released = await deps.store.releaseLock(data.env, data.jobId);
-  void audit(deps.store, log, { type: 'job', action: 'reaped', jobId: data.jobId, env: data.env, lockReleased: released, reason: job.failedReason });
+  void audit(deps.store, log, { type: 'job', action: 'reaped', ...via(data.origin), jobId: data.jobId, env: data.env, lockReleased: released, reason: job.failedReason });
   log.warn({ reason: job.failedReason, lockReleased: released }, 'reaper closed an abandoned job');
   if (state.card?.ts) {
     await deps.outbox

@@ -3,7 +3,7 @@ import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
-import { audit } from '../audit.js';
+import { audit, via } from '../audit.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -17,7 +17,7 @@ import { recoverStep } from './recovery.js';
 import type { StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { JobReporter, type ReporterRegistry } from './reporter.js';
-import type { OpsStore } from './store.js';
+import type { LockHolder, OpsStore } from './store.js';
 import type { Outbox } from './types.js';
 
 export interface RunbookJobDeps {
@@ -69,6 +69,24 @@ function initialState(data: DeployData): DeployState {
 }
 
 /**
+ * A job saved by an older version of the bot may list other steps (a step added since, such as the four-eyes
+ * check). The engine pairs steps and records by position, so a mismatch would run the wrong step or one twice:
+ * records are re-paired by id, and a step new to this job is pending, or skipped where the job is already past it.
+ */
+export function alignSteps(state: DeployState, steps: readonly StepDef[], data: DeployData): void {
+  if (state.steps.length === steps.length && state.steps.every((r, i) => r.id === steps[i]!.id)) return;
+  const known = new Map(state.steps.map((r) => [r.id, r]));
+  const out: StepRecord[] = steps.map((s) => known.get(s.id) ?? { id: s.id, title: s.title(data), status: 'pending' });
+  let passed = false;
+  for (let i = out.length - 1; i >= 0; i--) {
+    const rec = out[i]!;
+    if (known.has(rec.id)) passed ||= rec.status !== 'pending';
+    else if (passed) Object.assign(rec, { status: 'skipped', note: 'not in the runbook when this job passed this point (the bot was upgraded since)' });
+  }
+  state.steps = out;
+}
+
+/**
  * Runs the standard deployment one declared step at a time, saving the state
  * after every step so a resumed job never repeats a finished one. Waiting on a
  * gate parks the job (delayed) instead of holding a worker slot.
@@ -77,6 +95,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
   const data = job.data;
   const log = deps.log;
   const state: DeployState = data.state ?? initialState(data);
+  alignSteps(state, stepsFor(data), data);
   const reporter =
     deps.reporters?.acquire(data.jobId, data.origin, log) ??
     new JobReporter(data.origin, { outbox: deps.outbox, log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
@@ -155,6 +174,11 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         throw new DelayedError();
       }
       await deps.fence?.();
+      const taken = await environmentLockTaken(deps.store, data, deps.lockTtlMs);
+      if (taken) {
+        log.warn({ step: step.id, holder: taken.holder?.jobId ?? null }, 'environment lock taken over: job stops before this step');
+        return await finishFailed(ctx, i, taken.reason, 'failed', { lockLost: true });
+      }
       // Found "running": the worker that ran it is gone (crash, kill -9, lost lock).
       let interrupted: string | undefined = rec.gateId
         ? 'waiting for a decision'
@@ -197,7 +221,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
         rec.outputTail = undefined;
         rec.exitCode = undefined;
         await save();
-        void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
+        void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
         reporter.setCard(deployCard(cardView(data, state)));
         const began = Date.now();
         // Only a step that is safe to repeat may be stopped by a shutdown; a migration is never killed halfway.
@@ -232,7 +256,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
           rec.note = describeError(error).title.replace(/[*`]/g, '');
           deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: 'failed' }, rec.durationMs / 1000);
           log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
-          void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
+          void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
           await save();
           postStep(ctx, rec);
           return await finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
@@ -244,7 +268,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
       }
       rec.status = result.status;
       if (result.note !== undefined) rec.note = result.note;
-      void audit(deps.store, log, { type: 'step', jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
+      void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
       rec.endedAt = new Date().toISOString();
       rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
       deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: rec.status }, rec.durationMs / 1000);
@@ -308,7 +332,7 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
   await record(ctx);
   // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
   await ctx.store.releaseLock(data.env, data.jobId);
-  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
+  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome: state.outcome };
@@ -369,15 +393,28 @@ function maintenanceLines(ctx: DeployContext, envOn: boolean | undefined, apiOn:
   return [];
 }
 
+/**
+ * The environment lock is what keeps two jobs from changing one host at once. Renewed (not only read) before
+ * each step, as the job's own BullMQ lock is: an admin's `unlock`, or a Redis outage longer than the lock,
+ * leaves it to someone else, and this job must not take another step. Undefined while the lock is this job's.
+ */
+async function environmentLockTaken(store: OpsStore, data: DeployData, ttlMs: number): Promise<{ reason: string; holder: LockHolder | undefined } | undefined> {
+  if (await store.renewLock(data.env, data.jobId, ttlMs)) return undefined;
+  const holder = await store.readLock(data.env);
+  const now = holder ? `it is now held by ${holder.command} (${holder.user}, job ${holder.jobId})` : 'nobody holds it now (an admin unlocked it, or it expired while Redis was unreachable)';
+  return { reason: `this job no longer holds the lock on ${data.env}: ${now}. It stopped before this step so that two jobs never change ${data.env} at once`, holder };
+}
+
 /** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
-async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed'): Promise<{ outcome: string }> {
+async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed', opts: { lockLost?: boolean } = {}): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
   state.outcome = outcome;
-  await runCleanup(ctx);
+  // Without the lock the host is someone else's to change: no clean-up step, and only this job's own credential folder.
+  if (!opts.lockLost) await runCleanup(ctx);
   const failedStep = stepsFor(data)[stepIndex];
   const lines: string[] = [`${outcome === 'cancelled' ? '🛑' : '❌'} Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
   // Every way out of a job removes the registry credential it may have left on the host.
-  const leftover = await forgetRegistryLogin(ctx);
+  const leftover = await forgetRegistryLogin(ctx, opts.lockLost ? data.jobId : undefined);
   if (leftover) lines.push(`⚠️ ${esc(leftover)}.`);
   let runningTag: string | undefined;
   let maintenanceOn: boolean | undefined;
@@ -402,8 +439,11 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   lines.push(RUNBOOKS[data.kind].next(ctx, { changed, target, runningTag }));
   state.summary = lines.join('\n');
   await ctx.save();
+  // Whoever holds the environment now reads the thread too: say there, not only on the card, why this job stopped.
+  if (opts.lockLost) void ctx.reporter.reply(infoMsg(`🔒 ${state.summary}`));
 
-  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed') {
+  // Without the lock, offering a rollback would invite a change beside whoever holds it now.
+  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed' && !opts.lockLost) {
     await openGate(ctx, {
       id: 'rollback',
       kind: 'rollback',
@@ -423,9 +463,11 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
     }
   }
   await record(ctx);
-  // Free the environment before the final card shows: whoever reads "succeeded" may deploy again at once.
-  await ctx.store.releaseLock(data.env, data.jobId);
-  void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', env: data.env, jobId: data.jobId, outcome: state.outcome });
+  // Free the environment before the final card shows; a lock taken over is someone else's to free.
+  if (!opts.lockLost) {
+    await ctx.store.releaseLock(data.env, data.jobId);
+    void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
+  } else void audit(ctx.store, ctx.log, { type: 'lock', action: 'lost', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome };

@@ -9,6 +9,8 @@ export interface LockHolder {
   startedAt: string;
   /** Where the job reports: the reaper says there when it frees a lock whose job is gone. */
   channel?: string;
+  transport?: 'slack' | 'console';
+  osUser?: string;
 }
 
 export interface HistoryEntry {
@@ -31,12 +33,36 @@ export interface HistoryEntry {
 const RENEW = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).jobId == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).jobId == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
+/**
+ * A gate's one decision, settled against its deadline on Redis's own clock: a decision already stored wins;
+ * past the deadline the expiry is stored (and wins); before it, the press's decision (if any) is stored.
+ * The job's expiry path and every press run this same script on the same key, so exactly one outcome exists.
+ * Returns [how, stored JSON]: how = existing | expired | decided | pending.
+ */
+const SETTLE_GATE = `local cur = redis.call('GET', KEYS[1])
+if cur then return {'existing', cur} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= tonumber(ARGV[1]) then
+  local expired = cjson.encode({choice = 'expired', at = ARGV[3]})
+  redis.call('SET', KEYS[1], expired, 'EX', ARGV[4])
+  return {'expired', expired}
+end
+if ARGV[2] == '' then return {'pending', ''} end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+return {'decided', ARGV[2]}`;
+
+export type GateSettlement = { kind: 'existing' | 'expired' | 'decided'; decision: GateDecision } | { kind: 'pending' };
+
 const HISTORY_MAX = 200;
 /** The audit stream keeps about this many events (MAXLEN ~): bounded, append-only. */
 export const AUDIT_MAX = 10_000;
 
 export interface AuditEvent {
   type: 'command' | 'refusal' | 'gate' | 'step' | 'lock' | 'unlock' | 'cancel' | 'job';
+  /** Where the action came from; for the console, `osUser` says who ran it (`/as` names anyone). */
+  transport: 'slack' | 'console';
+  osUser?: string;
   user?: string;
   env?: string;
   jobId?: string;
@@ -114,6 +140,16 @@ export class OpsStore {
     if (res === 'OK') return { ok: true };
     const raw = await this.redis.get(key);
     return { ok: false, existing: raw ? (JSON.parse(raw) as GateDecision) : decision };
+  }
+
+  /**
+   * Records `decision` (a press) or, with none, looks whether the gate has run out (the job): see SETTLE_GATE.
+   * `expiredAt` is the time written into an expiry this call stores.
+   */
+  async settleGate(jobId: string, gateId: string, deadlineMs: number, decision: GateDecision | undefined, expiredAt = new Date().toISOString()): Promise<GateSettlement> {
+    const [how, raw] = (await this.redis.eval(SETTLE_GATE, 1, this.#key('gate', jobId, gateId), String(deadlineMs), decision ? JSON.stringify(decision) : '', expiredAt, String(GATE_TTL_S))) as [string, string];
+    if (how === 'pending') return { kind: 'pending' };
+    return { kind: how as 'existing' | 'expired' | 'decided', decision: JSON.parse(raw) as GateDecision };
   }
 
   async readGate(jobId: string, gateId: string): Promise<GateDecision | undefined> {

@@ -9,6 +9,10 @@ export interface Origin {
   responseUrl?: string;
   /** Unique per request (Slack's trigger_id): a replayed request is recognised by it. */
   requestId?: string;
+  /** Console: one id per running console, so `/as` inside it is still known to be the same person. */
+  session?: string;
+  /** Console: the operating-system user running it, for the audit. */
+  osUser?: string;
 }
 
 /** Jobs that only read: the one list the command path and the worker both dispatch on. */

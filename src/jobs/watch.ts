@@ -3,7 +3,7 @@ import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config, EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { audit } from '../audit.js';
+import { audit, via } from '../audit.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { gateMsg } from '../render/deploy.js';
@@ -272,7 +272,7 @@ export async function runWatchProbe(job: Job<WatchProbeData>, deps: WatchDeps): 
     else delete state.offerJobId;
     await deps.watchStore.write(env.name, state);
     deps.log.info({ from, to: status, alertJobId: alertId, rollbackOffered: offer?.target ?? null }, 'health watch: status changed');
-    void audit(deps.store, deps.log, { type: 'job', action: 'health changed', env: env.name, jobId: alertId, from, to: status, ...(offer ? { rollbackOffered: offer.target, deployJobId: offer.deployJobId } : {}) });
+    void audit(deps.store, deps.log, { type: 'job', action: 'health changed', ...via(origin), env: env.name, jobId: alertId, from, to: status, ...(offer ? { rollbackOffered: offer.target, deployJobId: offer.deployJobId } : {}) });
     if (openOffer) await closeOffer(deps, openOffer, status).catch((err: unknown) => deps.log.warn({ err: (err as Error).message, offerJobId: openOffer }, 'could not close the previous rollback offer'));
     return { outcome: 'changed', status };
   } finally {

@@ -116,10 +116,8 @@ export function gateMsg(gate: GateState & { planHash: string }, jobId: string, d
       text: LABELS[gate.go] ?? gate.go,
       value,
       style: gate.kind === 'rollback' || gate.kind === 'downgrade' ? 'danger' : 'primary',
-      // Destructive: Slack asks "are you sure?" before the press is even sent.
-      ...(gate.kind === 'downgrade'
-        ? { confirm: { title: 'Downgrade the database?', text: `${esc(gate.question)} Data added by the newer revisions is dropped.`, confirm: 'Downgrade', deny: 'Keep it' } }
-        : {}),
+      // No client-side `confirm` on a downgrade: Slack would ask "are you sure?" before the bot could say the
+      // presser may not decide. The bot asks in a modal once the press has passed every check (commands/actions.ts).
     },
     { actionId: gate.noGo, text: LABELS[gate.noGo] ?? gate.noGo, value },
     ...(gate.skip ? [{ actionId: gate.skip, text: LABELS[gate.skip] ?? gate.skip, value }] : []),

@@ -2,7 +2,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import type { DeployView } from '../render/deploy.js';
 import { code, esc } from '../render/model.js';
 import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type DeployState, type StepDef } from './deploy.js';
-import { planApprovalStep } from './gates.js';
+import { fourEyesStep, planApprovalStep, type PlanLabel } from './gates.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
 import { MAINTENANCE_RESTORE, MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
 import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
@@ -40,11 +40,41 @@ function planText(plan: (env: EnvironmentConfig, d: DeployData) => string[]): (c
   return (ctx) => [`Requested by <@${ctx.data.origin.user}>. The commands, in order:`, `\`\`\`\n${esc(plan(ctx.env, ctx.data).join('\n').replace(/`/g, "'"))}\n\`\`\``];
 }
 
+/**
+ * The runbook's steps with the four-eyes check put right before `firstChange`, the first step that
+ * changes what runs or what is stored on the host. The steps before it only read, log in, pull, snapshot
+ * or ask (test/unit/catalog.test.ts holds each runbook to that). A missing id fails at start-up, not in production.
+ */
+function withFourEyes(steps: readonly StepDef[], firstChange: string, guard: StepDef): StepDef[] {
+  const i = steps.findIndex((s) => s.id === firstChange);
+  if (i < 0) throw new Error(`runbook has no step ${firstChange} to put the four-eyes check before`);
+  return [...steps.slice(0, i), guard, ...steps.slice(i)];
+}
+
+const LABEL: Record<RunbookKind, PlanLabel> = {
+  deploy: (d) => `deploy ${d.version} to ${d.env}`,
+  rollback: (d) => `roll ${d.env} back to ${d.version}`,
+  maintenance: (d) => `maintenance ${d.maintenance ? 'on' : 'off'} for ${d.env}`,
+  migrate: (d) => `downgrade the ${d.env} database (${d.version})`,
+  upgrade: (d) => `database migrations on ${d.env} (alembic upgrade head)`,
+};
+
+const behindHead = (ctx: DeployContext) => !(ctx.state.newHead != null && ctx.state.dbRevision === ctx.state.newHead);
+
+/** Which step of each runbook is its first change on the host. */
+export const FIRST_CHANGE: Record<RunbookKind, string> = {
+  deploy: 'maintenance-on',
+  rollback: 'maintenance-on',
+  maintenance: 'toggle',
+  migrate: 'downgrade',
+  upgrade: 'upgrade',
+};
+
 const was = (ctx: DeployContext) => code(ctx.state.fromVersion ?? ctx.state.pinnedBefore ?? '?');
 
 export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
   deploy: {
-    steps: [planApprovalStep(planText(dryRunPlan)), ...DEPLOY_STEPS],
+    steps: [planApprovalStep(LABEL.deploy, planText(dryRunPlan)), ...withFourEyes(DEPLOY_STEPS, FIRST_CHANGE.deploy, fourEyesStep(LABEL.deploy, planText(dryRunPlan)))],
     title: (d) => `${d.dryRun ? '🧪 Dry run: deploy' : '🚀 Deploy'} ${d.version} to ${d.env}`,
     label: (d) => `Deploy ${d.version} to ${d.env}`,
     success: (ctx) => `✅ ${code(ctx.data.version)} runs on *${esc(ctx.data.env)}* (was ${was(ctx)}), pinned in .env. Maintenance is off.`,
@@ -62,7 +92,7 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     dryRunPlan,
   },
   rollback: {
-    steps: [planApprovalStep(planText(rollbackDryRunPlan)), ...ROLLBACK_STEPS],
+    steps: [planApprovalStep(LABEL.rollback, planText(rollbackDryRunPlan)), ...withFourEyes(ROLLBACK_STEPS, FIRST_CHANGE.rollback, fourEyesStep(LABEL.rollback, planText(rollbackDryRunPlan)))],
     title: (d) => `${d.dryRun ? '🧪 Dry run: roll back' : '⏪ Roll back'} ${d.env} to ${d.version}`,
     label: (d) => `Rollback of ${d.env} to ${d.version}`,
     success: (ctx) => {
@@ -86,7 +116,7 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     dryRunPlan: rollbackDryRunPlan,
   },
   maintenance: {
-    steps: MAINTENANCE_STEPS,
+    steps: withFourEyes(MAINTENANCE_STEPS, FIRST_CHANGE.maintenance, fourEyesStep(LABEL.maintenance, planText(maintenanceDryRunPlan))),
     title: (d) => `🚧 Maintenance ${d.maintenance ? 'on' : 'off'} for ${d.env}`,
     label: (d) => `Maintenance ${d.maintenance ? 'on' : 'off'} for ${d.env}`,
     success: (ctx) => `✅ Maintenance is *${ctx.data.maintenance ? 'on' : 'off'}* on ${esc(ctx.data.env)}. ${ctx.state.summary ?? ''}`,
@@ -97,7 +127,7 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     dryRunPlan: maintenanceDryRunPlan,
   },
   migrate: {
-    steps: MIGRATE_STEPS,
+    steps: withFourEyes(MIGRATE_STEPS, FIRST_CHANGE.migrate, fourEyesStep(LABEL.migrate, planText(migrateDryRunPlan))),
     title: (d) => `⬇️ Downgrade the ${d.env} database (${d.version})`,
     label: (d) => `Database downgrade (${d.version}) on ${d.env}`,
     success: (ctx) =>
@@ -112,7 +142,7 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
     dryRunPlan: migrateDryRunPlan,
   },
   upgrade: {
-    steps: UPGRADE_STEPS,
+    steps: withFourEyes(UPGRADE_STEPS, FIRST_CHANGE.upgrade, fourEyesStep(LABEL.upgrade, planText(upgradeDryRunPlan), behindHead)),
     title: (d) => `⬆️ Database migrations on ${d.env} (alembic upgrade head)`,
     label: (d) => `Database migrations on ${d.env}`,
     success: (ctx) =>

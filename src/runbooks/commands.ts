@@ -42,9 +42,13 @@ export function registryLogin(env: EnvironmentConfig, jobId: string): RemoteComm
   return { cwd: env.deployPath, argv: ['sh', '-c', LOGIN_SCRIPT, 'chatops-login', registryConfigRoot(env), registryConfigDir(env, jobId), env.registry.host, env.registry.username] };
 }
 
-/** Removes every docker config folder (and so every registry credential) the bot left for this environment. */
-export function registryLogout(env: EnvironmentConfig): RemoteCommand {
-  return { cwd: env.deployPath, argv: ['rm', '-rf', registryConfigRoot(env)] };
+/**
+ * Removes every docker config folder (and so every registry credential) the bot left for this environment,
+ * or with `onlyJob` that job's folder alone: a job that no longer holds the environment's lock must not
+ * remove the folder of the job that holds it now.
+ */
+export function registryLogout(env: EnvironmentConfig, onlyJob?: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['rm', '-rf', onlyJob === undefined ? registryConfigRoot(env) : registryConfigDir(env, onlyJob)] };
 }
 
 export const API = 'engramia-api';

@@ -272,14 +272,14 @@ export const LOGIN: StepDef = {
 };
 
 /** Removes the job's registry credential from the host; a failure is reported, never silent. */
-export async function forgetRegistryLogin(ctx: Pick<DeployContext, 'ssh' | 'env' | 'state'>): Promise<string | undefined> {
+export async function forgetRegistryLogin(ctx: Pick<DeployContext, 'ssh' | 'env' | 'state'>, onlyJob?: string): Promise<string | undefined> {
   if (!ctx.state.registryLogin) return undefined;
-  const res = await ctx.ssh.exec(cmd.registryLogout(ctx.env), { timeoutMs: ctx.env.timeouts.command * 1000 }).catch((err: unknown) => err as Error);
+  const res = await ctx.ssh.exec(cmd.registryLogout(ctx.env, onlyJob), { timeoutMs: ctx.env.timeouts.command * 1000 }).catch((err: unknown) => err as Error);
   if (!(res instanceof Error) && res.exitCode === 0) {
     ctx.state.registryLogin = false;
     return undefined;
   }
-  return `the registry credential may still be on the host in ${cmd.registryConfigRoot(ctx.env)}: remove that folder by hand`;
+  return `the registry credential may still be on the host in ${onlyJob === undefined ? cmd.registryConfigRoot(ctx.env) : cmd.registryConfigDir(ctx.env, onlyJob)}: remove that folder by hand`;
 }
 
 export const REGISTRY_CLEANUP: StepDef = {

@@ -142,7 +142,7 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
     if (body.type !== 'block_actions' || action.type !== 'button' || !('action_id' in action)) return;
     const channel = body.channel?.id ?? body.container?.channel_id ?? '';
     const ts = body.message?.ts ?? body.container?.message_ts;
-    const result = await deps.onAction({ actionId: action.action_id, value: action.value ?? '', user: body.user.id, channel, ...(ts ? { messageTs: ts } : {}) });
+    const result = await deps.onAction({ actionId: action.action_id, value: action.value ?? '', user: body.user.id, channel, transport: 'slack', ...(ts ? { messageTs: ts } : {}) });
     if (result.modal) {
       const m = result.modal;
       await client.views
@@ -153,11 +153,13 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
             callback_id: m.callbackId,
             private_metadata: m.privateMetadata,
             title: { type: 'plain_text', text: m.title.slice(0, 24) },
-            submit: { type: 'plain_text', text: 'Confirm' },
-            close: { type: 'plain_text', text: 'Cancel' },
+            submit: { type: 'plain_text', text: m.confirm.slice(0, 24) },
+            close: { type: 'plain_text', text: m.deny.slice(0, 24) },
             blocks: [
               { type: 'section', text: { type: 'mrkdwn', text: m.prompt } },
-              { type: 'input', block_id: TYPED_CONFIRM_BLOCK, label: { type: 'plain_text', text: 'Environment name' }, element: { type: 'plain_text_input', action_id: TYPED_CONFIRM_ACTION } },
+              ...(m.expected !== undefined
+                ? [{ type: 'input' as const, block_id: TYPED_CONFIRM_BLOCK, label: { type: 'plain_text' as const, text: 'Environment name' }, element: { type: 'plain_text_input' as const, action_id: TYPED_CONFIRM_ACTION } }]
+                : []),
             ],
           },
         })
@@ -193,7 +195,7 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<RunningSlackApp
 
   app.view(TYPED_CONFIRM_CALLBACK, async ({ ack, body, view, client }) => {
     const typed = view.state.values[TYPED_CONFIRM_BLOCK]?.[TYPED_CONFIRM_ACTION]?.value ?? '';
-    const r = await deps.onTypedConfirm({ privateMetadata: view.private_metadata ?? '', typed, user: body.user.id });
+    const r = await deps.onTypedConfirm({ privateMetadata: view.private_metadata ?? '', typed, user: body.user.id, transport: 'slack' });
     if (r.error) {
       await ack({ response_action: 'errors', errors: { [TYPED_CONFIRM_BLOCK]: r.error } });
       return;

@@ -12,7 +12,7 @@ afterEach(async () => {
 
 describe('audit trail', () => {
   it('records commands, refusals, gate presses, every step with its exit code and the lock, in Redis and the log', async () => {
-    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    const w = (world = await startWorld({ slackLimits: false, fourEyes: true, envExtra: { verifySettleSeconds: 5 } }));
     await w.slash('deploy 0.6.1;id');
     await w.slash('deploy 0.6.1');
     const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'maintenance.skip')), { timeoutMs: 20_000 });
@@ -31,8 +31,13 @@ describe('audit trail', () => {
       ['U02BOB', 'decided'],
     ]);
     const steps = audit.filter((e) => e.type === 'step' && e.jobId === jobId && e.status !== 'started');
-    expect(steps.map((e) => e.step)).toEqual(['approval', 'preflight', 'login', 'pull', 'registry-logout', 'inspect', 'maintenance-decision', 'maintenance-on', 'up', 'migrate', 'maintenance-off', 'pin', 'prune', 'verify']);
+    expect(steps.map((e) => e.step)).toEqual(['approval', 'preflight', 'login', 'pull', 'registry-logout', 'inspect', 'maintenance-decision', 'four-eyes', 'maintenance-on', 'up', 'migrate', 'maintenance-off', 'pin', 'prune', 'verify']);
     expect(steps.find((e) => e.step === 'pull')).toMatchObject({ status: 'done', exitCode: 0 });
+    // Bob's maintenance answer came before the first change: it is the second person four-eyes asks for.
+    expect(steps.find((e) => e.step === 'four-eyes')).toMatchObject({ status: 'done' });
+    // Every event says where it came from; only the console adds an operating-system user.
+    expect(audit.every((e) => e.transport === 'slack' && e.osUser === undefined)).toBe(true);
+    expect(audit.find((e) => e.type === 'gate' && e.outcome === 'refused')).toMatchObject({ channel: OPS_CHANNEL });
     expect(audit.find((e) => e.type === 'lock' && e.action === 'released')).toMatchObject({ jobId, outcome: 'succeeded' });
     // The same events are in the JSON log.
     expect(w.logs.filter((l) => l.includes('"audit":{')).length).toBeGreaterThanOrEqual(audit.length);

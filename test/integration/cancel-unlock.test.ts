@@ -72,3 +72,40 @@ describe('/engramia unlock', () => {
     expect(unlock).toMatchObject({ user: CAROL, env: 'production', heldBy: 'U01ALICE' });
   });
 });
+
+describe('the environment lock is re-checked before each step', () => {
+  const finalCard = (w: World) =>
+    w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /❌ failed/.test(text(m.blocks))), { timeoutMs: 20_000, description: 'the failed card' });
+
+  it("a job whose lock an admin took away stops before its next step, says why and what the host runs, and leaves the new holder's lock alone", async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const gate = await parkedDeploy(w);
+    await w.slash('unlock production', { user_id: CAROL });
+    // Someone else's job takes production meanwhile.
+    const other = { jobId: 'deploy-other', user: 'U04DAN', command: 'deploy 0.6.2', startedAt: new Date().toISOString(), channel: OPS_CHANNEL };
+    expect(await w.bot.producer!.store.acquireLock('production', other, 60_000)).toEqual({ ok: true });
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel: OPS_CHANNEL, message: gate, action_id: 'maintenance.skip' });
+    const card = text((await finalCard(w)).blocks);
+    expect(card).toContain('this job no longer holds the lock on production: it is now held by deploy 0.6.2 (U04DAN, job deploy-other)');
+    expect(card).toContain('runs `0.6.0`');
+    // What it did is on the card: the steps before the stop, done; nothing after.
+    expect(card).toMatch(/✅ Check for database migrations/);
+    expect(readCommandLog(w.deployPath).some((r: any) => r.argv.includes('up'))).toBe(false);
+    expect(await w.bot.producer!.store.readLock('production')).toMatchObject({ jobId: 'deploy-other' });
+    expect(w.slack.messagesIn(OPS_CHANNEL).some((m) => findButton(m.blocks as Block[], 'rollback.approve'))).toBe(false);
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).some((m) => m.thread_ts && m.thread_ts !== m.ts && text(m.blocks).includes('🔒') && text(m.blocks).includes('no longer holds the lock') && text(m.blocks).includes('runs `0.6.0`')) || undefined, { timeoutMs: 5000, description: 'the thread to say why it stopped' });
+  });
+
+  it('a lock gone while the job was parked (expired during a Redis outage) stops it too', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const gate = await parkedDeploy(w);
+    // As if the key had expired: nobody holds production now.
+    await w.bot.producer!.store.forceUnlock('production');
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel: OPS_CHANNEL, message: gate, action_id: 'maintenance.enable' });
+    const card = text((await finalCard(w)).blocks);
+    expect(card).toContain('nobody holds it now');
+    expect(readCommandLog(w.deployPath).some((r: any) => r.argv.includes('up'))).toBe(false);
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    expect((await w.bot.producer!.store.readAudit(100)).some((e) => e.type === 'lock' && e.action === 'lost')).toBe(true);
+  });
+});

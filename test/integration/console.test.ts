@@ -2,9 +2,11 @@
 // like a person at a terminal, against the real Redis, sshd and simulated host of the test world.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readCommandLog, readEnvFile, runningApiTag, setMaintenance } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, runningApiTag, setMaintenance } from '../world/sim/host.mjs';
 import { ALICE, prepareWorld, type PreparedWorld } from './harness.js';
 import { BOB } from './blocks.js';
 
@@ -73,8 +75,63 @@ function ran(deployPath: string): string[] {
 }
 
 describe('console adapter (no Slack tokens)', () => {
-  it('runs a deploy through its maintenance gate: four-eyes refuses the requester, another approver answers by number', async () => {
+  it('on a four-eyes environment neither the requester nor `/as` in the same console may decide; the audit names the console and its OS user', async () => {
     // Alice may approve too, so her own press is refused for four-eyes, not for want of a role.
+    world = await prepareWorld({ fourEyes: true, access: { deployers: [ALICE], approvers: [ALICE, BOB] } });
+    con = startConsole(consoleEnv(world));
+    let at = await con.waitFor(new RegExp(`You are ${ALICE} \\(deployer, approver\\)`));
+
+    // --no-maintenance: no other question comes, so four-eyes asks for the plan approval before the first change.
+    con.type('/engramia deploy 0.6.1 --no-maintenance');
+    at = await con.waitFor(/\[1\] Approve[\s│]+\[2\] Cancel/, at);
+    con.type('1');
+    at = await con.waitFor(/You requested this job; on production \(four-eyes\) someone else must decide\. Nothing was done\./, at);
+    con.type(`/as ${BOB}`);
+    con.type('1');
+    at = await con.waitFor(/requested from this console session \(as U01ALICE\); on production \(four-eyes\) `\/as` does not make a second person/, at);
+    expect(ran(world.deployPath).some((l) => l.includes('up -d'))).toBe(false);
+    expect(readEnvFile(world.deployPath)).not.toContain('IMAGE_TAG=0.6.1');
+
+    con.type('exit');
+    expect(await con.exited).toBe(0);
+    const redis = new Redis(world.processEnv.REDIS_URL!);
+    try {
+      const rows = await redis.xrange(`${world.processEnv.CHATOPS_QUEUE_PREFIX}:ops:audit`, '-', '+');
+      const events = rows.map(([, f]) => JSON.parse(f[1]!) as Record<string, unknown>);
+      const gates = events.filter((e) => e.type === 'gate');
+      expect(gates.map((e) => [e.user, e.outcome])).toEqual([
+        [ALICE, 'refused'],
+        [BOB, 'refused'],
+      ]);
+      // Every event, the job's steps included, says it came from the console and who ran it.
+      expect(events.length).toBeGreaterThan(gates.length);
+      for (const e of events) expect(e).toMatchObject({ transport: 'console', osUser: userInfo().username });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('a downgrade press by someone who may not decide is refused before any "are you sure?"; an approver is asked after the checks', async () => {
+    world = await prepareWorld({ access: { deployers: [ALICE], approvers: [BOB] } });
+    con = startConsole(consoleEnv(world));
+    let at = await con.waitFor(new RegExp(`You are ${ALICE} \\(deployer\\)`));
+    con.type('migrate downgrade -1');
+    at = await con.waitFor(/\[1\] Downgrade the database[\s│]+\[2\] Cancel/, at);
+    con.type('1');
+    at = await con.waitFor(/Only approvers \(access\.approvers\) and admins may decide this\. Nothing was done\./, at);
+    expect(con.out()).not.toMatch(/Type y to downgrade/);
+    con.type(`/as ${BOB}`);
+    con.type('1');
+    at = await con.waitFor(/Confirm the downgrade: Downgrade the production database 031 → 030\? Data added by the newer revisions is dropped\.\s+Type y to downgrade, anything else to keep it\./, at);
+    expect(readState(world.deployPath).db.revision).toBe('031');
+    con.type('y');
+    await con.waitFor(/\*Status\* ✅ succeeded/, at, 30_000);
+    expect(readState(world.deployPath).db.revision).toBe('030');
+    con.type('exit');
+    expect(await con.exited).toBe(0);
+  });
+
+  it('runs a deploy through its maintenance gate: another approver answers by number', async () => {
     world = await prepareWorld({ access: { deployers: [ALICE], approvers: [ALICE, BOB] }, envExtra: { verifySettleSeconds: 5 } });
     con = startConsole(consoleEnv(world));
     let at = await con.waitFor(new RegExp(`You are ${ALICE} \\(deployer, approver\\)`));
@@ -82,10 +139,6 @@ describe('console adapter (no Slack tokens)', () => {
     con.type('/engramia deploy 0.6.1');
     at = await con.waitFor(/\[1\] Enable maintenance[\s│]+\[2\] Deploy without maintenance/, at);
     // Parked at the gate: nothing has been started on the host yet.
-    expect(ran(world.deployPath).some((l) => l.includes('up -d'))).toBe(false);
-
-    con.type('1');
-    at = await con.waitFor(/someone else must decide\. Nothing was done\./, at);
     expect(ran(world.deployPath).some((l) => l.includes('up -d'))).toBe(false);
 
     con.type(`/as ${BOB}`);

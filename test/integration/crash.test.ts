@@ -99,7 +99,7 @@ describe.sequential('a worker killed with SIGKILL', { timeout: 90_000 }, () => {
     // One migration process ever ran on the host; the database is at the new head.
     expect(invocations(w, 'alembic upgrade head')).toBe(1);
     expect(readState(w.deployPath).db.revision).toBe('032');
-    expect(thread(w)).toMatch(/Worker restarted: resuming at step 10/);
+    expect(thread(w)).toMatch(/Worker restarted: resuming at step 11 \(Run database migrations\)/);
     expect(thread(w)).toMatch(/waited for it to end|no longer runs on the host/);
     expectEachCompletedOnce(w, ['login', ' pull', 'up -d engramia-api caddy', 'image prune']);
     expect(await lockHolder(w)).toBeUndefined();

@@ -152,7 +152,7 @@ describe('/engramia deploy: the standard deployment against the simulated host',
   });
 
   it('asks about maintenance when no flag is given; four-eyes refuses the requester; an approver decides once', async () => {
-    const w = await deployWorld({ access: { deployers: [ALICE, CAROL] } });
+    const w = await deployWorld({ fourEyes: true, access: { deployers: [ALICE, CAROL] } });
     // Carol is a deployer and an admin, so she may both deploy and decide gates, but never on her own job.
     await w.slash('deploy 0.6.1', { user_id: CAROL });
     // A snapshot: the live message loses its buttons once decided.

@@ -239,7 +239,7 @@ describe('/engramia diagnose', () => {
 
   it('migrations not applied: "Run migrations" starts `migrate upgrade`, which waits for another approver, then upgrades once', async () => {
     // BOB both deploys and approves: four-eyes must still keep him from approving his own plan.
-    const w = (world = await startWorld({ slackLimits: false, access: { deployers: [ALICE, BOB], approvers: [BOB, CAROL], admins: [CAROL] } }));
+    const w = (world = await startWorld({ slackLimits: false, fourEyes: true, access: { deployers: [ALICE, BOB], approvers: [BOB, CAROL], admins: [CAROL] } }));
     setDbRevision(w.deployPath, '030');
     const { msg, text: t } = await diagnose(w);
     expect(t).toContain('Deep health returns `migration: error`: the database is behind the running code');

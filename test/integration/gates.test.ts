@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog } from '../world/sim/host.mjs';
-import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { OPS_CHANNEL, OTHER_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
 
@@ -142,5 +142,54 @@ describe('replays', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(w.slack.callsTo('chat.postMessage')).toHaveLength(1);
     expect((await w.bot.producer!.store.readAudit(20)).some((e) => e.type === 'refusal' && e.code === 'REPLAY')).toBe(true);
+  });
+});
+
+describe('buttons obey slack.allowedChannels', () => {
+  it('a signed press from another channel or a DM is refused, audited, and decides nothing', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    const gate = await gateOf(w);
+    for (const channel of [OTHER_CHANNEL, 'D0DIRECT1']) {
+      const res = await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel, message: gate, action_id: 'maintenance.enable' });
+      expect(res.status).toBe(200);
+    }
+    const refused = (await w.slack.waitFor(
+      async () => {
+        const events = (await w.bot.producer!.store.readAudit(100)).filter((e) => e.type === 'gate' && e.outcome === 'refused');
+        return events.length >= 2 ? events : undefined;
+      },
+      { timeoutMs: 5000, description: 'both presses audited' },
+    ))!;
+    expect(refused.map((e) => [e.user, e.channel, e.transport])).toEqual([
+      [BOB, OTHER_CHANNEL, 'slack'],
+      [BOB, 'D0DIRECT1', 'slack'],
+    ]);
+    expect(String(refused[0]!.answer)).toContain('Buttons are not accepted in this channel');
+    expect(String(refused[1]!.answer)).toContain('Buttons are not accepted in direct messages');
+    const value = JSON.parse(findButton(gate.blocks as Block[], 'maintenance.enable')!.element.value) as { j: string; g: string };
+    expect(await w.bot.producer!.store.readGate(value.j, value.g)).toBeUndefined();
+    expect(ups(w)).toEqual([]);
+    // From the ops channel the same press decides.
+    await press(w, BOB, gate, 'maintenance.enable');
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && /succeeded/.test(text(m.blocks))), { timeoutMs: 20_000 });
+  });
+});
+
+describe('permission before confirmation', () => {
+  it('someone who may not decide a downgrade is told so at the press, and no "are you sure?" is ever shown to them', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    await w.slash('migrate downgrade -1');
+    const gate = structuredClone(await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000 }));
+    // No client-side confirm: Slack would show it before the bot could say no.
+    expect(findButton(gate.blocks as Block[], 'downgrade.confirm')!.element.confirm).toBeUndefined();
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: 'U01ALICE', channel: OPS_CHANNEL, message: gate, action_id: 'downgrade.confirm', trigger_id: w.slack.triggerId() });
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === 'U01ALICE').at(-1)?.blocks).includes('Only approvers'), { timeoutMs: 5000 });
+    expect(w.slack.callsTo('views.open')).toEqual([]);
+    // An approver gets the question, in a modal, only after the checks.
+    await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: BOB, channel: OPS_CHANNEL, message: gate, action_id: 'downgrade.confirm', trigger_id: w.slack.triggerId() });
+    const opened = await w.slack.waitFor(() => w.slack.views.at(-1), { timeoutMs: 5000, description: 'the confirmation modal' });
+    expect(text(opened.view.blocks)).toContain('Data added by the newer revisions is dropped');
+    expect(readCommandLog(w.deployPath).some((r: any) => r.argv.includes('downgrade'))).toBe(false);
+    expect(w.slack.invalidBlockCalls()).toEqual([]);
   });
 });

@@ -48,6 +48,8 @@ export interface WorldOptions {
   socketMode?: boolean;
   /** The app-level token the bot is given in Socket Mode. */
   appToken?: string;
+  /** environments.production.fourEyes; off by default in the test world (see test/world/config.ts). */
+  fourEyes?: boolean;
   /** Extra keys for environments.production, e.g. { gateTimeoutSeconds: 5 }. */
   envExtra?: Record<string, string | number | boolean>;
   /** Fake Slack rate limits; off makes tests that post a lot fast. */
@@ -123,7 +125,7 @@ export async function prepareWorld(opts: WorldOptions = {}): Promise<PreparedWor
     ...(opts.userGroups ? { userGroups: opts.userGroups } : {}),
   });
   const configPath = join(root, 'chatops.yml');
-  writeFileSync(configPath, configYaml({ ...(opts.envExtra ? { envExtra: opts.envExtra } : {}), ...(opts.access ? { access: opts.access } : {}), deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
+  writeFileSync(configPath, configYaml({ ...(opts.envExtra ? { envExtra: opts.envExtra } : {}), ...(opts.fourEyes !== undefined ? { fourEyes: opts.fourEyes } : {}), ...(opts.access ? { access: opts.access } : {}), deployPath: host.deployPath, apiUrl, sshd: { ...sshd, hostKeySha256: opts.hostKeySha256 ?? sshd.hostKeySha256 } }));
   const processEnv: NodeJS.ProcessEnv = {
     SLACK_BOT_TOKEN: slack.botToken,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,

@@ -39,6 +39,11 @@ describe('/engramia migrate downgrade', () => {
     const w = (world = await startWorld({ slackLimits: false }));
     await w.slash('migrate downgrade -1');
     const gate = await press(w, CAROL, 'downgrade.confirm');
+    // The press passed every check; only now is Carol asked "are you sure?" (a modal without a word to type).
+    const opened = await w.slack.waitFor(() => w.slack.views.at(-1), { timeoutMs: 5000, description: 'the confirmation modal' });
+    expect(opened.view.blocks.some((b: { type: string }) => b.type === 'input')).toBe(false);
+    expect(downgrades(w)).toEqual([]);
+    expect((await sendViewSubmission(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user: CAROL, view: opened.view })).status).toBe(200);
     expect(text(gate.blocks)).toContain('031 → 030');
     expect(text(gate.blocks)).toMatch(/pre_rollback_\d{12}\.dump/);
     await card(w, /succeeded/);

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { findButton, sendBlockAction, sendViewSubmission } from '../world/slack-requests.js';
 import { crashLoop, expectedPgDump, readCommandLog, readEnvFile, readState, runningApiTag, setDeepHealth, setFault, setRemoteTag } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
@@ -38,6 +38,25 @@ async function press(w: World, user: string, actionId: string) {
   return msg;
 }
 
+/**
+ * Presses downgrade.confirm. Only after its checks does the bot ask "are you sure?" (a modal, views.open);
+ * `user` confirms it there. Returns the modal as opened.
+ */
+async function confirmDowngrade(w: World, user: string) {
+  const before = w.slack.views.length;
+  const msg = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000, description: 'downgrade.confirm' });
+  expect((await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, channel: OPS_CHANNEL, message: msg, action_id: 'downgrade.confirm', trigger_id: w.slack.triggerId() })).status).toBe(200);
+  const opened = await w.slack.waitFor(() => (w.slack.views.length > before ? w.slack.views.at(-1) : undefined), { timeoutMs: 5000, description: 'the confirmation modal' });
+  expect((await sendViewSubmission(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, view: opened.view })).status).toBe(200);
+  return opened;
+}
+
+/** Four-eyes: the latest plan approval, pressed by `user`. */
+async function approvePlan(w: World, user: string) {
+  const msg = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).findLast((m) => findButton(m.blocks as Block[], 'deploy.approve')), { timeoutMs: 20_000, description: 'deploy.approve' });
+  expect((await sendBlockAction(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, channel: OPS_CHANNEL, message: msg, action_id: 'deploy.approve' })).status).toBe(200);
+}
+
 /** Docker commands as the host recorded them, with the tag each was given. */
 function ran(w: World): string[] {
   return readCommandLog(w.deployPath)
@@ -49,26 +68,35 @@ function dumps(w: World): string[] {
   return readdirSync(w.deployPath).filter((f) => /^pre_rollback_\d{12}\.dump$/.test(f));
 }
 
-async function failedDeploy(w: World) {
+async function failedDeploy(w: World, approver?: string) {
   setDeepHealth(w.deployPath, 'error');
   await w.slash('deploy 0.6.1 --no-maintenance');
+  if (approver) await approvePlan(w, approver);
   await card(w, 'Deploy 0.6.1', /failed/);
   // The bad version was the cause: once it is gone, health is fine again.
   setDeepHealth(w.deployPath, 'ok');
 }
 
 describe('/engramia rollback and the rollback button', () => {
-  it('rolls back a bad deploy from the button: snapshot, exact downgrade after confirmation, pin, maintenance off', async () => {
-    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
-    await failedDeploy(w);
+  it('rolls back a bad deploy from the button: four-eyes plan approval, snapshot, exact downgrade after confirmation, pin, maintenance off', async () => {
+    const w = (world = await startWorld({ slackLimits: false, fourEyes: true, envExtra: { verifySettleSeconds: 5 } }));
+    await failedDeploy(w, BOB);
     expect(readState(w.deployPath).db.revision).toBe('032');
 
     await press(w, BOB, 'rollback.approve');
+    // Bob asked for the rollback (by approving it), so its first change (maintenance on) waits for someone else.
+    await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).filter((m) => findButton(m.blocks as Block[], 'deploy.approve')).length === 1 || undefined, { timeoutMs: 20_000, description: "the rollback's plan approval" });
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
+    await approvePlan(w, BOB);
+    await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('someone else must decide'), { timeoutMs: 5000 });
+    await approvePlan(w, CAROL);
     const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).find((m) => findButton(m.blocks as Block[], 'downgrade.confirm')), { timeoutMs: 20_000 });
     const g = text(gate.blocks);
     expect(g).toContain('032 → 031');
     expect(g).toMatch(/pre_rollback_\d{12}\.dump/);
-    expect(findButton(gate.blocks as Block[], 'downgrade.confirm')?.element).toMatchObject({ style: 'danger', confirm: expect.any(Object) });
+    // No client-side "are you sure?": the bot asks in a modal, after checking who pressed.
+    expect(findButton(gate.blocks as Block[], 'downgrade.confirm')?.element).toMatchObject({ style: 'danger' });
+    expect(findButton(gate.blocks as Block[], 'downgrade.confirm')?.element.confirm).toBeUndefined();
     // Parked at the gate: maintenance is on, the snapshot exists, nothing is downgraded yet.
     expect(readEnvFile(w.deployPath)).toContain('ENGRAMIA_MAINTENANCE=true');
     expect(readState(w.deployPath).db.revision).toBe('032');
@@ -77,9 +105,14 @@ describe('/engramia rollback and the rollback button', () => {
     expect(readFileSync(join(w.deployPath, dump!)).equals(expectedPgDump(w.deployPath))).toBe(true);
 
     // Bob asked for the rollback, so four-eyes needs someone else for the downgrade.
+    const views = w.slack.views.length;
     await press(w, BOB, 'downgrade.confirm');
     await w.slack.waitFor(() => text(w.slack.ephemerals.filter((e) => e.user === BOB).at(-1)?.blocks).includes('someone else must decide'), { timeoutMs: 5000 });
-    await press(w, CAROL, 'downgrade.confirm');
+    // Refused before any confirmation was asked.
+    expect(w.slack.views.length).toBe(views);
+    expect(readState(w.deployPath).db.revision).toBe('032');
+    const modal = await confirmDowngrade(w, CAROL);
+    expect(text(modal.view.blocks)).toContain('Downgrade the production database 032 → 031?');
     const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
     expect(text(c.blocks)).toContain('downgraded to `031`');
 
@@ -311,7 +344,7 @@ describe('/engramia rollback and the rollback button', () => {
     // Slow start of the target version: the restart lands while it runs, after the downgrade.
     setFault(w.deployPath, { match: ['up', '-d', 'caddy'], delayMs: 1500, times: 1 });
     await press(w, BOB, 'rollback.approve');
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     await w.slack.waitFor(() => readCommandLog(w.deployPath).some((r: any) => r.phase === 'start' && r.argv.includes('caddy') && r.env?.IMAGE_TAG === '0.6.0'), { timeoutMs: 20_000, description: 'the slow up' });
     await w.restart();
     await card(w, 'Roll back production to 0.6.0', /succeeded/);

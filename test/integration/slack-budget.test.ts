@@ -80,6 +80,7 @@ ${hosts
   .map(
     (h, i) => `  ${envOf(i)}:
     default: ${i === 0}
+    fourEyes: false
     ssh:
       host: ${sshd.host}
       port: ${sshd.port}

@@ -65,7 +65,7 @@ describe('the SSH session dies mid-command', { timeout: 60_000 }, () => {
     expect(text).toMatch(/could not connect to the database|did not answer/);
     expect(text).toMatch(/not safe to repeat blindly/);
     for (const id of ['step.retry', 'step.abort', 'step.skip']) expect(findButton(gate.blocks as Block[], id), id).toBeDefined();
-    // The question is a gate like any other: the requester may not answer it on a four-eyes environment.
+    // The question is a gate like any other: the requester, no approver here, may not answer it.
     await press(w, 'step.retry', ALICE);
     const value = JSON.parse(findButton(gate.blocks as Block[], 'step.retry')!.element.value) as { j: string; g: string };
     expect(await w.bot.producer!.store.readGate(value.j, value.g)).toBeUndefined();

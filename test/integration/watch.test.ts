@@ -26,7 +26,7 @@ afterEach(async (ctx) => {
 });
 
 /** A world whose scheduler probes once a day: the test runs each probe itself, one at a time. */
-async function manualWorld(rollbackWindow = '30m', opts: Pick<WorldOptions, 'access'> = {}): Promise<World> {
+async function manualWorld(rollbackWindow = '30m', opts: Pick<WorldOptions, 'access' | 'fourEyes'> = {}): Promise<World> {
   const w = (world = await startWorld({ slackLimits: false, ...opts, envExtra: { verifySettleSeconds: 5, watch: `{ every: 24h, rollbackWindow: ${rollbackWindow} }` } }));
   queue = new Queue(QUEUE_NAME, { connection: new Redis(w.processEnv.REDIS_URL!, { maxRetriesPerRequest: null }), prefix: w.processEnv.CHATOPS_QUEUE_PREFIX! });
   // The scheduler's first run comes at once: let it finish, so it is not counted as one of the test's probes.
@@ -60,8 +60,15 @@ async function watchMessage(w: World, n: number, pattern: RegExp) {
   );
 }
 
-async function deploy(w: World, version: string) {
+/** Four-eyes: the plan approval before the deploy's first change, pressed by `approver` (the latest such question). */
+async function approve(w: World, approver: string) {
+  const gate = await w.slack.waitFor(() => w.slack.messagesIn(OPS_CHANNEL).findLast((m) => findButton(m.blocks as Block[], 'deploy.approve')), { timeoutMs: 30_000, description: 'the plan approval' });
+  expect((await pressOn(w, gate, approver, 'deploy.approve')).status).toBe(200);
+}
+
+async function deploy(w: World, version: string, approver?: string) {
   await w.slash(`deploy ${version} --no-maintenance`);
+  if (approver) await approve(w, approver);
   await w.slack.waitFor(
     () => w.slack.messagesIn(OPS_CHANNEL).find((m) => blockText(m.blocks as Block[]).includes(`Deploy ${version}`) && /succeeded/.test(blockText(m.blocks as Block[]))),
     { timeoutMs: 30_000, description: `deploy ${version} to succeed` },
@@ -147,10 +154,10 @@ describe('health watch: a change is posted once, after a second probe confirms i
 describe('health watch: error soon after a deploy offers a rollback', { timeout: 90_000 }, () => {
   it('offers rollback.approve / rollback.dismiss in the thread; roles, four-eyes against the deploy\'s requester and decide-once apply; approving rolls back', async () => {
     // Alice deploys and approves too: four-eyes, not her role, is what must stop her here.
-    const w = await manualWorld('30m', { access: { deployers: [ALICE], approvers: [ALICE, BOB], admins: [CAROL] } });
+    const w = await manualWorld('30m', { fourEyes: true, access: { deployers: [ALICE], approvers: [ALICE, BOB], admins: [CAROL] } });
     // 0.6.2 brings no migration, so the rollback needs no downgrade gate.
     setRemoteTag(w.deployPath, '0.6.2', { head: '031' });
-    await deploy(w, '0.6.2');
+    await deploy(w, '0.6.2', BOB);
     setDeepHealth(w.deployPath, 'error');
     expect(await probe()).toMatchObject({ outcome: 'pending' });
     expect(await probe()).toMatchObject({ outcome: 'changed', status: 'error' });
@@ -189,6 +196,8 @@ describe('health watch: error soon after a deploy offers a rollback', { timeout:
     // Decided once: a second approver is told who decided.
     expect((await pressOn(w, gate, CAROL, 'rollback.approve')).status).toBe(200);
     expect(await ephemeralFor(w, CAROL)).toMatch(/Already decided \(yes\) by <@U02BOB>/);
+    // Bob asked for this rollback by approving it: its own four-eyes check needs someone else, here Carol.
+    await approve(w, CAROL);
 
     await w.slack.waitFor(
       () => w.slack.messagesIn(OPS_CHANNEL).find((m) => blockText(m.blocks as Block[]).includes('Roll back production to 0.6.0') && /succeeded/.test(blockText(m.blocks as Block[]))),

@@ -7,10 +7,14 @@ export const ALICE = 'U01ALICE';
 type Sshd = { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string };
 
 /** One entry under `environments:` (its lines indented for that place), pointing at a loopback sshd and a simulated host. */
-export function environmentYaml(name: string, opts: { default: boolean; sshd: Sshd; deployPath: string; apiUrl: string; envExtra?: Record<string, string | number | boolean> }): string {
+/**
+ * `fourEyes` is off unless asked for: on a four-eyes environment every change waits for a second person, and
+ * only the tests about access (and the benches that say so) want that; the bot's own default stays on.
+ */
+export function environmentYaml(name: string, opts: { default: boolean; sshd: Sshd; deployPath: string; apiUrl: string; fourEyes?: boolean; envExtra?: Record<string, string | number | boolean> }): string {
   return `  ${name}:
     default: ${opts.default}
-    fourEyes: true
+    fourEyes: ${opts.fourEyes ?? false}
     ssh:
       host: ${opts.sshd.host}
       port: ${opts.sshd.port}
@@ -37,6 +41,7 @@ export function configYaml(opts: {
   deployPath: string;
   apiUrl: string;
   sshd: Sshd;
+  fourEyes?: boolean;
 }): string {
   return `slack:
   allowedChannels: [${OPS_CHANNEL}]
@@ -45,5 +50,5 @@ access:
   approvers: [${(opts.access?.approvers ?? ['U02BOB']).join(', ')}]
   admins: [${(opts.access?.admins ?? ['U03CAROL']).join(', ')}]
 environments:
-${environmentYaml('production', { default: true, sshd: opts.sshd, deployPath: opts.deployPath, apiUrl: opts.apiUrl, ...(opts.envExtra ? { envExtra: opts.envExtra } : {}) })}`;
+${environmentYaml('production', { default: true, sshd: opts.sshd, ...(opts.fourEyes !== undefined ? { fourEyes: opts.fourEyes } : {}), deployPath: opts.deployPath, apiUrl: opts.apiUrl, ...(opts.envExtra ? { envExtra: opts.envExtra } : {}) })}`;
 }
