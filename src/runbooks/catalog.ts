@@ -66,7 +66,8 @@ export const FIRST_CHANGE: Record<RunbookKind, string> = {
   deploy: 'maintenance-on',
   rollback: 'maintenance-on',
   maintenance: 'toggle',
-  migrate: 'downgrade',
+  // Maintenance goes on before the snapshot, so that (not the downgrade) is the first change.
+  migrate: 'maintenance-on',
   upgrade: 'upgrade',
 };
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -231,5 +231,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
  * config (~/.docker/config.json), and whether any per-job docker config folder is still there.
  */
 export function leftCredentials(w: Pick<World, 'deployPath'>): { home: Record<string, string>; jobFolders: boolean } {
-  return { home: storedCredentials(join(inject('sshd').home, '.docker')), jobFolders: existsSync(join(w.deployPath, '.chatops-docker')) };
+  const root = join(w.deployPath, '.chatops-docker');
+  // An emptied root is no credential: a job without the lock removes only its own folder under it.
+  return { home: storedCredentials(join(inject('sshd').home, '.docker')), jobFolders: existsSync(root) && readdirSync(root).length > 0 };
 }

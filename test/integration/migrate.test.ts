@@ -20,6 +20,14 @@ async function press(w: World, user: string, actionId: string) {
   return msg;
 }
 
+/** Presses downgrade.confirm and answers the "are you sure?" modal the bot opens after its checks. */
+async function confirmDowngrade(w: World, user: string) {
+  const before = w.slack.views.length;
+  await press(w, user, 'downgrade.confirm');
+  const opened = await w.slack.waitFor(() => (w.slack.views.length > before ? w.slack.views.at(-1) : undefined), { timeoutMs: 5000, description: 'the confirmation modal' });
+  expect((await sendViewSubmission(`${w.botUrl}/slack/events`, SIGNING_SECRET, { user, view: opened.view })).status).toBe(200);
+}
+
 async function card(w: World, outcome: RegExp) {
   return w.slack.waitFor(
     () => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && text(m.blocks).includes('Downgrade the production database') && outcome.test(text(m.blocks))),
@@ -57,7 +65,7 @@ describe('/engramia migrate downgrade', () => {
     const w = (world = await startWorld({ slackLimits: false }));
     crashLoop(w.deployPath, '0.6.0');
     await w.slash('migrate downgrade -1');
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     const c = await card(w, /succeeded/);
     expect(text(c.blocks)).toContain('one-off');
     const alembic = readCommandLog(w.deployPath).filter((r: any) => r.phase !== 'start' && r.argv.includes('alembic')).map((r: any) => `${r.argv.slice(3, r.argv.indexOf('engramia-api')).join(' ')}: ${r.argv.slice(r.argv.indexOf('alembic') + 1).join(' ')} → ${r.exitCode}`);
@@ -119,7 +127,7 @@ describe('/engramia migrate downgrade', () => {
     expect(readEnvFile(w.deployPath)).toMatch(/^ENGRAMIA_MAINTENANCE=true$/m);
     const lines = readCommandLog(w.deployPath).map((r: any) => r.argv.join(' '));
     expect(lines.findIndex((l: string) => l.includes(' up -d engramia-api'))).toBeLessThan(lines.findIndex((l: string) => l.includes('pg_dump')));
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     const c = await card(w, /succeeded/);
     expect(text(c.blocks)).toContain('Maintenance is off again.');
     expect(await apiVersion(w)).toBe(200);
@@ -145,7 +153,7 @@ describe('/engramia migrate downgrade', () => {
     const w = (world = await startWorld({ slackLimits: false }));
     setMigrationFailure(w.deployPath, { downgradeFrom: '031' });
     await w.slash('migrate downgrade -1');
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     const c = await card(w, /failed/);
     expect(text(c.blocks)).toContain('Maintenance is still ON');
     expect(text(c.blocks)).toContain('left ON: the downgrade failed and the database may be between revisions');
@@ -156,7 +164,7 @@ describe('/engramia migrate downgrade', () => {
     const w = (world = await startWorld({ slackLimits: false }));
     setMaintenance(w.deployPath, true);
     await w.slash('migrate downgrade -1');
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     const c = await card(w, /succeeded/);
     expect(text(c.blocks)).toContain('Maintenance is *on*, as it was before this job.');
     expect(await apiVersion(w)).toBe(503);

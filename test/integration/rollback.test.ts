@@ -224,7 +224,7 @@ describe('/engramia rollback and the rollback button', () => {
     setFault(w.deployPath, { match: ['login'], exitCode: 1, stderr: `${outage}\n` });
     setFault(w.deployPath, { match: ['pull'], exitCode: 1, stderr: `${outage}\n` });
     await press(w, BOB, 'rollback.approve');
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
     expect(text(c.blocks)).toContain('docker login to ghcr.io failed');
     expect(runningApiTag(w.deployPath)).toBe('0.6.0');
@@ -279,7 +279,7 @@ describe('/engramia rollback and the rollback button', () => {
     expect(g).toContain('032 → 031');
     expect(g).toContain('docker compose run --rm --no-deps -T engramia-api alembic downgrade 031');
     expect(g).toContain('no running container');
-    await press(w, CAROL, 'downgrade.confirm');
+    await confirmDowngrade(w, CAROL);
     const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
     expect(text(c.blocks)).toContain('downgraded to `031`');
     expect(text(c.blocks)).toContain('engramia-api restarting on 0.6.1');

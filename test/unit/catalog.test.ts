@@ -13,7 +13,8 @@ import { FOUR_EYES_STEP, secondPersonDecision, type Gate } from '../../src/runbo
 import type { GateDecision, GateKind } from '../../src/runbooks/types.js';
 
 /** Steps that only read, log in, pull, snapshot or ask: nothing that runs or is stored on the host changes. */
-const BEFORE_ANY_CHANGE = new Set(['approval', 'preflight', 'login', 'pull', 'inspect', 'maintenance-decision', 'prepare', 'snapshot', 'resolve', 'downgrade-decision']);
+// `registry-logout` removes only the bot's own credential folder; `inspect-target` reads alembic of the target image (pulling it if absent).
+const BEFORE_ANY_CHANGE = new Set(['approval', 'preflight', 'login', 'pull', 'registry-logout', 'inspect', 'inspect-target', 'maintenance-decision', 'prepare', 'resolve']);
 
 function gate(kind: GateKind, decision?: GateDecision): Gate {
   return { id: kind, kind, go: 'deploy.approve', noGo: 'deploy.cancel', question: `${kind}?`, createdAt: '', expiresAt: '', planHash: 'h', ...(decision ? { decision } : {}) };
