@@ -1,0 +1,145 @@
+// Smoke test of the real host: everything through SSH with the project's SshExecutor, checked
+// with the real CLI, the real database and real HTTP, not with anyone's own words.
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Secret } from '../../src/config/secret.js';
+import { sleep } from '../world/proc.js';
+import { API_SERVICE, DB_SERVICE } from './deploy-host.js';
+import { connectVm, type Vm } from './vm.js';
+
+const host = inject('realHost');
+let vm: Vm;
+
+beforeAll(() => {
+  vm = connectVm(host);
+});
+afterAll(async () => {
+  await vm?.close();
+});
+
+async function get(urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${host.deploy.apiUrl}${urlPath}`, { headers, signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : null };
+}
+
+/** Polls until `probe` returns a value; fails with the last error after `timeoutMs`. */
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms (last: ${String(last)})`);
+    await sleep(500);
+  }
+}
+
+function sessionDockerConfig(): string {
+  const file = path.join(host.sshd.home, '.docker', 'config.json');
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
+}
+
+describe('real host smoke: compose, registry, PostgreSQL, alembic and the API over SSH', () => {
+  it('refuses to pull without a login, in the registry\'s own words', async () => {
+    const r = await vm.compose(['pull', API_SERVICE]);
+    expect(r.code).not.toBe(0);
+    // Compose 2.26 prints the daemon's error for the failed pull.
+    expect(r.output).toMatch(/no basic auth credentials|unauthorized: authentication required/);
+  });
+
+  it('logs in with the password on stdin, pulls 0.6.0 and starts it; the database is migrated to 0.6.0\'s head', async () => {
+    const login = await vm.exec(
+      { argv: ['docker', 'login', host.registry.address, '-u', host.registry.username, '--password-stdin'] },
+      { stdin: new Secret(`${host.registry.password}\n`, 'registry password') },
+    );
+    expect(login.output).toContain('Login Succeeded');
+    expect(login.code).toBe(0);
+
+    const pull = await vm.compose(['pull'], { timeoutMs: 300_000 });
+    expect(pull.code, pull.output).toBe(0);
+    const images = await vm.exec({ argv: ['docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'] });
+    expect(images.stdout).toContain(`${host.apiRepository}:0.6.0`);
+
+    const up = await vm.compose(['up', '-d'], { timeoutMs: 300_000 });
+    expect(up.code, up.output).toBe(0);
+
+    // A fresh volume: initdb runs first; wait for the server the way the runbook says.
+    await eventually('pg_isready', async () => {
+      const r = await vm.compose(['exec', '-T', DB_SERVICE, 'pg_isready', '-U', 'engramia']);
+      return r.code === 0 ? true : undefined;
+    });
+    const upgrade = await vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'upgrade', 'head']);
+    expect(upgrade.code, upgrade.output).toBe(0);
+    expect(upgrade.stderr).toContain('Running upgrade  -> 029, create patterns');
+    expect(upgrade.stderr).toContain('Running upgrade 029 -> 031, add patterns.quality_score');
+
+    const current = await vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'current']);
+    expect(current.code, current.output).toBe(0);
+    expect(current.stdout.trim()).toBe('031 (head)');
+
+    // The schema really changed, read from PostgreSQL itself.
+    const cols = await vm.compose([
+      'exec', '-T', DB_SERVICE, 'psql', '-U', 'engramia', '-d', 'engramia', '-At', '-c',
+      "SELECT column_name FROM information_schema.columns WHERE table_name = 'patterns' ORDER BY ordinal_position",
+    ]);
+    expect(cols.stdout.trim().split('\n')).toEqual(['id', 'tenant_id', 'body', 'created_at', 'quality_score']);
+  });
+
+  it('answers /v1/version 0.6.0 and a deep health that reads the real alembic_version, through the published port', async () => {
+    const version = await eventually('GET /v1/version', async () => {
+      const r = await get('/v1/version');
+      return r.status === 200 ? r : undefined;
+    });
+    expect(version.body).toMatchObject({ app_version: '0.6.0', api_version: 'v1' });
+
+    expect((await get('/v1/health')).status).toBe(401);
+    const auth = { authorization: `Bearer ${host.deploy.apiKey}` };
+    expect(await get('/v1/health', auth)).toEqual({ status: 200, body: { status: 'ok', storage: 'postgres', pattern_count: 0 } });
+    const deep = await get('/v1/health/deep', auth);
+    expect(deep.status).toBe(200);
+    expect(deep.body).toMatchObject({
+      status: 'ok',
+      version: '0.6.0',
+      checks: { storage: { status: 'ok' }, migration: { status: 'ok', current_revision: '031', expected_revision: '031' } },
+    });
+  });
+
+  it('shows the running services in the real `docker compose ps` and takes a pg_dump -Fc that pg_restore can list', async () => {
+    const ps = await vm.compose(['ps', '--format', 'json']);
+    expect(ps.code, ps.output).toBe(0);
+    const services = ps.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { Service: string; State: string; Image: string });
+    expect(services.map((s) => [s.Service, s.State]).sort()).toEqual([
+      [API_SERVICE, 'running'],
+      [DB_SERVICE, 'running'],
+    ]);
+
+    const dump = await vm.exec({
+      // pg_restore from the database image, so the VM needs no PostgreSQL client of its own.
+      argv: [
+        'sh', '-c',
+        'docker compose -f docker-compose.prod.yml exec -T "$1" pg_dump -U engramia engramia -Fc > smoke.dump && ' +
+          'docker compose -f docker-compose.prod.yml exec -T "$1" pg_restore -l < smoke.dump',
+        'sh', DB_SERVICE,
+      ],
+    });
+    expect(dump.code, dump.output).toBe(0);
+    expect(dump.stdout).toMatch(/TABLE public patterns /);
+    expect(dump.stdout).toMatch(/TABLE public alembic_version /);
+  });
+
+  it('logs out, leaving no registry credential in the session user\'s docker config', async () => {
+    expect(sessionDockerConfig()).toContain(host.registry.address);
+    const out = await vm.exec({ argv: ['docker', 'logout', host.registry.address] });
+    expect(out.code, out.output).toBe(0);
+    expect(sessionDockerConfig()).not.toContain(host.registry.address);
+  });
+});
