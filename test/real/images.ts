@@ -119,6 +119,7 @@ async function imageLabel(target: DockerTarget, image: string, label: string): P
 }
 
 const HASH_LABEL = 'org.engramia.test.hash';
+const IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Hash of every file under `dir` (names and contents), in a stable order. */
 function hashTree(dir: string, files: readonly string[]): string {
@@ -145,8 +146,9 @@ function apiContext(rel: Release, into: string): string[] {
   const versionsSrc = path.join(API_DIR, 'migrations', 'versions');
   const versionsDst = path.join(ctx, 'app', 'migrations', 'versions');
   mkdirSync(versionsDst, { recursive: true, mode: 0o755 });
-  const files = ['Dockerfile', 'app/server.py', 'app/alembic.ini', 'app/migrations/env.py'];
+  const files = ['Dockerfile', 'alembic', 'app/server.py', 'app/alembic.ini', 'app/migrations/env.py'];
   copyFileSync(path.join(API_DIR, 'Dockerfile'), path.join(ctx, 'Dockerfile'));
+  copyFileSync(path.join(API_DIR, 'alembic'), path.join(ctx, 'alembic'));
   copyFileSync(path.join(API_DIR, 'server.py'), path.join(ctx, 'app', 'server.py'));
   copyFileSync(path.join(API_DIR, 'alembic.ini'), path.join(ctx, 'app', 'alembic.ini'));
   copyFileSync(path.join(API_DIR, 'migrations', 'env.py'), path.join(ctx, 'app', 'migrations', 'env.py'));
@@ -175,7 +177,8 @@ export async function buildAndPushImages(
 
   let t = Date.now();
   if ((await docker(target, ['image', 'inspect', base], { allowFailure: true })).code !== 0) {
-    await docker(target, ['import', tar, base]);
+    // An imported image has no config at all: without a PATH, `exec` finds no program.
+    await docker(target, ['import', '--change', `ENV PATH=${IMAGE_PATH}`, tar, base]);
   }
   const importMs = Date.now() - t;
 

@@ -30,19 +30,26 @@ function isExecutable(file: string): boolean {
   }
 }
 
+export interface HostFacts {
+  isRoot: boolean;
+  binaries: Readonly<Record<string, string>>;
+}
+
+const thisMachine = (): HostFacts => ({ isRoot: process.getuid?.() === 0, binaries: REAL_BINARIES });
+
 /** What is missing for the tier, as short phrases; empty when it can run. */
-export function missingRealHostRequirements(): string[] {
+export function missingRealHostRequirements(facts: HostFacts = thisMachine()): string[] {
   const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (dockerd needs it)');
-  for (const [name, file] of Object.entries(REAL_BINARIES)) {
+  if (!facts.isRoot) missing.push('root (dockerd needs it)');
+  for (const [name, file] of Object.entries(facts.binaries)) {
     if (!isExecutable(file)) missing.push(`${name} (${file})`);
   }
   return missing;
 }
 
 /** Throws one line naming everything missing and the install command. */
-export function requireRealHost(): void {
-  const missing = missingRealHostRequirements();
+export function requireRealHost(facts: HostFacts = thisMachine()): void {
+  const missing = missingRealHostRequirements(facts);
   if (missing.length > 0) {
     throw new Error(`real-host tier cannot start: missing ${missing.join(', ')}; install with: ${REAL_INSTALL_COMMAND}`);
   }
