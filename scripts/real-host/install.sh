@@ -4,7 +4,7 @@
 #
 #   - Docker Engine 20.10 and its CLI (docker.io), a registry (docker-registry), busybox-static,
 #     htpasswd (apache2-utils) for the registry's bcrypt password file, debootstrap for the
-#     images' Debian root filesystem.
+#     images' Debian root filesystem, caddy (its binary goes into the test host's caddy image).
 #   - Compose v2: not in Debian 12. Debian 13's docker-compose package runs on Debian 12's libc;
 #     it is fetched through a separate apt state folder so the system's sources and lists stay
 #     untouched, and only its cli-plugin binary is unpacked into COMPOSE_PLUGIN_DIR.
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 COMPOSE_PLUGIN_DIR=${COMPOSE_PLUGIN_DIR:-/usr/local/lib/docker/cli-plugins}
-APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap)
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap caddy)
 # Where the separate apt state for Debian 13 lives (lists, cache, sources.list).
 TRIXIE_APT_DIR=${TRIXIE_APT_DIR:-/var/cache/engramia-real/apt-trixie}
 
@@ -40,6 +40,7 @@ if ((${#missing[@]} > 0)); then
   if command -v service >/dev/null 2>&1; then
     service docker stop >/dev/null 2>&1 || true
     service docker-registry stop >/dev/null 2>&1 || true
+    service caddy stop >/dev/null 2>&1 || true
   fi
 else
   log "Debian packages already installed: ${APT_PACKAGES[*]}"
@@ -96,6 +97,7 @@ fi
 log "versions"
 /usr/bin/docker --version
 /usr/sbin/dockerd --version
+caddy version
 docker-registry --version 2>&1 | head -n 1 || true
 "$COMPOSE_PLUGIN_DIR/docker-compose" version
 log "install took $(($(date +%s) - start)) s"

@@ -12,6 +12,7 @@ import { DOCKER_CLI } from './requirements.js';
 export const COMPOSE_FILE = 'docker-compose.prod.yml';
 export const API_SERVICE = 'engramia-api';
 export const DB_SERVICE = 'pgvector';
+export const PROXY_SERVICE = 'caddy';
 
 export interface DeployFolderOptions {
   /** Registry part of the image names, "127.0.0.1:PORT". */
@@ -20,7 +21,7 @@ export interface DeployFolderOptions {
   tag: string;
   /** The variable the compose file takes the API tag from: IMAGE_TAG, or CORE_TAG in newer files. */
   tagVariable?: 'IMAGE_TAG' | 'CORE_TAG';
-  /** Loopback port the API is published on. Default: a free one. */
+  /** Loopback port Caddy (in front of the API) is published on. Default: a free one. */
   apiPort?: number;
 }
 
@@ -28,14 +29,14 @@ export interface DeployFolder {
   /** The folder itself; its name is `engramia`, so the Compose project is called that, as on the VM. */
   readonly path: string;
   readonly apiPort: number;
-  /** http://127.0.0.1:PORT of the published API. */
+  /** http://127.0.0.1:PORT of Caddy, in front of the API (the bot's apiBaseUrl). */
   readonly apiUrl: string;
   readonly apiKey: string;
   readonly tagVariable: 'IMAGE_TAG' | 'CORE_TAG';
 }
 
 export function composeFile(opts: { registryAddress: string; tagVariable: string; apiPort: number }): string {
-  return `# Engramia's production compose layout for the real-host tests (caddy comes later).
+  return `# Engramia's production compose layout for the real-host tests.
 services:
   ${API_SERVICE}:
     image: ${opts.registryAddress}/engramia/engramia:\${${opts.tagVariable}}
@@ -43,8 +44,16 @@ services:
     env_file: .env
     depends_on:
       - ${DB_SERVICE}
+    expose:
+      - "8000"
+
+  ${PROXY_SERVICE}:
+    image: ${opts.registryAddress}/library/caddy:2
+    restart: unless-stopped
+    depends_on:
+      - ${API_SERVICE}
     ports:
-      - "127.0.0.1:${opts.apiPort}:8000"
+      - "127.0.0.1:${opts.apiPort}:80"
 
   ${DB_SERVICE}:
     image: ${opts.registryAddress}/pgvector/pgvector:pg15

@@ -15,6 +15,7 @@ import { REAL_BINARIES } from './requirements.js';
 const IMAGES_DIR = fileURLToPath(new URL('./images', import.meta.url));
 const API_DIR = path.join(IMAGES_DIR, 'engramia-api');
 const PG_DIR = path.join(IMAGES_DIR, 'pgvector');
+const CADDY_DIR = path.join(IMAGES_DIR, 'caddy');
 
 /** What goes into the base root filesystem; any change here makes a new cached tar. */
 const BASE_RECIPE = {
@@ -45,6 +46,8 @@ export interface BuiltImages {
   readonly base: string;
   /** Registry name of the database image, e.g. 127.0.0.1:PORT/pgvector/pgvector:pg15. */
   readonly pgvector: string;
+  /** Registry name of the proxy image, e.g. 127.0.0.1:PORT/library/caddy:2. */
+  readonly caddy: string;
   /** Registry repository of the API, e.g. 127.0.0.1:PORT/engramia/engramia (tags are release tags). */
   readonly apiRepository: string;
   readonly timings: ImageTimings;
@@ -192,6 +195,15 @@ export async function buildAndPushImages(
     hash: sha256(base + hashTree(PG_DIR, pgFiles)),
     buildArgs: { BASE: base },
   });
+  const caddy = `${registry.address}/library/caddy:2`;
+  const caddyCtx = path.join(work, 'caddy');
+  mkdirSync(caddyCtx, { mode: 0o755 });
+  const caddyFiles = ['Dockerfile', 'Caddyfile', 'caddy'];
+  copyFileSync(path.join(CADDY_DIR, 'Dockerfile'), path.join(caddyCtx, 'Dockerfile'));
+  copyFileSync(path.join(CADDY_DIR, 'Caddyfile'), path.join(caddyCtx, 'Caddyfile'));
+  copyFileSync(REAL_BINARIES.caddy, path.join(caddyCtx, 'caddy'));
+  await buildOnce(target, { context: caddyCtx, tag: caddy, hash: sha256(base + hashTree(caddyCtx, caddyFiles)), buildArgs: { BASE: base } });
+
   const apiRepository = `${registry.address}/engramia/engramia`;
   // One at a time: the machine has two cores shared with the rest of the tests.
   for (const rel of RELEASES) {
@@ -209,12 +221,12 @@ export async function buildAndPushImages(
 
   t = Date.now();
   await loginHarness(target, registry);
-  const names = [pgvector, ...RELEASES.map((r) => `${apiRepository}:${r.tag}`)];
+  const names = [pgvector, caddy, ...RELEASES.map((r) => `${apiRepository}:${r.tag}`)];
   for (const name of names) await docker(target, ['push', name]);
   await docker(target, ['logout', registry.address]);
   await docker(target, ['rmi', ...names]);
   const pushMs = Date.now() - t;
 
   writeFileSync(path.join(cacheDir(), 'last-used'), `${new Date().toISOString()} ${base}\n`);
-  return { base, pgvector, apiRepository, timings: { rootfsMs: madeMs, importMs, buildMs, pushMs } };
+  return { base, pgvector, caddy, apiRepository, timings: { rootfsMs: madeMs, importMs, buildMs, pushMs } };
 }

@@ -19,6 +19,7 @@ export const REAL_BINARIES = {
   registry: '/usr/bin/docker-registry',
   htpasswd: '/usr/bin/htpasswd',
   debootstrap: '/usr/sbin/debootstrap',
+  caddy: '/usr/bin/caddy',
 } as const;
 
 function isExecutable(file: string): boolean {

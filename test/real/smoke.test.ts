@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Secret } from '../../src/config/secret.js';
 import { sleep } from '../world/proc.js';
-import { API_SERVICE, DB_SERVICE } from './deploy-host.js';
+import { API_SERVICE, DB_SERVICE, PROXY_SERVICE } from './deploy-host.js';
 import { connectVm, type Vm } from './vm.js';
 
 const host = inject('realHost');
@@ -118,6 +118,7 @@ describe('real host smoke: compose, registry, PostgreSQL, alembic and the API ov
       .split('\n')
       .map((l) => JSON.parse(l) as { Service: string; State: string; Image: string });
     expect(services.map((s) => [s.Service, s.State]).sort()).toEqual([
+      [PROXY_SERVICE, 'running'],
       [API_SERVICE, 'running'],
       [DB_SERVICE, 'running'],
     ]);
@@ -134,6 +135,23 @@ describe('real host smoke: compose, registry, PostgreSQL, alembic and the API ov
     expect(dump.code, dump.output).toBe(0);
     expect(dump.stdout).toMatch(/TABLE public patterns /);
     expect(dump.stdout).toMatch(/TABLE public alembic_version /);
+  });
+
+  it('answers through Caddy: 502 with an empty body while the API is stopped, 0.6.0 again once it is back', async () => {
+    const stop = await vm.compose(['stop', API_SERVICE]);
+    expect(stop.code, stop.output).toBe(0);
+    const res = await fetch(`${host.deploy.apiUrl}/v1/version`, { signal: AbortSignal.timeout(5_000) });
+    expect(res.status).toBe(502);
+    expect(res.headers.get('server')).toBe('Caddy');
+    expect(await res.text()).toBe('');
+
+    const start = await vm.compose(['start', API_SERVICE]);
+    expect(start.code, start.output).toBe(0);
+    const back = await eventually('GET /v1/version after start', async () => {
+      const r = await get('/v1/version');
+      return r.status === 200 ? r : undefined;
+    });
+    expect(back.body).toMatchObject({ app_version: '0.6.0' });
   });
 
   it('logs out, leaving no registry credential in the session user\'s docker config', async () => {
