@@ -23,10 +23,15 @@ export interface DeployFolderOptions {
   tagVariable?: 'IMAGE_TAG' | 'CORE_TAG';
   /** Loopback port Caddy (in front of the API) is published on. Default: a free one. */
   apiPort?: number;
+  /**
+   * The folder's name, which is also the Compose project's name: test files sharing one daemon
+   * each take their own, so their containers and volumes never meet. Default `engramia`.
+   */
+  name?: string;
 }
 
 export interface DeployFolder {
-  /** The folder itself; its name is `engramia`, so the Compose project is called that, as on the VM. */
+  /** The folder itself; its name is the Compose project's name (`engramia` on the VM). */
   readonly path: string;
   readonly apiPort: number;
   /** http://127.0.0.1:PORT of Caddy, in front of the API (the bot's apiBaseUrl). */
@@ -73,7 +78,9 @@ volumes:
 export async function createDeployFolder(opts: DeployFolderOptions): Promise<DeployFolder> {
   const tagVariable = opts.tagVariable ?? 'IMAGE_TAG';
   const apiPort = opts.apiPort ?? (await findFreePort());
-  const dir = path.join(makeTempDir('engramia-vm-'), 'engramia');
+  const name = opts.name ?? 'engramia';
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) throw new Error(`not a Compose project name: ${name}`);
+  const dir = path.join(makeTempDir('engramia-vm-'), name);
   mkdirSync(dir, { mode: 0o755 });
   const dbPassword = randomBytes(12).toString('hex');
   const apiKey = `engramia_test_${randomBytes(12).toString('hex')}`;

@@ -5,14 +5,13 @@ import { startRealHost } from './world.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const host = await startRealHost();
-  const { dockerd, registry, deploy, sshd, timings } = host;
+  const { dockerd, registry, sshd, timings } = host;
   console.log(`[real] host ready: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}`);
   project.provide('realHost', {
     dockerHost: dockerd.dockerHost,
     dockerConfig: dockerd.dockerConfig,
     registry: { address: registry.address, username: registry.username, password: registry.password },
     apiRepository: host.images.apiRepository,
-    deploy: { path: deploy.path, apiUrl: deploy.apiUrl, apiKey: deploy.apiKey, tagVariable: deploy.tagVariable },
     sshd: {
       host: sshd.host,
       port: sshd.port,

@@ -12,7 +12,6 @@ declare module 'vitest' {
       registry: { address: string; username: string; password: string };
       /** "127.0.0.1:PORT/engramia/engramia": the API images, tagged by release. */
       apiRepository: string;
-      deploy: { path: string; apiUrl: string; apiKey: string; tagVariable: string };
       /** The VM's sshd; `home` is the session user's HOME (where `docker login` keeps credentials). */
       sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string; home: string };
     };

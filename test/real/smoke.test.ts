@@ -4,40 +4,27 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Secret } from '../../src/config/secret.js';
-import { sleep } from '../world/proc.js';
-import { API_SERVICE, DB_SERVICE, PROXY_SERVICE } from './deploy-host.js';
-import { connectVm, type Vm } from './vm.js';
+import { API_SERVICE, createDeployFolder, DB_SERVICE, PROXY_SERVICE, type DeployFolder } from './deploy-host.js';
+import { connectVm, eventually, type Vm } from './vm.js';
 
 const host = inject('realHost');
 let vm: Vm;
+let deploy: DeployFolder;
 
-beforeAll(() => {
-  vm = connectVm(host);
+beforeAll(async () => {
+  deploy = await createDeployFolder({ registryAddress: host.registry.address, tag: '0.6.0', name: 'engramia-smoke' });
+  vm = connectVm({ sshd: host.sshd, deploy });
 });
 afterAll(async () => {
+  // Frees the two cores for the next file: containers, network and the database volume go.
+  await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
   await vm?.close();
 });
 
 async function get(urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${host.deploy.apiUrl}${urlPath}`, { headers, signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(`${deploy.apiUrl}${urlPath}`, { headers, signal: AbortSignal.timeout(5_000) });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as unknown) : null };
-}
-
-/** Polls until `probe` returns a value; fails with the last error after `timeoutMs`. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms (last: ${String(last)})`);
-    await sleep(500);
-  }
 }
 
 function sessionDockerConfig(): string {
@@ -99,7 +86,7 @@ describe('real host smoke: compose, registry, PostgreSQL, alembic and the API ov
     expect(version.body).toMatchObject({ app_version: '0.6.0', api_version: 'v1' });
 
     expect((await get('/v1/health')).status).toBe(401);
-    const auth = { authorization: `Bearer ${host.deploy.apiKey}` };
+    const auth = { authorization: `Bearer ${deploy.apiKey}` };
     expect(await get('/v1/health', auth)).toEqual({ status: 200, body: { status: 'ok', storage: 'postgres', pattern_count: 0 } });
     const deep = await get('/v1/health/deep', auth);
     expect(deep.status).toBe(200);
@@ -140,7 +127,7 @@ describe('real host smoke: compose, registry, PostgreSQL, alembic and the API ov
   it('answers through Caddy: 502 with an empty body while the API is stopped, 0.6.0 again once it is back', async () => {
     const stop = await vm.compose(['stop', API_SERVICE]);
     expect(stop.code, stop.output).toBe(0);
-    const res = await fetch(`${host.deploy.apiUrl}/v1/version`, { signal: AbortSignal.timeout(5_000) });
+    const res = await fetch(`${deploy.apiUrl}/v1/version`, { signal: AbortSignal.timeout(5_000) });
     expect(res.status).toBe(502);
     expect(res.headers.get('server')).toBe('Caddy');
     expect(await res.text()).toBe('');

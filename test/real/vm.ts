@@ -46,3 +46,38 @@ export function connectVm(target: VmTarget): Vm {
     close: () => ex.close(),
   };
 }
+
+/** Polls until `probe` returns a value; fails with the last error after `timeoutMs`. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms (last: ${String(last)})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * Brings the VM to "release `tag` running, database at its head, no registry login left", the
+ * way an operator would by hand. Idempotent. Throws with the command's output when a step fails.
+ */
+export async function bringUp(vm: Vm, registry: { address: string; username: string; password: string }, tag: string): Promise<void> {
+  const must = async (what: string, p: Promise<VmResult>): Promise<VmResult> => {
+    const r = await p;
+    if (r.code !== 0) throw new Error(`${what} exited ${r.code}:\n${r.output}`);
+    return r;
+  };
+  await must('docker login', vm.exec({ argv: ['docker', 'login', registry.address, '-u', registry.username, '--password-stdin'] }, { stdin: new Secret(`${registry.password}\n`, 'registry password') }));
+  const env = { IMAGE_TAG: tag };
+  await must('compose pull', vm.compose(['pull'], { env, timeoutMs: 300_000 }));
+  await must('docker logout', vm.exec({ argv: ['docker', 'logout', registry.address] }));
+  await must('compose up', vm.compose(['up', '-d'], { env, timeoutMs: 300_000 }));
+  await eventually('pg_isready', async () => ((await vm.compose(['exec', '-T', 'pgvector', 'pg_isready', '-U', 'engramia'])).code === 0 ? true : undefined));
+  await must('alembic upgrade head', vm.compose(['exec', '-T', 'engramia-api', 'alembic', 'upgrade', 'head'], { env }));
+}

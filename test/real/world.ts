@@ -1,6 +1,7 @@
-// The whole real host in one call: dockerd, registry, images pushed, a deploy folder and its sshd.
+// The whole real host in one call: dockerd, registry, images pushed, and the VM's sshd. Deploy
+// folders (one per test file, see deploy-host.ts) are made by the tests.
 import type { SshdServer } from '../world/sshd.js';
-import { createDeployFolder, startVmSshd, type DeployFolder } from './deploy-host.js';
+import { startVmSshd } from './deploy-host.js';
 import { startDockerd, type Dockerd } from './dockerd.js';
 import { buildAndPushImages, type BuiltImages } from './images.js';
 import { startRegistry, type Registry } from './registry.js';
@@ -10,14 +11,13 @@ export interface RealHost {
   readonly dockerd: Dockerd;
   readonly registry: Registry;
   readonly images: BuiltImages;
-  readonly deploy: DeployFolder;
   readonly sshd: SshdServer;
   /** Milliseconds per phase, for the tier's report. */
   readonly timings: Record<string, number>;
   stop(): Promise<void>;
 }
 
-export async function startRealHost(opts: { tag?: string } = {}): Promise<RealHost> {
+export async function startRealHost(): Promise<RealHost> {
   requireRealHost();
   const timings: Record<string, number> = {};
   const stops: Array<() => Promise<void>> = [];
@@ -37,10 +37,9 @@ export async function startRealHost(opts: { tag?: string } = {}): Promise<RealHo
     Object.assign(timings, images.timings);
     timings.images = Date.now() - t;
 
-    const deploy = await createDeployFolder({ registryAddress: registry.address, tag: opts.tag ?? '0.6.0' });
     const sshd = await startVmSshd(dockerd);
     stops.push(() => sshd.stop());
-    return { dockerd, registry, images, deploy, sshd, timings, stop };
+    return { dockerd, registry, images, sshd, timings, stop };
   } catch (err) {
     await stop();
     throw err;
