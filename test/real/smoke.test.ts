@@ -35,9 +35,12 @@ function sessionDockerConfig(): string {
 describe('real host smoke: compose, registry, PostgreSQL, alembic and the API over SSH', () => {
   it('refuses to pull without a login, in the registry\'s own words', async () => {
     const r = await vm.compose(['pull', API_SERVICE]);
-    expect(r.code).not.toBe(0);
-    // Compose 2.26 prints the daemon's error for the failed pull.
-    expect(r.output).toMatch(/no basic auth credentials|unauthorized: authentication required/);
+    // Compose 2.26.1 exits 18 for a failed pull (the simulation exits 1) and prints the daemon's
+    // error twice: on the service's progress line and as the final error.
+    expect(r.code).toBe(18);
+    const head = `Head "http://${host.registry.address}/v2/engramia/engramia/manifests/0.6.0": no basic auth credentials`;
+    expect(r.output).toContain(` engramia-api Error ${head}\n`);
+    expect(r.output).toContain(`Error response from daemon: ${head}\n`);
   });
 
   it('logs in with the password on stdin, pulls 0.6.0 and starts it; the database is migrated to 0.6.0\'s head', async () => {
