@@ -16,6 +16,7 @@ beforeAll(async () => {
   deploy = await createDeployFolder({ registryAddress: host.registry.address, tag: '0.6.0', name: 'engramia-deploy' });
   vm = connectVm({ sshd: host.sshd, deploy });
   await bringUp(vm, host.registry, '0.6.0');
+  w = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 });
 }, 600_000);
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last 40) ---\n${w.logs.slice(-40).join('')}`);
@@ -30,11 +31,11 @@ function text(blocks: unknown): string {
   return JSON.stringify(blocks ?? []);
 }
 
-async function finalCard(world: RealBotWorld, outcome: RegExp, timeoutMs = 120_000) {
+async function finalCard(world: RealBotWorld, title: string, outcome: RegExp, timeoutMs = 120_000) {
   return world.slack.waitFor(
     () => {
       const top = world.slack.messagesIn(OPS_CHANNEL).filter((m) => !m.thread_ts || m.thread_ts === m.ts);
-      const card = top.find((m) => text(m.blocks).includes('Deploy '));
+      const card = top.find((m) => text(m.blocks).includes(title));
       return card && outcome.test(text(card.blocks)) ? card : undefined;
     },
     { timeoutMs, description: `deploy card matching ${outcome}` },
@@ -47,21 +48,37 @@ async function must(what: string, p: ReturnType<Vm['exec']>): Promise<string> {
   return r.stdout;
 }
 
+/** Service → image of what runs, from the real `docker compose ps`. */
+async function running(): Promise<Record<string, string>> {
+  const out = await must('compose ps', vm.compose(['ps', '--format', 'json']));
+  const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { Service: string; State: string; Image: string });
+  return Object.fromEntries(rows.filter((r) => r.State === 'running').map((r) => [r.Service, r.Image]));
+}
+
 describe('deploy through the bot against the real host', () => {
-  it('deploy 0.6.1 --no-maintenance: pulled after a real login, 0.6.1 runs, the database is at 032, .env pins it, 0.6.0 stays for rollback', async () => {
-    w = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 });
-    const ack = await w.slash('deploy 0.6.1 --no-maintenance');
+  it('deploy 9.9.9 (not in the registry): stops at the pull, nothing on the host changes, the registry\'s words reach the thread', async () => {
+    const before = { running: await running(), env: await must('cat .env', vm.exec({ argv: ['cat', '.env'] })) };
+    const ack = await w!.slash('deploy 9.9.9 --no-maintenance');
     expect(ack.status).toBe(200);
-    const card = await finalCard(w, /succeeded|failed|stopped/);
+    const card = await finalCard(w!, 'Deploy 9.9.9', /succeeded|failed|stopped/);
+    expect(text(card.blocks)).toContain('failed');
+
+    expect(await running()).toEqual(before.running);
+    expect(await must('cat .env', vm.exec({ argv: ['cat', '.env'] }))).toBe(before.env);
+    expect((await must('alembic current', vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'current']))).trim()).toBe('031 (head)');
+    // Real Compose/registry wording, shown in the pull step's reply.
+    const said = JSON.stringify(w!.slack.messagesIn(OPS_CHANNEL).map((m) => m.blocks));
+    expect(said).toContain(`manifest for ${host.apiRepository}:9.9.9 not found: manifest unknown: manifest unknown`);
+  });
+
+  it('deploy 0.6.1 --no-maintenance: pulled after a real login, 0.6.1 runs, the database is at 032, .env pins it, 0.6.0 stays for rollback', async () => {
+    const ack = await w!.slash('deploy 0.6.1 --no-maintenance');
+    expect(ack.status).toBe(200);
+    const card = await finalCard(w!, 'Deploy 0.6.1', /succeeded|failed|stopped/);
     expect(text(card.blocks)).toContain('succeeded');
 
     // The host's own word, not the bot's: which image the container runs…
-    const ps = (await must('compose ps', vm.compose(['ps', '--format', 'json'])))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { Service: string; State: string; Image: string });
-    const api = ps.find((s) => s.Service === API_SERVICE);
-    expect(api).toMatchObject({ State: 'running', Image: `${host.apiRepository}:0.6.1` });
+    expect((await running())[API_SERVICE]).toBe(`${host.apiRepository}:0.6.1`);
 
     // …where the database is, read by alembic and by PostgreSQL…
     const current = await must('alembic current', vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'current']));
@@ -87,7 +104,7 @@ describe('deploy through the bot against the real host', () => {
     expect(version.app_version).toBe('0.6.1');
 
     // Nothing the bot logged or sent to Slack holds the registry password or the API key.
-    const everything = JSON.stringify(w.slack.calls) + w.logs.join('');
+    const everything = JSON.stringify(w!.slack.calls) + w!.logs.join('');
     expect(everything).not.toContain(host.registry.password);
     expect(everything).not.toContain(deploy.apiKey);
   });
