@@ -34,6 +34,10 @@ function sessionDockerConfig(): string {
 
 describe('real host smoke: compose, registry, PostgreSQL, alembic and the API over SSH', () => {
   it('refuses to pull without a login, in the registry\'s own words', async () => {
+    // Test files share the VM user's HOME, and the bot's deploy leaves its registry login behind
+    // (a known gap, see docs/real-host.md): start from no login.
+    expect((await vm.exec({ argv: ['docker', 'logout', host.registry.address] })).code).toBe(0);
+    expect(sessionDockerConfig()).not.toContain(host.registry.address);
     const r = await vm.compose(['pull', API_SERVICE]);
     // Compose 2.26.1 exits 18 for a failed pull (the simulation exits 1) and prints the daemon's
     // error twice: on the service's progress line and as the final error.
