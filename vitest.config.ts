@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The real-host tier (real Docker, root) has its own config and script: `npm run test:docker`.
+    exclude: [...configDefaults.exclude, 'test/real/**'],
     globalSetup: ['test/world/global-setup.ts'],
     // Integration tests start real processes (sshd, redis, the bot); give them room on a 2-core box.
     testTimeout: 30_000,

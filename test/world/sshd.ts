@@ -30,6 +30,11 @@ export interface StartSshdOptions {
    * sshd must switch users). Its HOME and the authorized_keys file are made readable by it.
    */
   user?: string;
+  /**
+   * More variables every SSH session gets (sshd's SetEnv), e.g. DOCKER_HOST for the real-host
+   * tier. HOME and PATH are set from the options above and cannot be overridden here.
+   */
+  env?: Record<string, string>;
 }
 
 export interface SshdServer {
@@ -139,6 +144,11 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdServer> {
     ...new Set([...opts.binDirs, path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin']),
   ].join(':');
 
+  const extraEnv = Object.entries(opts.env ?? {}).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || k === 'HOME' || k === 'PATH') throw new Error(`unsupported session variable name: ${k}`);
+    return q(`${k}=${v}`);
+  });
+
   const version = sshdVersion(sshd);
   // OpenSSH >= 9.8 penalises source addresses that fail auth or drop connections early by
   // refusing them for a while; every test connects from 127.0.0.1, and some fail on purpose.
@@ -176,7 +186,7 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdServer> {
         // Applied after sshd's own defaults, so these override HOME (normally the passwd home)
         // and PATH (normally a compiled-in default). An empty HOME keeps this machine's dotfiles
         // (~/.bashrc is sourced even by `bash -c` under sshd) out of every channel.
-        `SetEnv ${q(`HOME=${home}`)} ${q(`PATH=${sessionPath}`)}`,
+        `SetEnv ${[q(`HOME=${home}`), q(`PATH=${sessionPath}`), ...extraEnv].join(' ')}`,
         ...(hasPerSourcePenalties ? ['PerSourcePenalties no'] : []),
         '',
       ].join('\n'),

@@ -1,0 +1,120 @@
+// The bot in this process, wired to the real host: fake Slack, its own redis, and a config whose
+// production environment is the real VM (sshd, deploy folder, Caddy's port, the test registry).
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ProvidedContext } from 'vitest';
+import { readEnvOptions } from '../../src/config/env.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/logger.js';
+import { startBot, type Bot } from '../../src/runtime.js';
+import { ALICE, OPS_CHANNEL } from '../world/config.js';
+import { startFakeSlack, type FakeSlack } from '../world/fake-slack.js';
+import { startRedis, type RedisServer } from '../world/redis.js';
+import { sendSlashCommand, type SlackHttpResult } from '../world/slack-requests.js';
+import type { DeployFolder } from './deploy-host.js';
+
+export const SIGNING_SECRET = `signsecret-${randomBytes(8).toString('hex')}`;
+
+type RealHostInfo = ProvidedContext['realHost'];
+
+export interface RealBotWorld {
+  slack: FakeSlack;
+  bot: Bot;
+  redis: RedisServer;
+  logs: string[];
+  botUrl: string;
+  slash(text: string): Promise<SlackHttpResult>;
+  close(): Promise<void>;
+}
+
+export function realConfigYaml(host: RealHostInfo, deploy: DeployFolder, extra: Record<string, string | number | boolean> = {}): string {
+  const s = host.sshd;
+  return `slack:
+  allowedChannels: [${OPS_CHANNEL}]
+access:
+  deployers: [${ALICE}]
+  approvers: [U02BOB]
+  admins: [U03CAROL]
+environments:
+  production:
+    default: true
+    fourEyes: true
+    ssh:
+      host: ${s.host}
+      port: ${s.port}
+      username: ${s.username}
+      privateKeyPath: ${s.privateKeyPath}
+      hostKeySha256: "${s.hostKeySha256}"
+    deployPath: ${deploy.path}
+    composeFile: docker-compose.prod.yml
+    tagVariable: ${deploy.tagVariable}
+    apiBaseUrl: ${deploy.apiUrl}
+    apiKeyEnv: ENGRAMIA_PROD_API_KEY
+    registry:
+      host: "${host.registry.address}"
+      username: ${host.registry.username}
+      tokenEnv: REGISTRY_TOKEN
+${Object.entries(extra)
+  .map(([k, v]) => `    ${k}: ${v}\n`)
+  .join('')}`;
+}
+
+export async function startRealBotWorld(
+  host: RealHostInfo,
+  deploy: DeployFolder,
+  extra: Record<string, string | number | boolean> = {},
+): Promise<RealBotWorld> {
+  const root = mkdtempSync(join(tmpdir(), 'chatops-real-'));
+  const [redis, slack] = await Promise.all([
+    startRedis({ appendonly: false }),
+    startFakeSlack({ channels: [{ id: OPS_CHANNEL, name: 'ops', member: true }], limits: false }),
+  ]);
+  const configPath = join(root, 'chatops.yml');
+  writeFileSync(configPath, realConfigYaml(host, deploy, extra));
+  const processEnv: NodeJS.ProcessEnv = {
+    SLACK_BOT_TOKEN: slack.botToken,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_API_URL: slack.apiUrl,
+    PORT: '0',
+    ADMIN_PORT: '0',
+    REDIS_URL: redis.url,
+    CHATOPS_CONFIG: configPath,
+    CHATOPS_QUEUE_PREFIX: `r${randomBytes(6).toString('hex')}`,
+    LOG_LEVEL: 'debug',
+    ENGRAMIA_PROD_API_KEY: deploy.apiKey,
+    REGISTRY_TOKEN: host.registry.password,
+  };
+  const logs: string[] = [];
+  const log = createLogger({ level: 'debug', destination: { write: (s: string) => void logs.push(s) } });
+  let bot: Bot;
+  try {
+    bot = await startBot({
+      env: readEnvOptions(processEnv),
+      config: loadConfig(configPath),
+      role: 'all',
+      log,
+      processEnv,
+      workerOptions: { minCardIntervalMs: 200, slackPacing: false },
+    });
+  } catch (err) {
+    await Promise.allSettled([slack.close(), redis.stop()]);
+    throw err;
+  }
+  const botUrl = `http://127.0.0.1:${bot.port}`;
+  return {
+    slack,
+    bot,
+    redis,
+    logs,
+    botUrl,
+    slash: (text) =>
+      sendSlashCommand(`${botUrl}/slack/events`, SIGNING_SECRET, { text, user_id: ALICE, channel_id: OPS_CHANNEL, response_url: slack.responseUrl() }),
+    async close() {
+      await bot.close();
+      await Promise.allSettled([slack.close(), redis.stop()]);
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,111 @@
+// The bot's standard deploy end to end against the real host (signed Slack request → Bolt →
+// BullMQ → worker → SSH → real Docker, Compose, registry, PostgreSQL, alembic), checked afterwards
+// with the real CLI, the real database and real HTTP.
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { OPS_CHANNEL } from '../world/config.js';
+import { startRealBotWorld, type RealBotWorld } from './bot-world.js';
+import { API_SERVICE, createDeployFolder, DB_SERVICE, type DeployFolder } from './deploy-host.js';
+import { bringUp, connectVm, type Vm } from './vm.js';
+
+const host = inject('realHost');
+let vm: Vm;
+let deploy: DeployFolder;
+let w: RealBotWorld | undefined;
+
+beforeAll(async () => {
+  deploy = await createDeployFolder({ registryAddress: host.registry.address, tag: '0.6.0', name: 'engramia-deploy' });
+  vm = connectVm({ sshd: host.sshd, deploy });
+  await bringUp(vm, host.registry, '0.6.0');
+  w = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 });
+}, 600_000);
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last 40) ---\n${w.logs.slice(-40).join('')}`);
+});
+afterAll(async () => {
+  await w?.close();
+  await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
+  await vm?.close();
+});
+
+function text(blocks: unknown): string {
+  return JSON.stringify(blocks ?? []);
+}
+
+async function finalCard(world: RealBotWorld, title: string, outcome: RegExp, timeoutMs = 120_000) {
+  return world.slack.waitFor(
+    () => {
+      const top = world.slack.messagesIn(OPS_CHANNEL).filter((m) => !m.thread_ts || m.thread_ts === m.ts);
+      const card = top.find((m) => text(m.blocks).includes(title));
+      return card && outcome.test(text(card.blocks)) ? card : undefined;
+    },
+    { timeoutMs, description: `deploy card matching ${outcome}` },
+  );
+}
+
+async function must(what: string, p: ReturnType<Vm['exec']>): Promise<string> {
+  const r = await p;
+  expect(r.code, `${what}: ${r.output}`).toBe(0);
+  return r.stdout;
+}
+
+/** Service → image of what runs, from the real `docker compose ps`. */
+async function running(): Promise<Record<string, string>> {
+  const out = await must('compose ps', vm.compose(['ps', '--format', 'json']));
+  const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { Service: string; State: string; Image: string });
+  return Object.fromEntries(rows.filter((r) => r.State === 'running').map((r) => [r.Service, r.Image]));
+}
+
+describe('deploy through the bot against the real host', () => {
+  it('deploy 9.9.9 (not in the registry): stops at the pull, nothing on the host changes, the registry\'s words reach the thread', async () => {
+    const before = { running: await running(), env: await must('cat .env', vm.exec({ argv: ['cat', '.env'] })) };
+    const ack = await w!.slash('deploy 9.9.9 --no-maintenance');
+    expect(ack.status).toBe(200);
+    const card = await finalCard(w!, 'Deploy 9.9.9', /succeeded|failed|stopped/);
+    expect(text(card.blocks)).toContain('failed');
+
+    expect(await running()).toEqual(before.running);
+    expect(await must('cat .env', vm.exec({ argv: ['cat', '.env'] }))).toBe(before.env);
+    expect((await must('alembic current', vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'current']))).trim()).toBe('031 (head)');
+    // Real Compose/registry wording, shown in the pull step's reply.
+    const said = JSON.stringify(w!.slack.messagesIn(OPS_CHANNEL).map((m) => m.blocks));
+    expect(said).toContain(`manifest for ${host.apiRepository}:9.9.9 not found: manifest unknown: manifest unknown`);
+  });
+
+  it('deploy 0.6.1 --no-maintenance: pulled after a real login, 0.6.1 runs, the database is at 032, .env pins it, 0.6.0 stays for rollback', async () => {
+    const ack = await w!.slash('deploy 0.6.1 --no-maintenance');
+    expect(ack.status).toBe(200);
+    const card = await finalCard(w!, 'Deploy 0.6.1', /succeeded|failed|stopped/);
+    expect(text(card.blocks)).toContain('succeeded');
+
+    // The host's own word, not the bot's: which image the container runs…
+    expect((await running())[API_SERVICE]).toBe(`${host.apiRepository}:0.6.1`);
+
+    // …where the database is, read by alembic and by PostgreSQL…
+    const current = await must('alembic current', vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'current']));
+    expect(current.trim()).toBe('032 (head)');
+    const tables = await must(
+      'psql',
+      vm.compose(['exec', '-T', DB_SERVICE, 'psql', '-U', 'engramia', '-d', 'engramia', '-At', '-c', "SELECT to_regclass('public.pattern_feedback')"]),
+    );
+    expect(tables.trim()).toBe('pattern_feedback');
+
+    // …what .env pins, that maintenance is not on in the running container…
+    const env = await must('cat .env', vm.exec({ argv: ['cat', '.env'] }));
+    expect(env.match(/^IMAGE_TAG=.*$/gm)).toEqual(['IMAGE_TAG=0.6.1']);
+    const maint = await vm.compose(['exec', '-T', API_SERVICE, 'printenv', 'ENGRAMIA_MAINTENANCE']);
+    expect(maint.code).toBe(1); // printenv: not set
+
+    // …that the previous release's image survived `image prune -f`…
+    const images = await must('image ls', vm.exec({ argv: ['docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'] }));
+    expect(images.split('\n')).toContain(`${host.apiRepository}:0.6.0`);
+
+    // …and what the API answers through Caddy.
+    const version = (await (await fetch(`${deploy.apiUrl}/v1/version`)).json()) as { app_version: string };
+    expect(version.app_version).toBe('0.6.1');
+
+    // Nothing the bot logged or sent to Slack holds the registry password or the API key.
+    const everything = JSON.stringify(w!.slack.calls) + w!.logs.join('');
+    expect(everything).not.toContain(host.registry.password);
+    expect(everything).not.toContain(deploy.apiKey);
+  });
+});
