@@ -3,7 +3,8 @@
 // with the real CLI, the real database and real HTTP.
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { OPS_CHANNEL } from '../world/config.js';
-import { startRealBotWorld, type RealBotWorld } from './bot-world.js';
+import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { SIGNING_SECRET, startRealBotWorld, type RealBotWorld } from './bot-world.js';
 import { API_SERVICE, createDeployFolder, DB_SERVICE, type DeployFolder } from './deploy-host.js';
 import { bringUp, connectVm, type Vm } from './vm.js';
 
@@ -29,6 +30,12 @@ afterAll(async () => {
 
 function text(blocks: unknown): string {
   return JSON.stringify(blocks ?? []);
+}
+
+/** Production is four-eyes: Bob approves Alice's plan before the first change on the host. */
+async function approvePlan(world: RealBotWorld) {
+  const msg = await world.slack.waitFor(() => world.slack.messagesIn(OPS_CHANNEL).findLast((m) => findButton(m.blocks as never, 'deploy.approve')), { timeoutMs: 120_000, description: 'deploy.approve' });
+  expect((await sendBlockAction(`${world.botUrl}/slack/events`, SIGNING_SECRET, { user: 'U02BOB', channel: OPS_CHANNEL, message: msg, action_id: 'deploy.approve' })).status).toBe(200);
 }
 
 async function finalCard(world: RealBotWorld, title: string, outcome: RegExp, timeoutMs = 120_000) {
@@ -62,6 +69,9 @@ describe('deploy through the bot against the real host', () => {
     expect(ack.status).toBe(200);
     const card = await finalCard(w!, 'Deploy 9.9.9', /succeeded|failed|stopped/);
     expect(text(card.blocks)).toContain('failed');
+    // The card names the cause in the registry's own words and does not offer the same tag again.
+    expect(text(card.blocks)).toContain('9.9.9 is not in the registry');
+    expect(text(card.blocks)).toContain('manifest unknown');
 
     expect(await running()).toEqual(before.running);
     expect(await must('cat .env', vm.exec({ argv: ['cat', '.env'] }))).toBe(before.env);
@@ -74,6 +84,7 @@ describe('deploy through the bot against the real host', () => {
   it('deploy 0.6.1 --no-maintenance: pulled after a real login, 0.6.1 runs, the database is at 032, .env pins it, 0.6.0 stays for rollback', async () => {
     const ack = await w!.slash('deploy 0.6.1 --no-maintenance');
     expect(ack.status).toBe(200);
+    await approvePlan(w!);
     const card = await finalCard(w!, 'Deploy 0.6.1', /succeeded|failed|stopped/);
     expect(text(card.blocks)).toContain('succeeded');
 
@@ -98,6 +109,12 @@ describe('deploy through the bot against the real host', () => {
     // …that the previous release's image survived `image prune -f`…
     const images = await must('image ls', vm.exec({ argv: ['docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'] }));
     expect(images.split('\n')).toContain(`${host.apiRepository}:0.6.0`);
+
+    // …that no registry credential stayed on the host (the SSH user's docker config, the bot's own folders)…
+    const left = await vm.exec({ argv: ['sh', '-c', 'cat "$HOME/.docker/config.json" 2>/dev/null; find .chatops-docker -type f 2>/dev/null; true'] });
+    expect(left.code).toBe(0);
+    expect(left.stdout).not.toContain(host.registry.address);
+    expect(left.stdout).not.toContain('.chatops-docker/');
 
     // …and what the API answers through Caddy.
     const version = (await (await fetch(`${deploy.apiUrl}/v1/version`)).json()) as { app_version: string };
