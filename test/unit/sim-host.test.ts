@@ -205,7 +205,7 @@ describe('docker login', () => {
     expect(sim.storedCredentials(join(root, '.docker'))).toEqual({});
     expect(statSync(cfg).mode & 0o777).toBe(0o700);
     const without = docker([...F, 'pull', 'engramia-api'], { env: T });
-    expect(without.code).toBe(1);
+    expect(without.code).toBe(18);
     expect(without.stderr).toContain('Error response from daemon: Head "https://ghcr.io/v2/engramia/engramia/manifests/0.6.1": unauthorized');
     expect(docker([...F, 'pull', 'engramia-api'], { env: { ...T, DOCKER_CONFIG: cfg } }).code).toBe(0);
     expect(docker(['logout', 'ghcr.io'], { env: { DOCKER_CONFIG: cfg } }).stdout).toBe('Removing login credentials for ghcr.io\n');
@@ -238,13 +238,13 @@ describe('docker login', () => {
 describe('docker compose pull / up', () => {
   const login = () => docker(['login', 'ghcr.io', '-u', 'bot', '--password-stdin'], { input: `${host.registryToken}\n` });
 
-  it('pull needs a login and a published tag', () => {
+  it('pull needs a login and a published tag; a failed compose pull exits 18, as Compose 2.26 does', () => {
     const unauth = docker([...F, 'pull', 'engramia-api'], { env: { IMAGE_TAG: '0.6.1' } });
-    expect(unauth.code).toBe(1);
+    expect(unauth.code).toBe(18);
     expect(unauth.stderr).toContain('Error response from daemon: Head "https://ghcr.io/v2/engramia/engramia/manifests/0.6.1": unauthorized');
     login();
     const unknown = docker([...F, 'pull', 'engramia-api'], { env: { IMAGE_TAG: '9.9.9' } });
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(18);
     expect(unknown.stderr).toContain('Error response from daemon: manifest for ghcr.io/engramia/engramia:9.9.9 not found: manifest unknown: manifest unknown');
     const ok = docker([...F, 'pull', 'engramia-api'], { env: { IMAGE_TAG: '0.6.1' } });
     expect(ok.code).toBe(0);

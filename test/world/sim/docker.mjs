@@ -38,6 +38,9 @@ import {
 /** @typedef {import('./host.mjs').Fault} Fault */
 /** @typedef {import('./host.mjs').ServiceDef} ServiceDef */
 
+/** Compose 2.26's exit code for a failed `pull` (a missing tag, no credentials), as the real-host tier shows. */
+const COMPOSE_PULL_FAILED = 18;
+
 const COMPOSE_VERSION = '2.29.1';
 const DOCKER_VERSION = '27.3.1';
 
@@ -788,10 +791,11 @@ function localApiImage(state, tag) {
 }
 
 /**
- * Pull the API image for the project's tag. Needs a login and a published tag.
- * @param {SimState} state @param {Project} project @param {Out} o @param {boolean} quiet
+ * Pull the API image for the project's tag. Needs a login and a published tag. `failCode`: what a
+ * failed pull exits with; `docker compose pull` (Compose 2.26, seen on the real-host tier) exits 18.
+ * @param {SimState} state @param {Project} project @param {Out} o @param {boolean} quiet @param {number} [failCode]
  */
-function pullApi(state, project, o, quiet) {
+function pullApi(state, project, o, quiet, failCode = 1) {
   const tag = project.tag;
   if (!quiet) o.progress(`${API_SERVICE} Pulling `);
   if (!tag) {
@@ -801,13 +805,13 @@ function pullApi(state, project, o, quiet) {
   if (!authorized(state)) {
     const msg = `Head "https://${state.registry.host}/v2/engramia/engramia/manifests/${tag}": unauthorized`;
     if (!quiet) o.progress(`${API_SERVICE} Error ${msg}`);
-    o.fail(`Error response from daemon: ${msg}`);
+    o.fail(`Error response from daemon: ${msg}`, failCode);
   }
   const meta = state.registry.tags[tag];
   if (!meta) {
     const msg = `manifest for ${API_IMAGE_REPO}:${tag} not found: manifest unknown: manifest unknown`;
     if (!quiet) o.progress(`${API_SERVICE} Error ${msg}`);
-    o.fail(`Error response from daemon: ${msg}`);
+    o.fail(`Error response from daemon: ${msg}`, failCode);
   }
   const existing = localApiImage(state, tag);
   if (existing && existing.digest === meta.digest) {
@@ -856,7 +860,7 @@ function composePull(state, project, args, o) {
   for (const svc of targets) {
     if (svc === API_SERVICE) {
       try {
-        pullApi(state, project, o, quiet);
+        pullApi(state, project, o, quiet, COMPOSE_PULL_FAILED);
       } catch (e) {
         if (!(e instanceof Exit) || !ignoreFailures) throw e;
       }
