@@ -30,19 +30,29 @@ const TOGGLE: StepDef = {
   },
 };
 
+/** How often the report asks again while a re-created container is still starting. */
+const SETTLE_POLL_MS = 1000;
+
 const REPORT: StepDef = {
   id: 'report',
   title: () => 'Check what the API answers now',
   safeToRepeat: true,
   async run(ctx, rec) {
     const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
-    const [health, version] = await Promise.all([api.health(), api.version()]);
+    const want = ctx.data.maintenance === true;
+    // A container re-created a moment ago is not listening yet (Caddy answers 502): ask again until it
+    // answers as it should, or the environment's verifySettleSeconds are up, before judging.
+    const deadline = Date.now() + ctx.verifySettleMs;
+    let [health, version] = await Promise.all([api.health(), api.version()]);
+    while ((want ? version.kind !== 'maintenance' : version.kind !== 'ok') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+      [health, version] = await Promise.all([api.health(), api.version()]);
+    }
     rec.command = `GET ${ctx.env.apiBaseUrl}/v1/health, /v1/version`;
     const h = health.kind === 'ok' ? `${health.httpStatus} ${health.value.status}` : health.kind === 'maintenance' ? '503 maintenance' : 'no answer';
     const ver = version.kind === 'ok' ? `${version.httpStatus} ${version.value.app_version}` : version.kind === 'maintenance' ? '503 maintenance' : 'no answer';
-    const want = ctx.data.maintenance === true;
     const ok = want ? version.kind === 'maintenance' : version.kind === 'ok';
-    if (!ok) ctx.state.warnings.push(`/v1/version answers ${ver}, which is not what maintenance ${want ? 'on' : 'off'} should give.`);
+    if (!ok) ctx.state.warnings.push(`/v1/version answers ${ver} after ${Math.round(ctx.verifySettleMs / 1000)} s, which is not what maintenance ${want ? 'on' : 'off'} should give.`);
     // Kept in state so the final summary can quote it.
     ctx.state.summary = `/v1/health answers ${h}; /v1/version answers ${ver}.`;
     return { status: 'done', note: `/v1/health: ${h} · /v1/version: ${ver}` };

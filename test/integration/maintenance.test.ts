@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readCommandLog, readEnvFile, readState } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, setApi } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, startWorld, type World } from './harness.js';
 import { text } from './blocks.js';
 
@@ -46,6 +46,15 @@ describe('/engramia maintenance on|off', () => {
     expect(await w.bot.producer!.store.maintenanceSince('production')).toBeUndefined();
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
     expect(w.slack.invalidBlockCalls()).toEqual([]);
+  });
+
+  it('waits for a re-created container to answer before reporting (Caddy answers 502 while it starts, as on the real host)', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    setApi(w.deployPath, { startupMs: 2500 });
+    await w.slash('maintenance on');
+    const [card] = await done(w, 'Maintenance on for production', 1);
+    expect(text(card!.blocks)).toContain('/v1/version answers 503 maintenance');
+    expect(text(card!.blocks)).not.toContain('which is not what maintenance on should give');
   });
 
   it('is for deployers only', async () => {

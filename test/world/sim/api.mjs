@@ -93,6 +93,9 @@ export async function startEngramiaApi({ deployPath, host = '127.0.0.1', port = 
     // Caddy with no upstream: 502 and an empty body.
     if (state.api.down || !isRunning(state, API_SERVICE)) return send(502, null);
     const container = /** @type {import('./host.mjs').Container} */ (state.containers[API_SERVICE]);
+    // A re-created container takes a moment to listen (about a second on the real-host tier); Caddy answers 502 meanwhile.
+    const startupMs = state.api.startupMs ?? 0;
+    if (startupMs > 0 && container.startedAt && Date.now() - Date.parse(container.startedAt) < startupMs) return send(502, null);
 
     const limit = state.api.rateLimitPerMinute;
     if (limit !== null && limit !== undefined) {

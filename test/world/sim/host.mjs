@@ -67,6 +67,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * }} Fault
  * @typedef {{
  *   down: boolean, hang: boolean, delayMs: number, rateLimitPerMinute: number | null,
+ *   startupMs?: number,
  * }} ApiSettings
  * @typedef {{
  *   schema: 1,
