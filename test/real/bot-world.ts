@@ -9,7 +9,7 @@ import { readEnvOptions } from '../../src/config/env.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
 import { startBot, type Bot } from '../../src/runtime.js';
-import { ALICE, OPS_CHANNEL } from '../world/config.js';
+import { ALICE, OPS_CHANNEL, configYaml } from '../world/config.js';
 import { startFakeSlack, type FakeSlack } from '../world/fake-slack.js';
 import { startRedis, type RedisServer } from '../world/redis.js';
 import { sendSlashCommand, type SlackHttpResult } from '../world/slack-requests.js';
@@ -29,36 +29,17 @@ export interface RealBotWorld {
   close(): Promise<void>;
 }
 
+/** The test world's config, its production environment being the real VM: four-eyes on, as in production. */
 export function realConfigYaml(host: RealHostInfo, deploy: DeployFolder, extra: Record<string, string | number | boolean> = {}): string {
-  const s = host.sshd;
-  return `slack:
-  allowedChannels: [${OPS_CHANNEL}]
-access:
-  deployers: [${ALICE}]
-  approvers: [U02BOB]
-  admins: [U03CAROL]
-environments:
-  production:
-    default: true
-    fourEyes: true
-    ssh:
-      host: ${s.host}
-      port: ${s.port}
-      username: ${s.username}
-      privateKeyPath: ${s.privateKeyPath}
-      hostKeySha256: "${s.hostKeySha256}"
-    deployPath: ${deploy.path}
-    composeFile: docker-compose.prod.yml
-    tagVariable: ${deploy.tagVariable}
-    apiBaseUrl: ${deploy.apiUrl}
-    apiKeyEnv: ENGRAMIA_PROD_API_KEY
-    registry:
-      host: "${host.registry.address}"
-      username: ${host.registry.username}
-      tokenEnv: REGISTRY_TOKEN
-${Object.entries(extra)
-  .map(([k, v]) => `    ${k}: ${v}\n`)
-  .join('')}`;
+  return configYaml({
+    sshd: host.sshd,
+    deployPath: deploy.path,
+    apiUrl: deploy.apiUrl,
+    fourEyes: true,
+    tagVariable: deploy.tagVariable,
+    registry: { host: host.registry.address, username: host.registry.username, tokenEnv: 'REGISTRY_TOKEN' },
+    envExtra: extra,
+  });
 }
 
 export async function startRealBotWorld(

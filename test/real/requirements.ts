@@ -1,7 +1,7 @@
 // Preflight for the real-host tier: it starts a real dockerd and registry, so it needs root and
 // Debian's packages. When something is missing it fails with ONE line naming what and the command
 // that installs it; it never skips.
-import { accessSync, constants } from 'node:fs';
+import { isExecutable } from '../world/requirements.js';
 
 export const REAL_INSTALL_COMMAND = 'sudo bash scripts/real-host/install.sh';
 
@@ -21,15 +21,6 @@ export const REAL_BINARIES = {
   debootstrap: '/usr/sbin/debootstrap',
   caddy: '/usr/bin/caddy',
 } as const;
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface HostFacts {
   isRoot: boolean;

@@ -5,7 +5,7 @@ import path from 'node:path';
 
 export const INSTALL_COMMAND = 'sudo apt-get install -y redis-server openssh-server openssh-client';
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return true;
