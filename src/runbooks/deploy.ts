@@ -266,10 +266,22 @@ export const LOGIN: StepDef = {
     // Saved before the login runs: a worker that dies during it must still leave the cleanup to its successor.
     ctx.state.registryLogin = true;
     await ctx.save();
-    mustSucceed(await run(ctx, rec, cmd.registryLogin(ctx.env, ctx.data.jobId), { timeout: 'login', stdin: ctx.secrets.registryToken }), 'docker login');
+    const res = await run(ctx, rec, cmd.registryLogin(ctx.env, ctx.data.jobId), { timeout: 'login', stdin: ctx.secrets.registryToken });
+    if (res.exitCode !== 0) throw loginRefused(ctx, res);
     return { status: 'done', note: `${ctx.env.registry.username}@${ctx.env.registry.host}, in this job's own docker config` };
   },
 };
+
+/** The registry's own last words on the card: "exited with 1" alone does not tell a wrong token from an outage. */
+function loginRefused(ctx: DeployContext, res: ExecResult): ChatOpsError {
+  const said = scrub(res.stderr, ctx.knownSecrets).trim().split('\n').filter(Boolean).at(-1);
+  const where = `${ctx.env.registry.username}@${ctx.env.registry.host}`;
+  return new ChatOpsError(
+    ErrorCode.RemoteCommandFailed,
+    `docker login ${where} exited with ${res.exitCode ?? res.signal ?? 'no status'}${said ? ` (${said})` : ''}; check the token in ${ctx.env.registry.tokenEnv} and that the registry answers`,
+    { command: res.command, exitCode: res.exitCode },
+  );
+}
 
 /** Removes the job's registry credential from the host; a failure is reported, never silent. */
 export async function forgetRegistryLogin(ctx: Pick<DeployContext, 'ssh' | 'env' | 'state'>, onlyJob?: string): Promise<string | undefined> {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
-import { readCommandLog, readEnvFile, readState, runningApiTag, setComposePlugin, setDeepCheck, setDeepHealth, setFault, setMigrationFailure } from '../world/sim/host.mjs';
+import { readCommandLog, readEnvFile, readState, runningApiTag, setComposePlugin, setDeepCheck, setDeepHealth, setFault, setMigrationFailure, updateState } from '../world/sim/host.mjs';
 import { ALICE, NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World, type WorldOptions } from './harness.js';
 import { BOB, CAROL, type Block } from './blocks.js';
 
@@ -244,6 +244,22 @@ describe('/engramia deploy: the standard deployment against the simulated host',
     expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml pull engramia-api']);
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     // The failed pull left no credential behind.
+    expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
+  });
+
+  it('a registry that refuses the login (the token was rotated there) stops the deploy before anything changes, and the card says why', async () => {
+    const w = await deployWorld();
+    const envBefore = readEnvFile(w.deployPath);
+    updateState(w.deployPath, (s: { registry: { token: string } }) => {
+      s.registry.token = 'rotated-on-the-registry';
+    });
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const t = text((await finalCard(w, /failed/)).blocks);
+    expect(t).toContain('docker login engramia-bot@ghcr.io exited with 1 (Error response from daemon: Get \\"https://ghcr.io/v2/\\": denied: denied); check the token in GHCR_TOKEN');
+    expect(t).toContain('nothing changed what runs');
+    expect(t).not.toContain(w.registryToken);
+    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin']);
+    expect(readEnvFile(w.deployPath)).toBe(envBefore);
     expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });
   });
 

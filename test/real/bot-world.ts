@@ -46,6 +46,7 @@ export async function startRealBotWorld(
   host: RealHostInfo,
   deploy: DeployFolder,
   extra: Record<string, string | number | boolean> = {},
+  opts: { registryToken?: string } = {},
 ): Promise<RealBotWorld> {
   const root = mkdtempSync(join(tmpdir(), 'chatops-real-'));
   const [redis, slack] = await Promise.all([
@@ -65,7 +66,7 @@ export async function startRealBotWorld(
     CHATOPS_QUEUE_PREFIX: `r${randomBytes(6).toString('hex')}`,
     LOG_LEVEL: 'debug',
     ENGRAMIA_PROD_API_KEY: deploy.apiKey,
-    REGISTRY_TOKEN: host.registry.password,
+    REGISTRY_TOKEN: opts.registryToken ?? host.registry.password,
   };
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', destination: { write: (s: string) => void logs.push(s) } });

@@ -49,6 +49,30 @@ async function finalCard(world: RealBotWorld, title: string, outcome: RegExp, ti
   );
 }
 
+/** Polls the API through Caddy until stopped, as a user of Engramia would see it during a deploy. */
+function watchVersion(url: string): { stop(): Promise<{ status: number; body: string }[]> } {
+  const answers: { status: number; body: string }[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        answers.push({ status: res.status, body: await res.text() });
+      } catch (err) {
+        answers.push({ status: 0, body: String(err) });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return answers;
+    },
+  };
+}
+
 async function must(what: string, p: ReturnType<Vm['exec']>): Promise<string> {
   const r = await p;
   expect(r.code, `${what}: ${r.output}`).toBe(0);
@@ -81,12 +105,43 @@ describe('deploy through the bot against the real host', () => {
     expect(said).toContain(`manifest for ${host.apiRepository}:9.9.9 not found: manifest unknown: manifest unknown`);
   });
 
-  it('deploy 0.6.1 --no-maintenance: pulled after a real login, 0.6.1 runs, the database is at 032, .env pins it, 0.6.0 stays for rollback', async () => {
-    const ack = await w!.slash('deploy 0.6.1 --no-maintenance');
+  it('a registry that refuses the login (wrong token): stops before anything changes, in the registry\'s own words, and no token is shown', async () => {
+    const wrongToken = `wrong-${deploy.apiKey.slice(0, 6)}`;
+    const bad = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 }, { registryToken: wrongToken });
+    try {
+      const before = { running: await running(), env: await must('cat .env', vm.exec({ argv: ['cat', '.env'] })) };
+      // The login is one of the checks made before anyone is asked to approve anything.
+      expect((await bad.slash('deploy 0.6.1 --no-maintenance')).status).toBe(200);
+      const card = await finalCard(bad, 'Deploy 0.6.1', /succeeded|failed|stopped/);
+      expect(text(card.blocks)).toContain('failed');
+      // Engine 20.10 against distribution 2.8 with htpasswd; ghcr.io says "denied: denied" instead.
+      expect(text(card.blocks)).toContain(`check the token in REGISTRY_TOKEN`);
+      expect(text(card.blocks)).toMatch(/login attempt to http:\/\/127\.0\.0\.1:\d+\/v2\/ failed with status: 401 Unauthorized/);
+
+      expect(await running()).toEqual(before.running);
+      expect(await must('cat .env', vm.exec({ argv: ['cat', '.env'] }))).toBe(before.env);
+      const left = await vm.exec({ argv: ['sh', '-c', 'cat "$HOME/.docker/config.json" 2>/dev/null; find .chatops-docker -type f 2>/dev/null; true'] });
+      expect(left.stdout).not.toContain(host.registry.address);
+      expect(JSON.stringify(bad.slack.calls) + bad.logs.join('')).not.toContain(wrongToken);
+    } finally {
+      await bad.close();
+    }
+  });
+
+  it('deploy 0.6.1 --maintenance: users get the maintenance 503 during it; pulled after a real login, 0.6.1 runs, the database is at 032, .env pins it, maintenance off, 0.6.0 stays for rollback', async () => {
+    const seen = watchVersion(`${deploy.apiUrl}/v1/version`);
+    const ack = await w!.slash('deploy 0.6.1 --maintenance');
     expect(ack.status).toBe(200);
     await approvePlan(w!);
     const card = await finalCard(w!, 'Deploy 0.6.1', /succeeded|failed|stopped/);
+    const answers = await seen.stop();
     expect(text(card.blocks)).toContain('succeeded');
+    // What a user of the API saw while the bot worked: the old version, then maintenance, then the new one.
+    const firstMaintenance = answers.findIndex((a) => a.status === 503 && a.body.includes('scheduled maintenance'));
+    const firstNew = answers.findIndex((a) => a.status === 200 && a.body.includes('"0.6.1"'));
+    expect(firstMaintenance, JSON.stringify(answers.slice(-5))).toBeGreaterThanOrEqual(0);
+    expect(firstNew).toBeGreaterThan(firstMaintenance);
+    expect(answers.slice(0, firstMaintenance).some((a) => a.body.includes('"0.6.1"'))).toBe(false);
 
     // The host's own word, not the bot's: which image the container runs…
     expect((await running())[API_SERVICE]).toBe(`${host.apiRepository}:0.6.1`);
@@ -105,6 +160,8 @@ describe('deploy through the bot against the real host', () => {
     expect(env.match(/^IMAGE_TAG=.*$/gm)).toEqual(['IMAGE_TAG=0.6.1']);
     const maint = await vm.compose(['exec', '-T', API_SERVICE, 'printenv', 'ENGRAMIA_MAINTENANCE']);
     expect(maint.code).toBe(1); // printenv: not set
+    expect(env).not.toMatch(/^\s*(export\s+)?ENGRAMIA_MAINTENANCE\s*=\s*true/m);
+    expect((await fetch(`${deploy.apiUrl}/v1/health`, { headers: { authorization: `Bearer ${deploy.apiKey}` } })).status).toBe(200);
 
     // …that the previous release's image survived `image prune -f`…
     const images = await must('image ls', vm.exec({ argv: ['docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'] }));
