@@ -4,7 +4,9 @@
 #
 #   - Docker Engine 20.10 and its CLI (docker.io), a registry (docker-registry), busybox-static,
 #     htpasswd (apache2-utils) for the registry's bcrypt password file, debootstrap for the
-#     images' Debian root filesystem, caddy (its binary goes into the test host's caddy image).
+#     images' Debian root filesystem, caddy (its binary goes into the test host's caddy image),
+#     and what the tier shares with `npm test`: the VM's sshd (openssh-server, openssh-client)
+#     and the bot's own Redis (redis-server).
 #   - Compose v2: not in Debian 12. Debian 13's docker-compose package runs on Debian 12's libc;
 #     it is fetched through a separate apt state folder so the system's sources and lists stay
 #     untouched, and only its cli-plugin binary is unpacked into COMPOSE_PLUGIN_DIR.
@@ -14,7 +16,7 @@
 set -euo pipefail
 
 COMPOSE_PLUGIN_DIR=${COMPOSE_PLUGIN_DIR:-/usr/local/lib/docker/cli-plugins}
-APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap caddy)
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap caddy openssh-server openssh-client redis-server)
 # Where the separate apt state for Debian 13 lives (lists, cache, sources.list).
 TRIXIE_APT_DIR=${TRIXIE_APT_DIR:-/var/cache/engramia-real/apt-trixie}
 
@@ -41,7 +43,10 @@ if ((${#missing[@]} > 0)); then
     service docker stop >/dev/null 2>&1 || true
     service docker-registry stop >/dev/null 2>&1 || true
     service caddy stop >/dev/null 2>&1 || true
+    service ssh stop >/dev/null 2>&1 || true
+    service redis-server stop >/dev/null 2>&1 || true
   fi
+  if [[ -f /run/sshd.pid ]]; then kill "$(cat /run/sshd.pid)" 2>/dev/null || true; fi
 else
   log "Debian packages already installed: ${APT_PACKAGES[*]}"
 fi

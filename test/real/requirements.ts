@@ -20,6 +20,10 @@ export const REAL_BINARIES = {
   htpasswd: '/usr/bin/htpasswd',
   debootstrap: '/usr/sbin/debootstrap',
   caddy: '/usr/bin/caddy',
+  // Shared with `npm test`: the VM is a real sshd, and the bot keeps its state in its own Redis.
+  sshd: '/usr/sbin/sshd',
+  'ssh-keygen': '/usr/bin/ssh-keygen',
+  'redis-server': '/usr/bin/redis-server',
 } as const;
 
 export interface HostFacts {

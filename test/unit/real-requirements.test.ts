@@ -17,6 +17,13 @@ describe('real-host tier preflight', () => {
     );
   });
 
+  it('names the VM sshd and the bot Redis too, which the tier needs as much as Docker', () => {
+    const binaries = { ...REAL_BINARIES, sshd: '/nonexistent/sshd', 'redis-server': '/nonexistent/redis-server' };
+    expect(() => requireRealHost({ isRoot: true, binaries })).toThrow(
+      'real-host tier cannot start: missing sshd (/nonexistent/sshd), redis-server (/nonexistent/redis-server); install with: sudo bash scripts/real-host/install.sh',
+    );
+  });
+
   it('passes when root and every binary is there', () => {
     expect(() => requireRealHost({ isRoot: true, binaries: { sh: '/bin/sh' } })).not.toThrow();
   });
