@@ -63,9 +63,10 @@ describe('real host smoke: compose, registry, PostgreSQL, alembic and the API ov
     const up = await vm.compose(['up', '-d'], { timeoutMs: 300_000 });
     expect(up.code, up.output).toBe(0);
 
-    // A fresh volume: initdb runs first; wait for the server the way the runbook says.
+    // A fresh volume: initdb runs first; wait for the server the way the runbook says, over TCP
+    // (a socket pg_isready also answers the socket-only server that creates the database).
     await eventually('pg_isready', async () => {
-      const r = await vm.compose(['exec', '-T', DB_SERVICE, 'pg_isready', '-U', 'engramia']);
+      const r = await vm.compose(['exec', '-T', DB_SERVICE, 'pg_isready', '-h', '127.0.0.1', '-U', 'engramia']);
       return r.code === 0 ? true : undefined;
     });
     const upgrade = await vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'upgrade', 'head']);
