@@ -181,31 +181,18 @@ export type AlembicVia = 'exec' | 'run';
 
 /** What compose and the daemon answer to `exec` when the service has no running container: crashed, or restarting. */
 const NO_CONTAINER = /is restarting, wait until the container is running|service "[^"]+" is not running/;
-/**
- * An exec that lands in the second a crash-looping container runs starts, then dies with it:
- * SIGKILL, exit 137, after alembic's first INFO lines (seen on the real host).
- */
-const KILLED_WITH_CONTAINER = 137;
 
 /**
  * alembic for the image of `tag`, as part of a step: `exec` in the running container, or a one-off
- * `run --rm` of the same image when there is no container to exec into. Running it the other way
- * after a refused exec is not a repeat (nothing started). After an exec killed with its container
- * it may be: that is safe because every state-changing call names an exact revision, and alembic
- * runs it in one PostgreSQL transaction, which a killed client leaves rolled back.
+ * `run --rm` of the same image when there is no container to exec into. The daemon refused such an
+ * exec before anything started in the container, so running it the other way is not a repeat.
  */
 export async function runAlembic(ctx: DeployContext, rec: StepRecord, tag: string, args: readonly string[], timeout: TimeoutKind): Promise<ExecResult> {
   const command = (via: AlembicVia | undefined) => (via === 'run' ? cmd.alembicOneOff(ctx.env, tag, args) : cmd.alembic(ctx.env, tag, args));
   const res = await run(ctx, rec, command(ctx.state.alembicVia), { timeout });
-  if (res.exitCode === 0 || ctx.state.alembicVia === 'run') return res;
-  const killed = res.exitCode === KILLED_WITH_CONTAINER;
-  if (!killed && !NO_CONTAINER.test(res.stderr)) return res;
+  if (res.exitCode === 0 || ctx.state.alembicVia === 'run' || !NO_CONTAINER.test(res.stderr)) return res;
   ctx.state.alembicVia = 'run';
-  ctx.state.warnings.push(
-    killed
-      ? `\`alembic ${args[0] ?? ''}\` was killed (exit 137) in the engramia-api container, as when that container dies under it (a crash loop); alembic ran again in a one-off \`docker compose run --rm\` container of ${tag}.`
-      : `engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`,
-  );
+  ctx.state.warnings.push(`engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`);
   return run(ctx, rec, command('run'), { timeout });
 }
 

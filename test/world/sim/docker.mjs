@@ -1088,13 +1088,10 @@ function composeLifecycle(state, sub, args, o) {
 function psRow(state, c) {
   const def = state.services[c.service];
   const now = Date.now();
-  // A crash-looping container caught in the second it runs (see crashLoop's caughtRunning).
-  const caught = c.state === 'restarting' && (c.caughtRunning ?? 0) > 0;
-  const running = c.state === 'running' || caught;
+  const running = c.state === 'running';
   const health = running ? c.health : '';
   let status = 'Created';
-  if (caught) status = 'Up Less than a second';
-  else if (running) status = `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.createdAt))}${health ? ` (${health})` : ''}`;
+  if (running) status = `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.createdAt))}${health ? ` (${health})` : ''}`;
   else if (c.state === 'exited') status = `Exited (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
   else if (c.state === 'restarting') status = `Restarting (${c.exitCode}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.createdAt))} ago`;
   const cmd = c.command ?? def?.command ?? '';
@@ -1121,7 +1118,7 @@ function psRow(state, c) {
     RunningFor: `${humanDuration(now - Date.parse(c.createdAt))} ago`,
     Service: c.service,
     Size: '0B',
-    State: caught ? 'running' : c.state,
+    State: c.state,
     Status: status,
   };
 }
@@ -1274,12 +1271,6 @@ function composeExec(state, args, o) {
   if (!svc || !args.length) o.fail('"docker compose exec" requires at least 2 arguments.\nSee \'docker compose exec --help\'.');
   checkServices(state, [svc], o);
   const target = state.containers[svc];
-  if (target?.state === 'restarting' && (target.caughtRunning ?? 0) > 0) {
-    // The exec landed in the second the container ran: it starts, then dies with the container.
-    target.caughtRunning -= 1;
-    if (args[0] === 'alembic') o.err('INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\nINFO  [alembic.runtime.migration] Will assume transactional DDL.\n');
-    return 137;
-  }
   // The daemon counts a restarting container as running, so compose finds it and the daemon refuses the exec.
   if (target?.state === 'restarting') o.fail(`Error response from daemon: Container ${target.id} is restarting, wait until the container is running`);
   if (!isRunning(state, svc)) o.fail(`service "${svc}" is not running`);

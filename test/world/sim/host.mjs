@@ -56,7 +56,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * }} ServiceDef
  * @typedef {{
  *   id: string, name: string, service: string, image: string, imageId: string,
- *   state: 'running' | 'exited' | 'created' | 'restarting', exitCode: number, caughtRunning?: number,
+ *   state: 'running' | 'exited' | 'created' | 'restarting', exitCode: number,
  *   createdAt: string, startedAt: string | null, finishedAt: string | null,
  *   env: Record<string, string>, health: '' | 'healthy' | 'unhealthy' | 'starting',
  *   oneOff?: boolean, command?: string,
@@ -888,25 +888,20 @@ export function startContainer(deployPath, service) {
   setContainer(deployPath, service, { state: 'running', exitCode: 0, startedAt: new Date().toISOString(), finishedAt: null });
 }
 
-const DEFAULT_CRASH_LOGS = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt'];
-
 /**
  * The release `tag` starts crash-looping (as after a bad config or data it chokes on): its image
  * now exits at start, and a running API container of it goes into `restarting`, as the daemon
  * shows a container under `restart: unless-stopped` that keeps dying.
- * With `caughtRunning: n`, the next n `exec`s into it land in the second it runs, as on the real
- * host: each starts, prints alembic's first lines and is killed with it (exit 137) without
- * changing anything; until they are used up, `ps` catches it running too.
- * @param {string} deployPath @param {string} tag @param {string[]} [logs] @param {{ caughtRunning?: number }} [opts]
+ * @param {string} deployPath @param {string} tag @param {string[]} [logs]
  */
-export function crashLoop(deployPath, tag, logs = DEFAULT_CRASH_LOGS, opts = {}) {
+export function crashLoop(deployPath, tag, logs = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt']) {
   updateState(deployPath, (s) => {
     const meta = s.registry.tags[tag];
     if (!meta) throw new Error(`simulated host: no tag ${tag}`);
     meta.crashOnStart = { exitCode: 1, logs, loop: true };
     const c = s.containers[API_SERVICE];
     if (c && apiContainerTag(s) === tag) {
-      Object.assign(c, { state: 'restarting', exitCode: 1, finishedAt: new Date().toISOString(), caughtRunning: opts.caughtRunning ?? 0 });
+      Object.assign(c, { state: 'restarting', exitCode: 1, finishedAt: new Date().toISOString() });
       s.logs[API_SERVICE] = [...(s.logs[API_SERVICE] ?? []), ...logs];
     }
   });
