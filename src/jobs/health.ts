@@ -88,6 +88,18 @@ async function migrations(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg
   return { msg, outcome: current === head ? 'at_head' : 'behind' };
 }
 
+/**
+ * Why the API gave no answer at all (Caddy's 502, a refused connection, a timeout), or undefined
+ * when it answered something (a 401 or 429 is an answer). A crash-looping container is `running`
+ * for the second between each restart and crash, so `ps` alone can catch it "running".
+ */
+export function apiSilence(err: ChatOpsError): string | undefined {
+  if (err.code === ErrorCode.ApiBadResponse && typeof err.details.httpStatus === 'number' && err.details.httpStatus >= 502 && err.details.httpStatus <= 504) return `HTTP ${err.details.httpStatus}`;
+  if (err.code === ErrorCode.ApiUnreachable) return String(err.details.reason ?? 'unreachable');
+  if (err.code === ErrorCode.ApiTimeout) return 'no answer in time';
+  return undefined;
+}
+
 /** The host's state, the lock and how long maintenance has been on. */
 async function status(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Msg; outcome: string }> {
   const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
@@ -104,11 +116,13 @@ async function status(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Ms
   }
   const job = lock ? await ctx.lookupJob?.(lock.jobId).catch(() => undefined) : undefined;
   const holder = lock ? { ...lock, ago: ago(lock.startedAt), ...(job ? { job, channel: job.channel } : {}) } : undefined;
+  const silent = host.runningTag && version.kind === 'failed' ? apiSilence(version.error) : undefined;
   const msg = statusMsg({
     env: ctx.env.name,
     host: ctx.ssh.label,
     runningTag: host.runningTag,
     ...(version.kind === 'ok' ? { apiVersion: version.value.app_version } : {}),
+    ...(silent ? { apiSilent: silent } : {}),
     pinnedTag: host.pinnedTag,
     containers: host.containers,
     revision,
