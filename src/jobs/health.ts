@@ -1,6 +1,6 @@
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { EngramiaApi } from '../engramia/client.js';
+import { apiSilence, EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { between, parseHistory } from '../engramia/alembic.js';
@@ -86,18 +86,6 @@ async function migrations(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg
   const applied = current ? between(history, null, current).reverse().slice(0, 5) : [];
   const msg = migrationsMsg({ env: ctx.env.name, runningTag: tag, current, head, pending, recent: applied, requestedBy: data.origin.user, jobId: ctx.jobId });
   return { msg, outcome: current === head ? 'at_head' : 'behind' };
-}
-
-/**
- * Why the API gave no answer at all (Caddy's 502, a refused connection, a timeout), or undefined
- * when it answered something (a 401 or 429 is an answer). A crash-looping container is `running`
- * for the second between each restart and crash, so `ps` alone can catch it "running".
- */
-export function apiSilence(err: ChatOpsError): string | undefined {
-  if (err.code === ErrorCode.ApiBadResponse && typeof err.details.httpStatus === 'number' && err.details.httpStatus >= 502 && err.details.httpStatus <= 504) return `HTTP ${err.details.httpStatus}`;
-  if (err.code === ErrorCode.ApiUnreachable) return String(err.details.reason ?? 'unreachable');
-  if (err.code === ErrorCode.ApiTimeout) return 'no answer in time';
-  return undefined;
 }
 
 /** The host's state, the lock and how long maintenance has been on. */

@@ -296,7 +296,8 @@ describe('read commands through the bot, checked against the real host', () => {
 
     const d = await ask('diagnose', /🩺/);
     expect(d.header).not.toBe('🩺 production: no problems found');
-    expect(d.text).toContain('`alembic.util.exc.CommandError` in the engramia-api log');
+    // An error (the container is down), whether ps caught it `restarting` or in its second `running`.
+    expect(d.text).toContain('🔴 *`alembic.util.exc.CommandError` in the engramia-api log*');
     expect(d.text).toContain("Can't locate revision identified by '034'");
 
     await recreateApi('0.6.0');
