@@ -40,15 +40,15 @@ export type Probe<T> =
   | { kind: 'failed'; error: ChatOpsError; ms: number };
 
 /**
- * Why the API gave no answer at all (Caddy's 502, a refused connection, a timeout), or undefined
- * when it answered something (a 401 or 429 is an answer). On the real host a crash-looping
+ * Why the API container gave no answer (Caddy's 502–504: no upstream; a timeout: hung), or
+ * undefined when it answered (a 401 or 429 is an answer) or when the fault is before it (a refused
+ * connection is Caddy or the network, not the container). On the real host a crash-looping
  * container is `running` in `ps` for the second between each restart and crash, and a restarted
- * one before it listens: then only this tells that the API is not up.
+ * one is before it listens: then only this tells that the API is not up.
  */
 export function apiSilence(err: ChatOpsError): string | undefined {
   const http = err.details.httpStatus;
   if (err.code === ErrorCode.ApiBadResponse && typeof http === 'number' && http >= 502 && http <= 504) return `HTTP ${http}`;
-  if (err.code === ErrorCode.ApiUnreachable) return String(err.details.reason ?? 'unreachable');
   if (err.code === ErrorCode.ApiTimeout) return 'no answer in time';
   return undefined;
 }

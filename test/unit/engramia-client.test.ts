@@ -239,13 +239,13 @@ describe('failures', () => {
     expect(err.message).toContain('502');
   });
 
-  it('probeSilence: no answer at all (Caddy 502, refused) is silence; a 401 or 429 is an answer', async () => {
+  it('probeSilence: Caddy\'s 502 is the API container not answering; a refused connection (Caddy itself) and a 401 or 429 are not', async () => {
     server.routes.set('/v1/version', (_q, r) => {
       r.writeHead(502);
       r.end();
     });
     expect(probeSilence(await api().version())).toBe('HTTP 502');
-    expect(probeSilence(await api({ baseUrl: `http://127.0.0.1:${await freePort()}` }).version())).toBe('connection refused');
+    expect(probeSilence(await api({ baseUrl: `http://127.0.0.1:${await freePort()}` }).version())).toBeUndefined();
     server.routes.set('/v1/version', (_q, r) => json(r, 429, { error_code: 'RATE_LIMITED', detail: 'Rate limit exceeded.' }, { 'retry-after': '60' }));
     expect(probeSilence(await api().version())).toBeUndefined();
     server.routes.set('/v1/health', (_q, r) => json(r, 401, { error_code: 'UNAUTHORIZED', detail: 'Invalid API key.' }));
