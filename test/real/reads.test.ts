@@ -278,6 +278,8 @@ describe('read commands through the bot, checked against the real host', () => {
     const h = await ask('health', /production:/);
     expect(h.header).not.toContain('healthy');
     expect(h.summary).not.toContain('healthy');
+    // Never green: `restarting`, or caught `running` with its API's silence next to it.
+    expect(h.text).toMatch(/🔴 `engramia-api` (restarting · `0\.7\.0`|running · `0\.7\.0` · [^\n]* · its API does not answer \(HTTP 502\))/);
 
     const v = await ask('version', /version/);
     expect(v.header).toBe('production: version unknown');
