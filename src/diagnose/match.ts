@@ -1,3 +1,4 @@
+import { probeSilence } from '../engramia/client.js';
 import type { ContainerState } from '../engramia/compose.js';
 import { ErrorCode, type ChatOpsError } from '../errors.js';
 import type { DiagnoseFacts, EnvShape } from './facts.js';
@@ -92,12 +93,14 @@ export function matchFindings(facts: DiagnoseFacts): Finding[] {
   const logs = facts.logs.kind === 'ok' ? facts.logs.value : [];
   const hostKnown = facts.host.kind === 'ok';
   const api = container(facts, 'engramia-api');
-  const apiDown = hostKnown && api?.state !== 'running';
+  // `running` with neither probe answered: crash-looping (caught between restarts) or not listening yet.
+  const silentWhileUp = hostKnown && api?.state === 'running' && probeSilence(facts.version) !== undefined && probeSilence(facts.deep) !== undefined;
+  const apiDown = hostKnown && (api?.state !== 'running' || silentWhileUp);
   const pg = container(facts, 'pgvector');
   const pgDown = hostKnown && pg?.state !== 'running';
   // A symptom in the log of a container that runs now may be history; one that stopped it is the problem.
   const logSeverity: Finding['severity'] = apiDown ? 'error' : 'warning';
-  const apiFacts = { apiState: api?.state ?? (hostKnown ? 'missing' : null), apiExitCode: exitCodeOf(api) };
+  const apiFacts = { apiState: silentWhileUp ? `running, but its API does not answer (${probeSilence(facts.version)})` : (api?.state ?? (hostKnown ? 'missing' : null)), apiExitCode: exitCodeOf(api) };
 
   if (facts.host.kind === 'failed') {
     add({ id: 'unclassified', severity: 'error', details: { what: 'host' }, evidence: [], error: facts.host.error });

@@ -39,6 +39,25 @@ export type Probe<T> =
   | { kind: 'maintenance'; httpStatus: 503; retryAfter: string | undefined; ms: number }
   | { kind: 'failed'; error: ChatOpsError; ms: number };
 
+/**
+ * Why the API container gave no answer (Caddy's 502–504: no upstream; a timeout: hung), or
+ * undefined when it answered (a 401 or 429 is an answer) or when the fault is before it (a refused
+ * connection is Caddy or the network, not the container). On the real host a crash-looping
+ * container is `running` in `ps` for the second between each restart and crash, and a restarted
+ * one is before it listens: then only this tells that the API is not up.
+ */
+export function apiSilence(err: ChatOpsError): string | undefined {
+  const http = err.details.httpStatus;
+  if (err.code === ErrorCode.ApiBadResponse && typeof http === 'number' && http >= 502 && http <= 504) return `HTTP ${http}`;
+  if (err.code === ErrorCode.ApiTimeout) return 'no answer in time';
+  return undefined;
+}
+
+/** {@link apiSilence} of a probe; undefined when it got an answer. */
+export function probeSilence(p: Probe<unknown>): string | undefined {
+  return p.kind === 'failed' ? apiSilence(p.error) : undefined;
+}
+
 export interface EngramiaApiOptions {
   baseUrl: string;
   apiKey: Secret;

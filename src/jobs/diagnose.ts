@@ -1,4 +1,4 @@
-import { EngramiaApi } from '../engramia/client.js';
+import { EngramiaApi, probeSilence } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { alembicInImage, envShapes, parseEnvShapes, pgSelectVersion, SHAPED_VARS } from '../diagnose/commands.js';
@@ -68,7 +68,9 @@ export async function gatherDiagnosis(ctx: ReadJobContext): Promise<DiagnoseFact
   const pg = containers.find((c) => c.service === 'pgvector');
   // alembic from the running container; from a throwaway one of its image when it crashed (that is when it matters).
   const tag = apiC?.tag ?? (host.kind === 'ok' ? (host.value.pinnedTag ?? undefined) : undefined);
-  const via: 'exec' | 'run' = apiC?.state === 'running' ? 'exec' : 'run';
+  // A container `running` whose API gives no answer may be crash-looping: Docker refuses `exec` into it, so use `run`.
+  const answering = probeSilence(version) === undefined || probeSilence(deep) === undefined;
+  const via: 'exec' | 'run' = apiC?.state === 'running' && answering ? 'exec' : 'run';
   const alembicCmd = (args: string[]) => (via === 'exec' ? alembic(env, tag!, args) : alembicInImage(env, tag!, args));
   // alembic logs to stderr; the revision is the first word of its stdout.
   const withRevision = ({ stdout, ...r }: Ran & { stdout: string }) => ({ ...r, revision: r.exitCode === 0 ? parseRevision(stdout) : null });

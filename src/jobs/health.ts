@@ -1,6 +1,6 @@
 import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { EngramiaApi } from '../engramia/client.js';
+import { apiSilence, EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { between, parseHistory } from '../engramia/alembic.js';
@@ -104,11 +104,13 @@ async function status(data: ReadJobData, ctx: ReadJobContext): Promise<{ msg: Ms
   }
   const job = lock ? await ctx.lookupJob?.(lock.jobId).catch(() => undefined) : undefined;
   const holder = lock ? { ...lock, ago: ago(lock.startedAt), ...(job ? { job, channel: job.channel } : {}) } : undefined;
+  const silent = host.runningTag && version.kind === 'failed' ? apiSilence(version.error) : undefined;
   const msg = statusMsg({
     env: ctx.env.name,
     host: ctx.ssh.label,
     runningTag: host.runningTag,
     ...(version.kind === 'ok' ? { apiVersion: version.value.app_version } : {}),
+    ...(silent ? { apiSilent: silent } : {}),
     pinnedTag: host.pinnedTag,
     containers: host.containers,
     revision,

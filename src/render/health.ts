@@ -1,4 +1,4 @@
-import type { DeepHealth, Probe, ShallowHealth, VersionInfo } from '../engramia/client.js';
+import { probeSilence, type DeepHealth, type Probe, type ShallowHealth, type VersionInfo } from '../engramia/client.js';
 import type { HostState } from '../engramia/host.js';
 import type { ChatOpsError } from '../errors.js';
 import { errorParts } from './errors.js';
@@ -79,7 +79,12 @@ function versionField(r: HealthReport): string {
 function hostParts(r: HealthReport): Part[] {
   if (r.host.kind === 'failed') return [{ type: 'section', text: `*Host* ${code(r.host.label)}` }, ...errorParts(r.host.error, '⚠️')];
   const h = r.host.value;
-  const lines = h.containers.length === 0 ? ['_no containers_'] : h.containers.map((c) => `${c.state === 'running' ? '🟢' : '🔴'} ${code(c.service)} ${esc(c.state)}${c.tag ? ` · ${code(c.tag)}` : ''}${c.status ? ` · ${esc(c.status)}` : ''}`);
+  // `running` with no answer from the API: crash-looping between restarts, or not listening yet.
+  const silent = probeSilence(r.version);
+  const lines = h.containers.length === 0 ? ['_no containers_'] : h.containers.map((c) => {
+    const mute = c.service === 'engramia-api' && c.state === 'running' && silent !== undefined;
+    return `${c.state === 'running' && !mute ? '🟢' : '🔴'} ${code(c.service)} ${esc(c.state)}${c.tag ? ` · ${code(c.tag)}` : ''}${c.status ? ` · ${esc(c.status)}` : ''}${mute ? ` · its API does not answer (${esc(silent)})` : ''}`;
+  });
   const pin = h.pinnedTag === null ? '_no tag pinned in .env_' : `pinned in .env: ${code(h.pinnedTag)}`;
   return [{ type: 'section', text: `*Host* ${code(r.host.label)} · ${pin}\n${lines.join('\n')}` }];
 }

@@ -9,6 +9,8 @@ export interface StatusView {
   runningTag: string | undefined;
   /** What /v1/version answers, when it answers: a container re-tagged by hand can disagree. */
   apiVersion?: string;
+  /** The container is `running` but the API gave no answer (e.g. "HTTP 502"): starting, or crash-looping. */
+  apiSilent?: string;
   pinnedTag: string | null;
   containers: ContainerState[];
   revision: string | null | undefined;
@@ -59,7 +61,7 @@ export function statusMsg(v: StatusView): Msg {
     {
       type: 'fields',
       items: [
-        `*Running*\n${code(v.runningTag ?? 'nothing')}${v.apiVersion && v.runningTag && v.apiVersion !== v.runningTag ? `\n⚠️ the API reports ${code(v.apiVersion)}` : ''}`,
+        `*Running*\n${code(v.runningTag ?? 'nothing')}${v.apiVersion && v.runningTag && v.apiVersion !== v.runningTag ? `\n⚠️ the API reports ${code(v.apiVersion)}` : ''}${v.apiSilent ? `\n⚠️ the container is up but the API does not answer (${esc(v.apiSilent)}): starting, or crash-looping` : ''}`,
         `*Pinned in .env*\n${v.pinnedTag ? code(v.pinnedTag) : '_not pinned_'}`,
         `*Maintenance*\n${maint}`,
         `*Database*\n${v.revision === undefined ? '_unknown_' : code(v.revision ?? 'base')}`,
@@ -79,5 +81,5 @@ export function statusMsg(v: StatusView): Msg {
     { type: 'context', items: [`requested by ${mention(v.requestedBy)} · job ${code(v.jobId)}`] },
   ];
   const waiting = v.lock?.job?.phase === 'waiting' ? ' (waiting at a gate)' : '';
-  return { summary: `${v.env}: running ${v.runningTag ?? 'nothing'}, maintenance ${m.active ? 'on' : 'off'}${v.lock ? `, locked by ${v.lock.command}${waiting}` : ''}`, parts };
+  return { summary: `${v.env}: running ${v.runningTag ?? 'nothing'}${v.apiSilent ? ' (API not answering)' : ''}, maintenance ${m.active ? 'on' : 'off'}${v.lock ? `, locked by ${v.lock.command}${waiting}` : ''}`, parts };
 }

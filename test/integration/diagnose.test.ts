@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   appendLogs,
+  crashLoop,
   readCommandLog,
   readEnvFile,
   readState,
@@ -119,6 +120,19 @@ describe('/engramia diagnose', () => {
     expect(t).toContain('Run `alembic current` to check state');
     // The bot's own `alembic current`, run for the evidence.
     expect(t).toMatch(/alembic current\n[\s\S]*FAILED: Can't locate revision identified by '033'/);
+    expectReadOnly(w);
+  });
+
+  it('a crash loop caught `running` by ps (as the real daemon shows it between restarts) is diagnosed as down, alembic asked through `run`', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    crashLoop(w.deployPath, '0.6.0', ["alembic.util.exc.CommandError: Can't locate revision identified by '034'"], { caughtRunning: true });
+    const { text: t } = await diagnose(w);
+    // An error, not a warning about history in the log of a container that runs.
+    expect(t).toContain('🔴 *`alembic.util.exc.CommandError` in the engramia-api log*');
+    expect(t).toContain('engramia-api is running, but its API does not answer (HTTP 502).');
+    expect(t).not.toContain('did not answer as expected');
+    // Docker refuses `exec` into a restarting container: alembic runs in a throwaway one of the image.
+    expect(ran(w).filter((l) => l.includes('alembic'))).toEqual(expect.arrayContaining([expect.stringContaining('run --rm --no-deps -T engramia-api alembic current')]));
     expectReadOnly(w);
   });
 

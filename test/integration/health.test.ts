@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { readCommandLog, setDeepCheck, setDeepHealth, setMaintenance, stopContainer } from '../world/sim/host.mjs';
+import { crashLoop, readCommandLog, setDeepCheck, setDeepHealth, setMaintenance, stopContainer } from '../world/sim/host.mjs';
 import { blockText, type Block } from './blocks.js';
 import { startRedis } from '../world/redis.js';
 import { ALICE, OPS_CHANNEL, OTHER_CHANNEL, startWorld, type World } from './harness.js';
@@ -123,6 +123,15 @@ describe('/engramia health through Slack → Bolt → BullMQ → worker → SSH 
     // The API part still answers: the operator gets what can be known.
     expect(text).toMatch(/🟢 \*storage\*/);
     expect(readCommandLog(world.deployPath)).toEqual([]);
+  });
+
+  it('a crash loop caught `running` by ps (as the real daemon shows it between restarts): never healthy, the container marked as not answering', async () => {
+    world = await startWorld();
+    crashLoop(world.deployPath, '0.6.0', undefined, { caughtRunning: true });
+    await world.slash('health');
+    const { text, header } = await resultMessage(world);
+    expect(header).toBe('⚫ production: unknown (no deep health answer)');
+    expect(text).toMatch(/🔴 `engramia-api` running · `0\.6\.0` · Up [^\n]* · its API does not answer \(HTTP 502\)/);
   });
 
   it('shows a stopped API container from the host side and Caddy 502 from the API side', async () => {

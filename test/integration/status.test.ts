@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readCommandLog, setFault, setMaintenance } from '../world/sim/host.mjs';
+import { crashLoop, readCommandLog, setFault, setMaintenance } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, startWorld, type World } from './harness.js';
 import { text } from './blocks.js';
 import { card } from './faults.js';
@@ -31,6 +31,15 @@ describe('/engramia status', () => {
     expect(t).toContain('*Maintenance*\\noff');
     expect(t).toMatch(/🟢 `engramia-api` running · `0\.6\.0`/);
     expect(t).toContain('Not locked');
+  });
+
+  it('a crash-looping API caught `running` by ps (as the real daemon shows it between restarts) is not reported as plainly running', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    crashLoop(w.deployPath, '0.6.0', undefined, { caughtRunning: true });
+    const t = await status(w);
+    expect(t).toContain('*Running*\\n`0.6.0`\\n⚠️ the container is up but the API does not answer (HTTP 502): starting, or crash-looping');
+    const msg = w.slack.messagesIn(OPS_CHANNEL).find((m) => text(m.blocks).includes('production: status'))!;
+    expect(msg.text).toBe('production: running 0.6.0 (API not answering), maintenance off');
   });
 
   it('says which step a running deploy is on, with its thread', async () => {

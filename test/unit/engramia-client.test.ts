@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '../../src/config/secret.js';
-import { EngramiaApi, type Probe } from '../../src/engramia/client.js';
+import { EngramiaApi, probeSilence, type Probe } from '../../src/engramia/client.js';
 import { ErrorCode } from '../../src/errors.js';
 
 const API_KEY = 'engramia_sk_unit-test-key-0123456789abcdef';
@@ -237,6 +237,19 @@ describe('failures', () => {
     const err = expectFailed(await api().deepHealth(), ErrorCode.ApiBadResponse);
     expect(err.details).toMatchObject({ httpStatus: 502, bodyExcerpt: '' });
     expect(err.message).toContain('502');
+  });
+
+  it('probeSilence: Caddy\'s 502 is the API container not answering; a refused connection (Caddy itself) and a 401 or 429 are not', async () => {
+    server.routes.set('/v1/version', (_q, r) => {
+      r.writeHead(502);
+      r.end();
+    });
+    expect(probeSilence(await api().version())).toBe('HTTP 502');
+    expect(probeSilence(await api({ baseUrl: `http://127.0.0.1:${await freePort()}` }).version())).toBeUndefined();
+    server.routes.set('/v1/version', (_q, r) => json(r, 429, { error_code: 'RATE_LIMITED', detail: 'Rate limit exceeded.' }, { 'retry-after': '60' }));
+    expect(probeSilence(await api().version())).toBeUndefined();
+    server.routes.set('/v1/health', (_q, r) => json(r, 401, { error_code: 'UNAUTHORIZED', detail: 'Invalid API key.' }));
+    expect(probeSilence(await api().health())).toBeUndefined();
   });
 
   it('500: the body excerpt is short and has the key and token shapes scrubbed', async () => {

@@ -10,6 +10,11 @@ describe('cleanLogLines', () => {
     expect(out).toEqual(['INFO:     ok', 'second line']);
   });
 
+  it('reads Compose 2.26 as the real-host tier prints it: ESC[2K before each line, the container name without the project', () => {
+    const real = '\x1b[2Kengramia-api-1  | INFO:     Started server process [1]\n\x1b[2Kengramia-api-1  | INFO:     172.17.0.4:36972 - "GET /v1/version HTTP/1.1" 200\n';
+    expect(cleanLogLines(real, [])).toEqual(['INFO:     Started server process [1]', 'INFO:     172.17.0.4:36972 - "GET /v1/version HTTP/1.1" 200']);
+  });
+
   it('keeps a line that merely contains a pipe', () => {
     expect(cleanLogLines('INFO: a | b', [])).toEqual(['INFO: a | b']);
   });

@@ -311,7 +311,7 @@ describe('docker compose pull / up', () => {
     const up = docker([...F, 'up', '-d', 'engramia-api'], { env: { IMAGE_TAG: '0.6.2' } });
     expect(up.code).toBe(0);
     expect(sim.readState(dir).containers['engramia-api']).toMatchObject({ state: 'exited', exitCode: 3 });
-    expect(docker([...F, 'logs', '--tail', '1', 'engramia-api']).stdout).toBe('engramia-api  | boom: ENGRAMIA_DATABASE_URL not set\n');
+    expect(docker([...F, 'logs', '--tail', '1', 'engramia-api']).stdout).toBe('\x1b[2Kengramia-api-1  | boom: ENGRAMIA_DATABASE_URL not set\n');
     const waited = docker([...F, 'up', '-d', '--wait', 'engramia-api'], { env: { IMAGE_TAG: '0.6.2' } });
     expect(waited.code).toBe(1);
   });
@@ -583,8 +583,8 @@ describe('docker compose ps / logs', () => {
 
   it('logs --tail N and --tail=N', () => {
     sim.setLogs(dir, 'engramia-api', ['one', 'two', 'three']);
-    expect(docker([...F, 'logs', '--tail', '2', 'engramia-api']).stdout).toBe('engramia-api  | two\nengramia-api  | three\n');
-    expect(docker([...F, 'logs', '--tail=1', '--no-log-prefix', 'engramia-api']).stdout).toBe('three\n');
+    expect(docker([...F, 'logs', '--tail', '2', 'engramia-api']).stdout).toBe('\x1b[2Kengramia-api-1  | two\n\x1b[2Kengramia-api-1  | three\n');
+    expect(docker([...F, 'logs', '--tail=1', '--no-log-prefix', 'engramia-api']).stdout).toBe('\x1b[2Kthree\n');
     expect(docker([...F, 'logs', '--tail=100', 'pgvector']).stdout).toContain('database system is ready to accept connections');
   });
 });

@@ -92,6 +92,8 @@ export async function startEngramiaApi({ deployPath, host = '127.0.0.1', port = 
 
     // Caddy with no upstream: 502 and an empty body.
     if (state.api.down || !isRunning(state, API_SERVICE)) return send(502, null);
+    // A crash-looping release is never up long enough to listen, even when `ps` catches it running.
+    if (state.registry.tags[apiContainerTag(state) ?? '']?.crashOnStart?.loop) return send(502, null);
     const container = /** @type {import('./host.mjs').Container} */ (state.containers[API_SERVICE]);
     // A re-created container takes a moment to listen (about a second on the real-host tier); Caddy answers 502 meanwhile.
     const startupMs = state.api.startupMs ?? 0;

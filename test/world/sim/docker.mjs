@@ -1213,14 +1213,17 @@ function composeLogs(state, args, o) {
   }
   checkServices(state, names, o);
   const targets = (names.length ? names : Object.keys(state.services)).filter((s) => state.containers[s]);
-  const width = Math.max(0, ...targets.map((s) => s.length));
+  // As Compose 2.26 prints it (real-host tier): the container's name without the project
+  // (`engramia-api-1`), and ESC[2K (erase line) before every line, even with no TTY and no prefix.
+  const names1 = Object.fromEntries(targets.map((s) => [s, `${s}-1`]));
+  const width = Math.max(0, ...Object.values(names1).map((s) => s.length));
   for (const svc of targets) {
     let lines = state.logs[svc] ?? [];
     if (tail !== null) lines = tail === 0 ? [] : lines.slice(-tail);
     const c = state.containers[svc];
     const ts = (c?.startedAt ?? new Date().toISOString()).replace(/Z$/, '000000Z');
     for (const line of lines) {
-      o.out(`${prefix ? `${svc.padEnd(width)}  | ` : ''}${timestamps ? `${ts} ` : ''}${line}\n`);
+      o.out(`\x1b[2K${prefix ? `${names1[svc].padEnd(width)}  | ` : ''}${timestamps ? `${ts} ` : ''}${line}\n`);
     }
   }
   if (follow) o.hangAfter = true;

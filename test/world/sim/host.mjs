@@ -892,16 +892,19 @@ export function startContainer(deployPath, service) {
  * The release `tag` starts crash-looping (as after a bad config or data it chokes on): its image
  * now exits at start, and a running API container of it goes into `restarting`, as the daemon
  * shows a container under `restart: unless-stopped` that keeps dying.
- * @param {string} deployPath @param {string} tag @param {string[]} [logs]
+ * With `caughtRunning`, `ps` catches it in the second between a restart and the next crash: the
+ * real daemon then says `running` ("Up Less than a second"), while Caddy still answers 502.
+ * @param {string} deployPath @param {string} tag @param {string[]} [logs] @param {{ caughtRunning?: boolean }} [opts]
  */
-export function crashLoop(deployPath, tag, logs = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt']) {
+export function crashLoop(deployPath, tag, logs = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt'], opts = {}) {
   updateState(deployPath, (s) => {
     const meta = s.registry.tags[tag];
     if (!meta) throw new Error(`simulated host: no tag ${tag}`);
     meta.crashOnStart = { exitCode: 1, logs, loop: true };
     const c = s.containers[API_SERVICE];
     if (c && apiContainerTag(s) === tag) {
-      Object.assign(c, { state: 'restarting', exitCode: 1, finishedAt: new Date().toISOString() });
+      const now = new Date().toISOString();
+      Object.assign(c, opts.caughtRunning ? { state: 'running', exitCode: 1, finishedAt: now, startedAt: now } : { state: 'restarting', exitCode: 1, finishedAt: now });
       s.logs[API_SERVICE] = [...(s.logs[API_SERVICE] ?? []), ...logs];
     }
   });
