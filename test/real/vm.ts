@@ -78,6 +78,7 @@ export async function bringUp(vm: Vm, registry: { address: string; username: str
   await must('compose pull', vm.compose(['pull'], { env, timeoutMs: 300_000 }));
   await must('docker logout', vm.exec({ argv: ['docker', 'logout', registry.address] }));
   await must('compose up', vm.compose(['up', '-d'], { env, timeoutMs: 300_000 }));
-  await eventually('pg_isready', async () => ((await vm.compose(['exec', '-T', 'pgvector', 'pg_isready', '-U', 'engramia'])).code === 0 ? true : undefined));
+  // Over TCP, as the API connects: the socket answers while the entrypoint's socket-only server creates the database.
+  await eventually('pg_isready', async () => ((await vm.compose(['exec', '-T', 'pgvector', 'pg_isready', '-h', '127.0.0.1', '-U', 'engramia'])).code === 0 ? true : undefined));
   await must('alembic upgrade head', vm.compose(['exec', '-T', 'engramia-api', 'alembic', 'upgrade', 'head'], { env }));
 }
