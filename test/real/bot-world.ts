@@ -25,6 +25,8 @@ export interface RealBotWorld {
   redis: RedisServer;
   logs: string[];
   botUrl: string;
+  /** The environment the bot was started with: a worker process started by a test gets the same. */
+  processEnv: NodeJS.ProcessEnv;
   slash(text: string): Promise<SlackHttpResult>;
   close(): Promise<void>;
 }
@@ -46,7 +48,7 @@ export async function startRealBotWorld(
   host: RealHostInfo,
   deploy: DeployFolder,
   extra: Record<string, string | number | boolean> = {},
-  opts: { registryToken?: string } = {},
+  opts: { registryToken?: string; role?: 'all' | 'app' } = {},
 ): Promise<RealBotWorld> {
   const root = mkdtempSync(join(tmpdir(), 'chatops-real-'));
   const [redis, slack] = await Promise.all([
@@ -75,7 +77,7 @@ export async function startRealBotWorld(
     bot = await startBot({
       env: readEnvOptions(processEnv),
       config: loadConfig(configPath),
-      role: 'all',
+      role: opts.role ?? 'all',
       log,
       processEnv,
       workerOptions: { minCardIntervalMs: 200, slackPacing: false },
@@ -91,6 +93,7 @@ export async function startRealBotWorld(
     redis,
     logs,
     botUrl,
+    processEnv,
     slash: (text) =>
       sendSlashCommand(`${botUrl}/slack/events`, SIGNING_SECRET, { text, user_id: ALICE, channel_id: OPS_CHANNEL, response_url: slack.responseUrl() }),
     async close() {

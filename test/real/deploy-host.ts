@@ -2,8 +2,9 @@
 // and .env in the runbook's shape) behind a real sshd whose sessions run the real Docker CLI
 // against the test daemon.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { shellQuote } from '../../src/ssh/quote.js';
 import { findFreePort, makeTempDir } from '../world/proc.js';
 import { startSshd, type SshdServer } from '../world/sshd.js';
 import type { Dockerd } from './dockerd.js';
@@ -101,13 +102,40 @@ export async function createDeployFolder(opts: DeployFolderOptions): Promise<Dep
   return { path: dir, apiPort, apiUrl: `http://127.0.0.1:${apiPort}`, apiKey, tagVariable };
 }
 
+/** The VM's sshd and the file its `docker` wrapper records every command in. */
+export interface VmSshd {
+  readonly sshd: SshdServer;
+  /** One line per docker command the VM ran: see `test/real/host-record.ts`. */
+  readonly commandLog: string;
+}
+
+/**
+ * The `docker` the VM's sessions find first: it appends the command to the host's record, runs
+ * Debian's real CLI (stdin, output and exit code pass through), and records the exit code. A
+ * command killed with its process group leaves a start without an end, as on the simulated host.
+ * Fields are tab-separated: start, pid, cwd, argv; end, pid, exit code.
+ */
+export function dockerRecorder(realDocker: string, logPath: string): string {
+  return `#!/bin/sh
+printf 'start\t%s\t%s\tdocker %s\n' "$$" "$PWD" "$*" >> ${shellQuote(logPath)}
+${shellQuote(realDocker)} "$@"
+rc=$?
+printf 'end\t%s\t%s\n' "$$" "$rc" >> ${shellQuote(logPath)}
+exit $rc
+`;
+}
+
 /**
  * A real sshd whose sessions find Debian's `docker` first on PATH (not another client the
- * machine may have in /usr/local/bin) and talk to `daemon` through DOCKER_HOST.
+ * machine may have in /usr/local/bin), behind the recorder, and talk to `daemon` through DOCKER_HOST.
  */
-export async function startVmSshd(daemon: Dockerd): Promise<SshdServer> {
-  const binDir = path.join(makeTempDir('engramia-vm-bin-'), 'bin');
+export async function startVmSshd(daemon: Dockerd): Promise<VmSshd> {
+  const root = makeTempDir('engramia-vm-bin-');
+  const binDir = path.join(root, 'bin');
   mkdirSync(binDir, { mode: 0o755 });
-  symlinkSync(DOCKER_CLI, path.join(binDir, 'docker'));
-  return startSshd({ binDirs: [binDir], env: { DOCKER_HOST: daemon.dockerHost } });
+  const commandLog = path.join(root, 'docker-commands.log');
+  writeFileSync(commandLog, '', { mode: 0o666 });
+  writeFileSync(path.join(binDir, 'docker'), dockerRecorder(DOCKER_CLI, commandLog), { mode: 0o755 });
+  const sshd = await startSshd({ binDirs: [binDir], env: { DOCKER_HOST: daemon.dockerHost } });
+  return { sshd, commandLog };
 }

@@ -10,7 +10,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('realHost', {
     dockerHost: dockerd.dockerHost,
     dockerConfig: dockerd.dockerConfig,
-    registry: { address: registry.address, username: registry.username, password: registry.password },
+    registry: { address: registry.address, username: registry.username, password: registry.password, pid: registry.pid },
+    commandLog: host.commandLog,
     apiRepository: host.images.apiRepository,
     sshd: {
       host: sshd.host,

@@ -9,7 +9,9 @@ declare module 'vitest' {
       /** DOCKER_CONFIG for the harness's own CLI calls (not the SSH user's ~/.docker). */
       dockerConfig: string;
       /** The registry and its one login; the password goes to `docker login --password-stdin` only. */
-      registry: { address: string; username: string; password: string };
+      registry: { address: string; username: string; password: string; pid: number };
+      /** The VM's record of every docker command its sessions ran (deploy-host.ts, dockerRecorder). */
+      commandLog: string;
       /** "127.0.0.1:PORT/engramia/engramia": the API images, tagged by release. */
       apiRepository: string;
       /** The VM's sshd; `home` is the session user's HOME (where `docker login` keeps credentials). */

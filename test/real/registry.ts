@@ -17,6 +17,8 @@ export interface Registry {
   /** The login password; hand it to `docker login --password-stdin`, never put it in argv. */
   readonly password: string;
   readonly dir: string;
+  /** The registry's process: tests stop it with SIGSTOP to hold a pull in flight, then SIGCONT. */
+  readonly pid: number;
   stop(): Promise<void>;
   logs(): string;
 }
@@ -89,6 +91,7 @@ export async function startRegistry(opts: { username?: string } = {}): Promise<R
     username,
     password,
     dir,
+    pid: server.pid,
     logs: () => server.logs.toString(),
     stop: async () => {
       await server.terminate('SIGTERM', 5_000);

@@ -12,6 +12,8 @@ export interface RealHost {
   readonly registry: Registry;
   readonly images: BuiltImages;
   readonly sshd: SshdServer;
+  /** The VM's record of every docker command (deploy-host.ts, dockerRecorder). */
+  readonly commandLog: string;
   /** Milliseconds per phase, for the tier's report. */
   readonly timings: Record<string, number>;
   stop(): Promise<void>;
@@ -37,9 +39,9 @@ export async function startRealHost(): Promise<RealHost> {
     Object.assign(timings, images.timings);
     timings.images = Date.now() - t;
 
-    const sshd = await startVmSshd(dockerd);
+    const { sshd, commandLog } = await startVmSshd(dockerd);
     stops.push(() => sshd.stop());
-    return { dockerd, registry, images, sshd, timings, stop };
+    return { dockerd, registry, images, sshd, commandLog, timings, stop };
   } catch (err) {
     await stop();
     throw err;
