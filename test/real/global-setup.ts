@@ -12,6 +12,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     dockerConfig: dockerd.dockerConfig,
     registry: { address: registry.address, username: registry.username, password: registry.password },
     apiRepository: host.images.apiRepository,
+    baseImage: host.images.base,
     sshd: {
       host: sshd.host,
       port: sshd.port,
