@@ -13,6 +13,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     registry: { address: registry.address, username: registry.username, password: registry.password, pid: registry.pid },
     commandLog: host.commandLog,
     apiRepository: host.images.apiRepository,
+    baseImage: host.images.base,
     sshd: {
       host: sshd.host,
       port: sshd.port,

@@ -57,7 +57,7 @@ export function cacheDir(): string {
   return process.env.ENGRAMIA_REAL_CACHE ?? '/var/cache/engramia-real';
 }
 
-function sha256(text: string | Buffer): string {
+export function sha256(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
@@ -125,14 +125,14 @@ const HASH_LABEL = 'org.engramia.test.hash';
 const IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Hash of every file under `dir` (names and contents), in a stable order. */
-function hashTree(dir: string, files: readonly string[]): string {
+export function hashTree(dir: string, files: readonly string[]): string {
   const h = createHash('sha256');
   for (const f of [...files].sort()) h.update(f).update('\0').update(readFileSync(path.join(dir, f))).update('\0');
   return h.digest('hex');
 }
 
 /** `docker build` (classic builder, no network) unless an image with the same content hash exists. */
-async function buildOnce(
+export async function buildOnce(
   target: DockerTarget,
   opts: { context: string; tag: string; hash: string; buildArgs: Record<string, string> },
 ): Promise<void> {

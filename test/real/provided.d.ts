@@ -14,6 +14,8 @@ declare module 'vitest' {
       commandLog: string;
       /** "127.0.0.1:PORT/engramia/engramia": the API images, tagged by release. */
       apiRepository: string;
+      /** The imported Debian base every test image builds FROM (engramia-test/debian-base:HASH). */
+      baseImage: string;
       /** The VM's sshd; `home` is the session user's HOME (where `docker login` keeps credentials). */
       sshd: { host: string; port: number; username: string; privateKeyPath: string; hostKeySha256: string; home: string };
     };
