@@ -14,6 +14,8 @@
 //       crash-resume    kill -9 of the worker mid-deploy (needs `npm run build`)
 //       ack             slash-command ack latency, 200 at 20 concurrent, vs a bare Bolt app (needs `npm run build`)
 //       slack-budget    Slack Web API calls of a deploy, and 10 deploys at once from 10 channels: 429s, time to final cards
+//       real-host       the bot's deploy vs the literal runbook in one `ssh` session on the real host (test/real/;
+//                       needs root and scripts/real-host/install.sh: fails with one line when it cannot start)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +23,7 @@ import { runDeployBench, type DeployBenchResult, type Stats } from './deploy.js'
 import { runSlackOutageBench, type SlackOutageBenchResult } from './slack-outage.js';
 import { runCrashResumeBench, type CrashResumeBenchResult } from './crash-resume.js';
 import { startBenchWorld, type BenchWorld } from './world.js';
+import { preflightRealHost, runRealHostBench, type RealHostBenchResult } from './real-host.js';
 import { runAnsibleBench, type AnsibleBenchResult } from './ansible.js';
 import { runProgressBench, type ProgressBenchResult } from './progress.js';
 import { runHealthFanoutBench, type HealthFanoutBenchResult } from './health-fanout.js';
@@ -43,7 +46,7 @@ function roundsArg(): number | undefined {
   return n;
 }
 
-const BENCHES = ['deploy', 'ansible', 'progress', 'health-fanout', 'worker-scaling', 'memory', 'slack-outage', 'crash-resume', 'ack', 'slack-budget'] as const;
+const BENCHES = ['deploy', 'ansible', 'progress', 'health-fanout', 'worker-scaling', 'memory', 'slack-outage', 'crash-resume', 'ack', 'slack-budget', 'real-host'] as const;
 
 function onlyArg(): (typeof BENCHES)[number] | undefined {
   const arg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
@@ -100,6 +103,13 @@ function printDeployDetail(d: DeployBenchResult): void {
   console.log(out.join('\n'));
 }
 
+function printRealHost(r: RealHostBenchResult): void {
+  console.log(`\nreal host (${r.releases}): \`${r.command}\` by the bot vs the literal runbook (steps 4–8 + 3 curls) in one ssh session; ${r.rounds} counted rounds (+${r.warmupRounds} warm-up), host reset before each; load average ${r.load.before.join(' ')} → ${r.load.after.join(' ')}`);
+  const row = (k: 'median' | 'min' | 'max') => [k, ms(r.stats.bot[k]), ms(r.stats.baseline[k]), ratio(r.stats.bot[k], r.stats.baseline[k])];
+  console.log(table([['deploy on the real host', 'bot', 'runbook by ssh', 'ratio'], row('median'), row('min'), row('max')]));
+  console.log(`bot's steps (median ms): ${Object.entries(r.botSteps).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const rounds = roundsArg();
   const cpus = os.cpus();
@@ -130,22 +140,34 @@ async function main(): Promise<void> {
   let fanout: HealthFanoutBenchResult | undefined;
   let scaling: WorkerScalingBenchResult | undefined;
   let memory: MemoryBenchResult | undefined;
+  let realHost: RealHostBenchResult | undefined;
+  // Before anything else: a machine that cannot run the real tier fails here, in one line, not after the other series.
+  if (!only || only === 'real-host') {
+    try {
+      preflightRealHost();
+    } catch (err) {
+      console.error(`bench: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  }
   try {
-    world = await startBenchWorld();
-    if (!only || only === 'deploy') deploy = await runDeployBench(world, { rounds: rounds ?? 7, progress: (l) => console.error(l) });
-    if (!only || only === 'ansible') ansible = await runAnsibleBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
-    if (!only || only === 'progress') progressBench = await runProgressBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
-    if (!only || only === 'health-fanout') fanout = await runHealthFanoutBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
-    if (!only || only === 'worker-scaling') scaling = await runWorkerScalingBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
-    if (!only || only === 'memory') memory = await runMemoryBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
-    if (!only || only === 'slack-outage') slackOutage = await runSlackOutageBench(world, { progress: (l) => console.error(l) });
-    if (!only || only === 'crash-resume') crashResume = await runCrashResumeBench(world, { progress: (l) => console.error(l) });
-    if (!only || only === 'ack') ack = await runAckBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
-    if (!only || only === 'slack-budget') slackBudget = await runSlackBudgetBench(world, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (only !== 'real-host') world = await startBenchWorld();
+    if (!only || only === 'deploy') deploy = await runDeployBench(world!, { rounds: rounds ?? 7, progress: (l) => console.error(l) });
+    if (!only || only === 'ansible') ansible = await runAnsibleBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'progress') progressBench = await runProgressBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'health-fanout') fanout = await runHealthFanoutBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'worker-scaling') scaling = await runWorkerScalingBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'memory') memory = await runMemoryBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'slack-outage') slackOutage = await runSlackOutageBench(world!, { progress: (l) => console.error(l) });
+    if (!only || only === 'crash-resume') crashResume = await runCrashResumeBench(world!, { progress: (l) => console.error(l) });
+    if (!only || only === 'ack') ack = await runAckBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
+    if (!only || only === 'slack-budget') slackBudget = await runSlackBudgetBench(world!, { ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
   } finally {
     closing = true;
     await world?.close().catch(() => undefined);
   }
+  // Its own host (dockerd, registry, sshd), after the simulated world is gone so the two do not share the CPU.
+  if (!only || only === 'real-host') realHost = await runRealHostBench({ ...(rounds ? { rounds } : {}), progress: (l) => console.error(l) });
 
   if (deploy) {
     console.log('');
@@ -176,12 +198,14 @@ async function main(): Promise<void> {
     );
   }
 
-  const summary = summaryRows({ deploy, ansible, progress: progressBench, fanout, scaling, memory, ack, slackBudget });
+  if (realHost) printRealHost(realHost);
+
+  const summary = summaryRows({ deploy, ansible, progress: progressBench, fanout, scaling, memory, ack, slackBudget, realHost });
   printSummary(summary, table);
 
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = `${RESULTS_DIR}${only ? `latest-${only}` : 'latest'}.json`;
-  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, summary, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}), ...(ack ? { ack } : {}), ...(slackBudget ? { slackBudget } : {}) } }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), machine, summary, benchmarks: { ...(deploy ? { deploy } : {}), ...(ansible ? { ansible } : {}), ...(progressBench ? { progress: progressBench } : {}), ...(fanout ? { healthFanout: fanout } : {}), ...(scaling ? { workerScaling: scaling } : {}), ...(memory ? { memory } : {}), ...(slackOutage ? { slackOutage } : {}), ...(crashResume ? { crashResume } : {}), ...(ack ? { ack } : {}), ...(slackBudget ? { slackBudget } : {}), ...(realHost ? { realHost } : {}) } }, null, 2)}\n`);
   console.log(`\nwrote ${file}`);
 }
 

@@ -6,6 +6,7 @@ import type { DeployBenchResult } from './deploy.js';
 import { LIGHT_SERIES, LIGHT_WAIT_MS, type HealthFanoutBenchResult } from './health-fanout.js';
 import type { MemoryBenchResult } from './memory.js';
 import type { ProgressBenchResult } from './progress.js';
+import type { RealHostBenchResult } from './real-host.js';
 import type { SlackBudgetBenchResult } from './slack-budget.js';
 import type { WorkerScalingBenchResult } from './worker-scaling.js';
 import { ms, ms1, x } from './util.js';
@@ -29,6 +30,7 @@ export interface BenchResults {
   memory?: MemoryBenchResult;
   ack?: AckBenchResult;
   slackBudget?: SlackBudgetBenchResult;
+  realHost?: RealHostBenchResult;
 }
 
 
@@ -43,6 +45,10 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
   if (r.deploy) {
     const d = r.deploy;
     rows.push({ measure: `deploy, command → final card, Slack limits on (median of ${d.rounds})`, ours: ms(d.stats.bot.median), baseline: `${ms(d.stats.baseline.median)} plain ssh`, ratio: x(d.ratio.botVsBaseline), target: '≤ 1.0×', met: d.ratio.botVsBaseline <= 1.0 });
+  }
+  if (r.realHost) {
+    const h = r.realHost;
+    rows.push({ measure: `deploy on the real host ${h.releases}, command → final card (median of ${h.rounds})`, ours: ms(h.stats.bot.median), baseline: `${ms(h.stats.baseline.median)} runbook by ssh`, ratio: x(h.ratio), target: '≤ 1.0×', met: h.ratio <= 1.0 });
   }
   if (r.ansible && !r.ansible.skipped) {
     const a = r.ansible.stats;

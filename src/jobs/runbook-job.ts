@@ -108,13 +108,10 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
 
   if (data.dryRun) return dryRun(data, state, deps, reporter);
 
-  // Bounded: with Slack down the deploy goes on, and the card is posted (and saved) once Slack answers.
-  const card = await reporter.start(deployCard(cardView(data, state)), state.card);
+  // Step 1 does not wait for Slack: the card is queued, step replies queue behind it in the thread lane (they
+  // need its ts), and the next save records the card once posted (recordInto), so a resumed job adopts it.
+  void reporter.start(deployCard(cardView(data, state)), state.card, 0);
   if (state.outcome === 'waiting') state.outcome = 'running';
-  if (!state.card && card) {
-    state.card = card;
-    await save();
-  }
 
   const renew = setInterval(() => {
     void deps.store.renewLock(data.env, data.jobId, deps.lockTtlMs).catch(() => undefined);

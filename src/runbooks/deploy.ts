@@ -311,11 +311,29 @@ export const PULL: StepDef = {
   title: (d) => `Pull ${d.version}`,
   safeToRepeat: true,
   async run(ctx, rec) {
+    // Read-only, so it goes alongside the pull instead of after it: where the database is now (the migration check's other half).
+    const probe = ctx.data.kind === 'deploy' ? probeDbRevision(ctx, rec) : undefined;
     const res = await run(ctx, rec, cmd.pull(ctx.env, ctx.data.version, ctx.data.jobId), { timeout: 'pull' });
+    const db = await probe;
+    if (db !== undefined) ctx.state.dbRevision = db;
     mustSucceed(refuseMissingImage(ctx, rec, res), 'docker compose pull');
     return { status: 'done' };
   },
 };
+
+/**
+ * `alembic current` in the running container, outside the step's own record (its remotePid is the pull's, which a
+ * successor must be able to find): undefined when there is nothing to read or it did not answer, and INSPECT reads it then.
+ */
+async function probeDbRevision(ctx: DeployContext, rec: StepRecord): Promise<string | null | undefined> {
+  const tag = ctx.state.fromVersion;
+  if (!tag || ctx.state.dbRevision !== undefined) return undefined;
+  const command = cmd.alembic(ctx.env, tag, ['current']);
+  const res = await ctx.ssh.exec(command, { timeoutMs: ctx.env.timeouts.command * 1000, ...(ctx.signal ? { signal: ctx.signal } : {}) }).catch(() => undefined);
+  if (!res || res.exitCode !== 0) return undefined;
+  rec.command = `${rec.command ?? ''}\n${showCommand(command)} (alongside the pull)`.trim();
+  return cmd.parseRevision(res.stdout.toString('utf8'));
+}
 
 export const INSPECT: StepDef = {
   id: 'inspect',
@@ -325,8 +343,8 @@ export const INSPECT: StepDef = {
     // Read-only: the new image's alembic head against the revision the database is on.
     const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'command' });
     ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
-    let db: string | null = null;
-    if (ctx.state.fromVersion) {
+    let db: string | null = ctx.state.dbRevision ?? null;
+    if (ctx.state.fromVersion && ctx.state.dbRevision === undefined) {
       const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeout: 'command' });
       db = cur.exitCode === 0 ? cmd.parseRevision(cur.stdout.toString('utf8')) : null;
     }

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, readEnvFile, readState, runningApiTag, setComposePlugin, setDeepCheck, setDeepHealth, setFault, setMigrationFailure, updateState } from '../world/sim/host.mjs';
-import { ALICE, NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World, type WorldOptions } from './harness.js';
+import { ALICE, NO_MAINTENANCE_DEPLOY, alongsideInOrder, OPS_CHANNEL, SIGNING_SECRET, leftCredentials, startWorld, type World, type WorldOptions } from './harness.js';
 import { BOB, CAROL, type Block } from './blocks.js';
 
 
@@ -104,7 +104,7 @@ describe('/engramia deploy: the standard deployment against the simulated host',
 
     const c = await finalCard(w, /succeeded/);
     expect(text(c.blocks)).toContain('`0.6.0` → `0.6.1`');
-    expect(ran(w)).toEqual(NO_MAINTENANCE_DEPLOY);
+    expect(alongsideInOrder(ran(w))).toEqual(NO_MAINTENANCE_DEPLOY);
     // The token reached the host on stdin only.
     const login = readCommandLog(w.deployPath).find((r: any) => r.argv[0] === 'login')!;
     expect([login.stdin?.sha256, login.stdin?.trimmedSha256]).toContain(createHash('sha256').update(w.registryToken).digest('hex'));
@@ -240,8 +240,12 @@ describe('/engramia deploy: the standard deployment against the simulated host',
     expect(t).toContain('`9.9.9` is not published in ghcr.io');
     expect(t).not.toContain('/engramia deploy 9.9.9');
     expect(replies(w).join('\n')).toContain('manifest for ghcr.io/engramia/engramia:9.9.9 not found: manifest unknown: manifest unknown');
-    // Only the probe, the login and the failed pull ran; .env is byte for byte as it was.
-    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml pull engramia-api']);
+    // Only the read-only probes, the login and the failed pull ran; .env is byte for byte as it was.
+    expect(alongsideInOrder(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps')))).toEqual([
+      'login ghcr.io -u engramia-bot --password-stdin',
+      'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml exec -T engramia-api alembic current',
+      'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml pull engramia-api',
+    ]);
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     // The failed pull left no credential behind.
     expect(leftCredentials(w)).toEqual({ home: {}, jobFolders: false });

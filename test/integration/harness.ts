@@ -21,14 +21,29 @@ export const OTHER_CHANNEL = 'C0ELSEWHERE';
 export const NO_MAINTENANCE_DEPLOY = [
   'compose -f docker-compose.prod.yml ps -a --format json',
   'login ghcr.io -u engramia-bot --password-stdin',
+  // Read-only, run alongside the pull (see alongsideInOrder).
+  'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml exec -T engramia-api alembic current',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml pull engramia-api',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
-  'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml exec -T engramia-api alembic current',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml up -d engramia-api caddy',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic upgrade head',
   'image prune -f',
   'compose -f docker-compose.prod.yml ps -a --format json',
 ];
+
+/**
+ * The deploy's `alembic current` runs alongside its pull, so the host may record the two in either order: puts
+ * the probe first when it ended right after the pull, so a list compares with NO_MAINTENANCE_DEPLOY.
+ */
+export function alongsideInOrder<T>(lines: T[], line: (x: T) => string = (x) => String(x)): T[] {
+  const out = [...lines];
+  for (let i = 0; i + 1 < out.length; i++) {
+    if (/ pull engramia-api$/.test(line(out[i]!)) && / exec -T engramia-api alembic current$/.test(line(out[i + 1]!))) {
+      [out[i], out[i + 1]] = [out[i + 1]!, out[i]!];
+    }
+  }
+  return out;
+}
 export const SIGNING_SECRET = `signsecret-${randomBytes(8).toString('hex')}`;
 
 export interface WorldOptions {

@@ -5,7 +5,7 @@ import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, runningApiTag } from '../world/sim/host.mjs';
 import type { FakeMessage } from '../world/fake-slack.js';
 import type { DeployData } from '../../src/runbooks/deploy.js';
-import { NO_MAINTENANCE_DEPLOY, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
+import { NO_MAINTENANCE_DEPLOY, alongsideInOrder, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { until as waitUntil } from './faults.js';
 import { BOB, blockText, text, type Block } from './blocks.js';
 
@@ -72,11 +72,12 @@ async function deployThroughOutage(w: World, fault: { status: number; retryAfter
   expect(await store.readLock('production')).toBeUndefined();
   expect(runningApiTag(w.deployPath)).toBe('0.6.1');
   const commands = ran(w);
-  expect(commands.map((c) => c.line)).toEqual(NO_MAINTENANCE_DEPLOY);
+  expect(alongsideInOrder(commands.map((c) => c.line))).toEqual(NO_MAINTENANCE_DEPLOY);
   expect(commands.every((c) => c.exitCode === 0)).toBe(true);
   // Nothing reached the channel: Slack took no call at all so far.
   expect(w.slack.calls.slice(since).filter((c) => !c.method.startsWith('@') && !c.fault)).toEqual([]);
-  expect(w.slack.callsTo('chat.postMessage').length).toBeGreaterThan(1);
+  // The bot tried: the job does not wait for the card, so with Retry-After honoured the host may be done before a second try.
+  expect(w.slack.callsTo('chat.postMessage').length).toBeGreaterThanOrEqual(1);
 
   // Keep Slack down a little longer, so the bot is in its backoff when Slack comes back.
   await new Promise((r) => setTimeout(r, Math.max(0, downAt + 6000 - Date.now())));
@@ -147,7 +148,7 @@ describe('Slack down or rate-limiting: the deploy goes on', () => {
     expect(runningApiTag(w.deployPath)).toBe('0.6.1');
     // Skipped: nothing re-created on the old version; every command ran once and succeeded.
     const commands = ran(w);
-    expect(commands.map((x) => x.line)).toEqual(NO_MAINTENANCE_DEPLOY);
+    expect(alongsideInOrder(commands.map((x) => x.line))).toEqual(NO_MAINTENANCE_DEPLOY);
     expect(commands.every((x) => x.exitCode === 0)).toBe(true);
     // The resumed run learned where the late card and gate message landed, and saved them.
     const job = await producer.getJob(jobId);

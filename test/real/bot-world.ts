@@ -32,12 +32,12 @@ export interface RealBotWorld {
 }
 
 /** The test world's config, its production environment being the real VM: four-eyes on, as in production. */
-export function realConfigYaml(host: RealHostInfo, deploy: DeployFolder, extra: Record<string, string | number | boolean> = {}): string {
+export function realConfigYaml(host: RealHostInfo, deploy: DeployFolder, extra: Record<string, string | number | boolean> = {}, opts: { fourEyes?: boolean } = {}): string {
   return configYaml({
     sshd: host.sshd,
     deployPath: deploy.path,
     apiUrl: deploy.apiUrl,
-    fourEyes: true,
+    fourEyes: opts.fourEyes ?? true,
     tagVariable: deploy.tagVariable,
     registry: { host: host.registry.address, username: host.registry.username, tokenEnv: 'REGISTRY_TOKEN' },
     envExtra: extra,
@@ -48,7 +48,8 @@ export async function startRealBotWorld(
   host: RealHostInfo,
   deploy: DeployFolder,
   extra: Record<string, string | number | boolean> = {},
-  opts: { registryToken?: string; role?: 'all' | 'app' } = {},
+  /** fourEyes off only where a second person's click is not what is measured (the bench). */
+  opts: { registryToken?: string; role?: 'all' | 'app'; fourEyes?: boolean } = {},
 ): Promise<RealBotWorld> {
   const root = mkdtempSync(join(tmpdir(), 'chatops-real-'));
   const [redis, slack] = await Promise.all([
@@ -56,7 +57,7 @@ export async function startRealBotWorld(
     startFakeSlack({ channels: [{ id: OPS_CHANNEL, name: 'ops', member: true }], limits: false }),
   ]);
   const configPath = join(root, 'chatops.yml');
-  writeFileSync(configPath, realConfigYaml(host, deploy, extra));
+  writeFileSync(configPath, realConfigYaml(host, deploy, extra, opts));
   const processEnv: NodeJS.ProcessEnv = {
     SLACK_BOT_TOKEN: slack.botToken,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,

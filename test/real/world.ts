@@ -6,6 +6,7 @@ import { startDockerd, type Dockerd } from './dockerd.js';
 import { buildAndPushImages, type BuiltImages } from './images.js';
 import { startRegistry, type Registry } from './registry.js';
 import { requireRealHost } from './requirements.js';
+import type { ProvidedContext } from 'vitest';
 
 export interface RealHost {
   readonly dockerd: Dockerd;
@@ -46,4 +47,18 @@ export async function startRealHost(): Promise<RealHost> {
     await stop();
     throw err;
   }
+}
+
+/** What test files (and the bench) need to know of a started real host: plain, serialisable facts. */
+export function realHostFacts(host: RealHost): ProvidedContext['realHost'] {
+  const { dockerd, registry, sshd } = host;
+  return {
+    dockerHost: dockerd.dockerHost,
+    dockerConfig: dockerd.dockerConfig,
+    registry: { address: registry.address, username: registry.username, password: registry.password, pid: registry.pid },
+    commandLog: host.commandLog,
+    apiRepository: host.images.apiRepository,
+    baseImage: host.images.base,
+    sshd: { host: sshd.host, port: sshd.port, username: sshd.username, privateKeyPath: sshd.privateKeyPath, hostKeySha256: sshd.hostKeySha256, home: sshd.home },
+  };
 }
