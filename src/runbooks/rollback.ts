@@ -179,7 +179,7 @@ export const DOWNGRADE_DECISION: StepDef = {
 function downgradeHow(ctx: DeployContext): string {
   const tag = currentTag(ctx.state);
   return ctx.state.alembicVia === 'run'
-    ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into, and only ${code(tag)} holds the downgrade scripts for its migrations.`
+    ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into safely (in a crash loop an exec dies with the container, part-way), and only ${code(tag)} holds the downgrade scripts for its migrations.`
     : `Runs as ${code(`docker compose exec -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} in the running ${code(tag)} container, the image that holds the downgrade scripts.`;
 }
 

@@ -96,6 +96,8 @@ export async function startEngramiaApi({ deployPath, host = '127.0.0.1', port = 
     // A re-created container takes a moment to listen (about a second on the real-host tier); Caddy answers 502 meanwhile.
     const startupMs = state.api.startupMs ?? 0;
     if (startupMs > 0 && container.startedAt && Date.now() - Date.parse(container.startedAt) < startupMs) return send(502, null);
+    // A crash loop caught "running" between two restarts never got to listen.
+    if (state.registry.tags[apiContainerTag(state) ?? '']?.crashOnStart?.loop) return send(502, null);
 
     const limit = state.api.rateLimitPerMinute;
     if (limit !== null && limit !== undefined) {
