@@ -404,6 +404,14 @@ export const MAINTENANCE_DECISION: StepDef = {
   },
 };
 
+/**
+ * `up -d` of a crash-looping release exits 0 ("Started") and the container dies again: the note
+ * must not suggest that the API now answers 503.
+ */
+export function recreatedCrashLoop(ctx: DeployContext): string {
+  return ctx.state.alembicVia === 'run' ? ' (it was crash-looping: until another version runs, the API answers nothing, not 503)' : '';
+}
+
 export const MAINTENANCE_ON: StepDef = {
   id: 'maintenance-on',
   title: () => 'Turn maintenance on',
@@ -422,7 +430,7 @@ export const MAINTENANCE_ON: StepDef = {
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     // Re-created on the version running now: the new one starts only after this.
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
-    return { status: 'done', note: `engramia-api re-created on ${tag}` };
+    return { status: 'done', note: `engramia-api re-created on ${tag}${recreatedCrashLoop(ctx)}` };
   },
 };
 

@@ -4,7 +4,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, editEnv, mustSucceed, readHistory, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, editEnv, recreatedCrashLoop, mustSucceed, readHistory, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
 import type { StepRecord } from './types.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
 import { backupDir, databaseSize, prepareBackupDir } from './snapshot.js';
@@ -81,7 +81,7 @@ const MAINTENANCE_ON: StepDef = {
     state.maintenance = { on: true, reason: 'for the downgrade; off again at the end' };
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     await recreate(ctx, rec);
-    return { status: 'done', note: `engramia-api re-created on ${currentTag(state)}` };
+    return { status: 'done', note: `engramia-api re-created on ${currentTag(state)}${recreatedCrashLoop(ctx)}` };
   },
 };
 

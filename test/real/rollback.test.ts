@@ -97,6 +97,8 @@ describe('rollback through the bot against the real host', () => {
     // alembic command went by `exec` into the container that could die under it (exit 137).
     const said = JSON.stringify(w!.slack.messagesIn(OPS_CHANNEL).map((m) => m.blocks)) + w!.logs.join('');
     expect(said).not.toContain('exec -T engramia-api alembic');
+    // Maintenance on re-created engramia-api on the crash-looping 0.7.0 (up -d exits 0); the step does not pretend it answers 503.
+    expect(said).toContain('engramia-api re-created on 0.7.0 (it was crash-looping: until another version runs, the API answers nothing, not 503)');
     expect(said).toContain('IMAGE_TAG=0.7.0 docker compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic downgrade 033');
     expect(said).not.toContain(host.registry.password);
     expect(said).not.toContain(deploy.apiKey);
