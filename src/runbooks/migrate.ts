@@ -114,6 +114,7 @@ export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, RESOLVE, MAINTENANC
 export function migrateDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
+    `# alembic runs with exec; when engramia-api is not running or the daemon has restarted it (a crash loop: ${showCommand(cmd.restartCount(env, '<container id>'))} above 0), every alembic command below runs as ${showCommand(cmd.alembicOneOff(env, running, ['…']))} instead`,
     showCommand(cmd.alembic(env, running, ['current'])),
     showCommand(cmd.alembic(env, running, ['history'])),
     `# resolve "${data.version}" to an exact revision; stop here if it is unknown. Then, unless maintenance is already on:`,

@@ -277,7 +277,8 @@ describe('/engramia rollback and the rollback button', () => {
     await confirmDowngrade(w, CAROL);
     const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
     expect(text(c.blocks)).toContain('crash-looping (running between restarts; the daemon restarted it 3 times)');
-    expect(text(c.blocks)).toContain('engramia-api re-created on 0.6.1 (it was crash-looping: until another version runs, the API answers nothing, not 503)');
+    // The maintenance step's note (in the thread) does not pretend the crash-looping API answers 503.
+    expect(text(w.slack.messagesIn(OPS_CHANNEL).map((m) => m.blocks))).toContain('engramia-api re-created on 0.6.1 (it was crash-looping: until another version runs, the API answers nothing, not 503)');
     const lines = readCommandLog(w.deployPath).slice(before).filter((r: any) => r.phase !== 'start').map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')} → ${r.exitCode}`);
     expect(lines.filter((l) => l.startsWith('inspect '))).toEqual([expect.stringMatching(/^inspect --format \{\{\.RestartCount\}\} [0-9a-f]+ → 0$/)]);
     expect(lines.filter((l) => l.includes(' alembic '))).toEqual([
