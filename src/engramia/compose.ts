@@ -20,6 +20,8 @@ export function inDeployDir(env: EnvironmentConfig, argv: readonly string[]): Re
 
 export interface ContainerState {
   service: string;
+  /** The container's id (Compose's `ID`, 12 hex digits), for `docker inspect`; absent when compose printed none. */
+  id?: string;
   name: string;
   image: string;
   /** The tag part of the image reference, when it has one. */
@@ -39,6 +41,7 @@ export function parseComposePs(output: string): ContainerState[] {
     const image = String(r.Image ?? '');
     return {
       service: String(r.Service ?? ''),
+      ...(r.ID ? { id: String(r.ID) } : {}),
       name: String(r.Name ?? ''),
       image,
       tag: imageTag(image),

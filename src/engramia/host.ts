@@ -10,6 +10,8 @@ export interface HostState {
   apiState: string | undefined;
   /** Tag of the engramia-api container whatever its state: the release a crash loop keeps restarting. */
   apiTag?: string | undefined;
+  /** Id of that container, for `docker inspect`. */
+  apiId?: string | undefined;
   /** The tag pinned in `.env` (what a plain `docker compose up` would start); null when not pinned. */
   pinnedTag: string | null;
   /** Whether `.env` asks for maintenance; the running container only obeys it once re-created. */
@@ -55,6 +57,7 @@ export async function probeHost(ssh: SshExecutor, env: EnvironmentConfig): Promi
     runningTag: api?.state === 'running' ? api.tag : undefined,
     apiState: api?.state,
     apiTag: api?.tag,
+    apiId: api?.id,
     pinnedTag: vars.get(env.tagVariable) ?? null,
     maintenanceInEnvFile: isTruthyFlag(vars.get('ENGRAMIA_MAINTENANCE')),
   };

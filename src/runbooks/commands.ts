@@ -118,3 +118,11 @@ export function parseRevision(output: string): string | null {
   const m = /^([0-9A-Za-z_]+)(?:\s|$)/m.exec(output.trim());
   return m ? m[1]! : null;
 }
+
+/**
+ * How often the daemon has restarted a container (`restart: unless-stopped`): a crash loop can show
+ * "running" in the second between two restarts, and only this count gives it away.
+ */
+export function restartCount(env: EnvironmentConfig, containerId: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['docker', 'inspect', '--format', '{{.RestartCount}}', containerId] };
+}

@@ -180,7 +180,10 @@ export async function editEnv(ctx: DeployContext, rec: StepRecord, name: string,
 export type AlembicVia = 'exec' | 'run';
 
 /** What compose and the daemon answer to `exec` when the service has no running container: crashed, or restarting. */
-const NO_CONTAINER = /is restarting, wait until the container is running|service "[^"]+" is not running/;
+const NO_CONTAINER = /is restarting, wait until the container is running|service "[^"]+" is not running|Container [0-9a-f]+ is not running/;
+
+/** An exec whose container died under it: killed with it (SIGKILL, 128 + 9), after printing part of its output. */
+const KILLED_WITH_CONTAINER = 137;
 
 /**
  * alembic for the image of `tag`, as part of a step: `exec` in the running container, or a one-off
@@ -190,9 +193,17 @@ const NO_CONTAINER = /is restarting, wait until the container is running|service
 export async function runAlembic(ctx: DeployContext, rec: StepRecord, tag: string, args: readonly string[], timeout: TimeoutKind): Promise<ExecResult> {
   const command = (via: AlembicVia | undefined) => (via === 'run' ? cmd.alembicOneOff(ctx.env, tag, args) : cmd.alembic(ctx.env, tag, args));
   const res = await run(ctx, rec, command(ctx.state.alembicVia), { timeout });
-  if (res.exitCode === 0 || ctx.state.alembicVia === 'run' || !NO_CONTAINER.test(res.stderr)) return res;
+  if (res.exitCode === 0 || ctx.state.alembicVia === 'run') return res;
+  const died = res.exitCode === KILLED_WITH_CONTAINER;
+  if (!died && !NO_CONTAINER.test(res.stderr)) return res;
   ctx.state.alembicVia = 'run';
-  ctx.state.warnings.push(`engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`);
+  // Exit 137 is the container's death, not alembic's answer; what alembic printed is cut off. The
+  // callers pass exact revisions, so running it again in a one-off container cannot go too far.
+  ctx.state.warnings.push(
+    died
+      ? `engramia-api died under \`exec\` (exit 137) while \`alembic ${args.join(' ')}\` ran; it ran again in a one-off \`docker compose run --rm\` container of ${tag}.`
+      : `engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`,
+  );
   return run(ctx, rec, command('run'), { timeout });
 }
 
@@ -232,6 +243,24 @@ export function currentTag(state: DeployState): string {
   return tag;
 }
 
+/** Runbooks whose alembic commands change the database, so must not go into a container that may die. */
+const ALEMBIC_KINDS: ReadonlySet<DeployData['kind']> = new Set(['rollback', 'migrate']);
+
+/**
+ * Why engramia-api cannot be trusted with an `exec` (not running, or restarted by the daemon and so
+ * possibly between two crashes), or undefined when it is running and never restarted. A count that
+ * cannot be read counts as unstable: a one-off container costs seconds, a killed downgrade more.
+ */
+async function crashLooping(ctx: DeployContext, rec: StepRecord, host: HostState): Promise<string | undefined> {
+  if (host.apiState !== 'running') return host.apiState ?? 'missing';
+  if (!host.apiId) return 'running, with no container id to check its restarts';
+  const res = await run(ctx, rec, cmd.restartCount(ctx.env, host.apiId), { timeout: 'command' });
+  const count = res.exitCode === 0 ? Number(res.stdout.toString('utf8').trim()) : Number.NaN;
+  rec.outputTail = undefined;
+  if (!Number.isInteger(count)) return `running, but its restart count could not be read (docker inspect exited ${res.exitCode ?? res.signal ?? '?'})`;
+  return count > 0 ? `crash-looping (running between restarts; the daemon restarted it ${count} times)` : undefined;
+}
+
 export const PREFLIGHT: StepDef = {
   id: 'preflight',
   title: () => 'Check the host and record the running version',
@@ -247,12 +276,15 @@ export const PREFLIGHT: StepDef = {
     if (host.runningTag === ctx.data.version) ctx.state.warnings.push(`${ctx.data.version} is already running; the ${what} goes ahead anyway.`);
     if (host.apiState !== 'running') ctx.state.warnings.push(`engramia-api was ${host.apiState ?? 'missing'} before the ${what}.`);
     if (host.maintenanceInEnvFile) ctx.state.warnings.push(`ENGRAMIA_MAINTENANCE was already set in .env before this ${what}.`);
-    if (ctx.data.kind === 'rollback' && host.apiState !== 'running' && host.apiTag) {
-      // A crash-looping release has no container to exec into, yet only its image holds the downgrade
-      // scripts of its own migrations: alembic runs in one-off containers of it.
+    const unstable = ALEMBIC_KINDS.has(ctx.data.kind) && host.apiTag ? await crashLooping(ctx, rec, host) : undefined;
+    if (unstable && host.apiTag) {
+      // A crash-looping release has no container to exec into safely (an exec either is refused or
+      // dies with it, exit 137, part-way), yet only its image holds the downgrade scripts of its own
+      // migrations: alembic runs in one-off containers of it, for the whole job.
       ctx.state.fromVersion = host.apiTag;
       ctx.state.alembicVia = 'run';
-      return { status: 'done', note: `engramia-api ${host.apiState ?? 'missing'} on ${host.apiTag}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
+      ctx.state.warnings.push(`engramia-api is ${unstable}: alembic runs in one-off \`docker compose run --rm\` containers of ${host.apiTag}, never by \`exec\` into a container that can die under it.`);
+      return { status: 'done', note: `engramia-api ${unstable} on ${host.apiTag}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
     }
     return { status: 'done', note: `running ${host.runningTag ?? 'nothing'}${host.pinnedTag ? `, .env pins ${host.pinnedTag}` : ''}` };
   },
@@ -402,6 +434,14 @@ export const MAINTENANCE_DECISION: StepDef = {
   },
 };
 
+/**
+ * `up -d` of a crash-looping release exits 0 ("Started") and the container dies again: the note
+ * must not suggest that the API now answers 503.
+ */
+export function recreatedCrashLoop(ctx: DeployContext): string {
+  return ctx.state.alembicVia === 'run' ? ' (it was crash-looping: until another version runs, the API answers nothing, not 503)' : '';
+}
+
 export const MAINTENANCE_ON: StepDef = {
   id: 'maintenance-on',
   title: () => 'Turn maintenance on',
@@ -420,7 +460,7 @@ export const MAINTENANCE_ON: StepDef = {
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     // Re-created on the version running now: the new one starts only after this.
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
-    return { status: 'done', note: `engramia-api re-created on ${tag}` };
+    return { status: 'done', note: `engramia-api re-created on ${tag}${recreatedCrashLoop(ctx)}` };
   },
 };
 
@@ -476,6 +516,8 @@ export const MAINTENANCE_OFF: StepDef = {
     await editEnv(ctx, rec, 'ENGRAMIA_MAINTENANCE', null);
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, ctx.data.version, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
     ctx.state.maintenanceOnByUs = false;
+    // The card's Maintenance field must not keep saying "on" once it is off again.
+    ctx.state.maintenance = { on: false, reason: `on during the ${ctx.data.kind}, off again` };
     await ctx.store.setMaintenanceSince(ctx.data.env, null).catch(() => undefined);
     return { status: 'done', note: `engramia-api re-created on ${ctx.data.version}` };
   },

@@ -4,7 +4,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, editEnv, mustSucceed, readHistory, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, editEnv, recreatedCrashLoop, mustSucceed, readHistory, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
 import type { StepRecord } from './types.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
 import { backupDir, databaseSize, prepareBackupDir } from './snapshot.js';
@@ -81,7 +81,7 @@ const MAINTENANCE_ON: StepDef = {
     state.maintenance = { on: true, reason: 'for the downgrade; off again at the end' };
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     await recreate(ctx, rec);
-    return { status: 'done', note: `engramia-api re-created on ${currentTag(state)}` };
+    return { status: 'done', note: `engramia-api re-created on ${currentTag(state)}${recreatedCrashLoop(ctx)}` };
   },
 };
 
@@ -114,6 +114,7 @@ export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, RESOLVE, MAINTENANC
 export function migrateDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   const running = '<running tag>';
   return [
+    `# alembic runs with exec; when engramia-api is not running or the daemon has restarted it (a crash loop: ${showCommand(cmd.restartCount(env, '<container id>'))} above 0), every alembic command below runs as ${showCommand(cmd.alembicOneOff(env, running, ['…']))} instead`,
     showCommand(cmd.alembic(env, running, ['current'])),
     showCommand(cmd.alembic(env, running, ['history'])),
     `# resolve "${data.version}" to an exact revision; stop here if it is unknown. Then, unless maintenance is already on:`,

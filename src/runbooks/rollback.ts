@@ -179,7 +179,7 @@ export const DOWNGRADE_DECISION: StepDef = {
 function downgradeHow(ctx: DeployContext): string {
   const tag = currentTag(ctx.state);
   return ctx.state.alembicVia === 'run'
-    ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into, and only ${code(tag)} holds the downgrade scripts for its migrations.`
+    ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into safely (in a crash loop an exec dies with the container, part-way), and only ${code(tag)} holds the downgrade scripts for its migrations.`
     : `Runs as ${code(`docker compose exec -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} in the running ${code(tag)} container, the image that holds the downgrade scripts.`;
 }
 
@@ -257,7 +257,8 @@ export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): st
   lines.push(`# stop unless ${backupDir(env)} has room for the database size × 1.2 + 64 MiB (df -Pk, pg_database_size); then:`);
   add(cmd.snapshot(env, `${env.backupPath ?? env.deployPath}/${snapshotName()}`));
   lines.push('# check the snapshot: non-empty, starts with PGDMP');
-  lines.push('# alembic runs with `exec` in the running container; when engramia-api is not running (a crash loop) it runs as');
+  lines.push('# alembic runs with `exec` in the running container; when engramia-api is not running, or the daemon has restarted it');
+  lines.push(`# (${showCommand(cmd.restartCount(env, '<engramia-api container id>'))} above 0: a crash loop, where an exec dies with the container) it runs as`);
   lines.push(`# ${showCommand(cmd.alembicOneOff(env, running, ['current']))} (the same for history and downgrade)`);
   lines.push('# only if the revisions differ, after a downgrade.confirm gate:');
   add(cmd.alembic(env, running, ['downgrade', '<target head>']));

@@ -125,7 +125,7 @@ describe('/engramia diagnose', () => {
 
   it('a crash loop caught `running` by ps (as the real daemon shows it between restarts) is diagnosed as down, alembic asked through `run`', async () => {
     const w = (world = await startWorld({ slackLimits: false }));
-    crashLoop(w.deployPath, '0.6.0', ["alembic.util.exc.CommandError: Can't locate revision identified by '034'"], { caughtRunning: true });
+    crashLoop(w.deployPath, '0.6.0', ["alembic.util.exc.CommandError: Can't locate revision identified by '034'"], { runningWindow: true });
     const { text: t } = await diagnose(w);
     // An error, not a warning about history in the log of a container that runs.
     expect(t).toContain('🔴 *`alembic.util.exc.CommandError` in the engramia-api log*');

@@ -127,7 +127,7 @@ describe('/engramia health through Slack → Bolt → BullMQ → worker → SSH 
 
   it('a crash loop caught `running` by ps (as the real daemon shows it between restarts): never healthy, the container marked as not answering', async () => {
     world = await startWorld();
-    crashLoop(world.deployPath, '0.6.0', undefined, { caughtRunning: true });
+    crashLoop(world.deployPath, '0.6.0', undefined, { runningWindow: true });
     await world.slash('health');
     const { text, header } = await resultMessage(world);
     expect(header).toBe('⚫ production: unknown (no deep health answer)');

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction, sendViewSubmission } from '../world/slack-requests.js';
 import { readdirSync } from 'node:fs';
-import { crashLoop, readCommandLog, readEnvFile, readState, setMaintenance, setMigrationFailure } from '../world/sim/host.mjs';
+import { crashLoop, readCommandLog, readEnvFile, readState, setFault, setMaintenance, setMigrationFailure } from '../world/sim/host.mjs';
 import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { text, BOB, CAROL, type Block } from './blocks.js';
 
@@ -69,8 +69,21 @@ describe('/engramia migrate downgrade', () => {
     const c = await card(w, /succeeded/);
     expect(text(c.blocks)).toContain('one-off');
     const alembic = readCommandLog(w.deployPath).filter((r: any) => r.phase !== 'start' && r.argv.includes('alembic')).map((r: any) => `${r.argv.slice(3, r.argv.indexOf('engramia-api')).join(' ')}: ${r.argv.slice(r.argv.indexOf('alembic') + 1).join(' ')} → ${r.exitCode}`);
-    // One refused exec, then everything in one-off containers; the refused exec never reached alembic.
-    expect(alembic).toEqual(['exec -T: current → 1', 'run --rm --no-deps -T: current → 0', 'run --rm --no-deps -T: history → 0', 'run --rm --no-deps -T: downgrade 030 → 0', 'run --rm --no-deps -T: current → 0']);
+    // The preflight saw the crash loop, so no exec was even tried: everything in one-off containers.
+    expect(alembic).toEqual(['run --rm --no-deps -T: current → 0', 'run --rm --no-deps -T: history → 0', 'run --rm --no-deps -T: downgrade 030 → 0', 'run --rm --no-deps -T: current → 0']);
+    expect(readState(w.deployPath).db.revision).toBe('030');
+  });
+
+  it('an exec that dies with its container (exit 137 after a first INFO line) is not taken as alembic\'s answer: the exact downgrade runs again in a one-off container', async () => {
+    const w = (world = await startWorld({ slackLimits: false }));
+    setFault(w.deployPath, { match: ['exec -T engramia-api alembic downgrade'], exitCode: 137, stderr: 'INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\n', times: 1 });
+    await w.slash('migrate downgrade -1');
+    await confirmDowngrade(w, CAROL);
+    const c = await card(w, /succeeded/);
+    expect(text(c.blocks)).toContain('died under `exec` (exit 137)');
+    expect(downgrades(w)).toEqual(['downgrade 030', 'downgrade 030']);
+    const last = readCommandLog(w.deployPath).filter((r: any) => r.argv.includes('downgrade')).map((r: any) => `${r.argv.includes('run') ? 'run' : 'exec'} → ${r.exitCode}`);
+    expect(last).toEqual(['exec → 137', 'run → 0']);
     expect(readState(w.deployPath).db.revision).toBe('030');
   });
 

@@ -210,7 +210,8 @@ describe('/engramia rollback and the rollback button', () => {
     expect(t).toContain('maintenance was never turned on');
     expect(t).not.toContain('/engramia rollback 9.9.9');
     expect(t).not.toContain('Maintenance is still ON');
-    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps'))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads']);
+    // Only read-only probes besides: `ps` and the restart count of the running API (crash-loop check).
+    expect(ran(w).filter((l) => !l.startsWith('compose -f docker-compose.prod.yml ps') && !l.startsWith('inspect --format {{.RestartCount}} '))).toEqual(['login ghcr.io -u engramia-bot --password-stdin', 'IMAGE_TAG=9.9.9 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads']);
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     expect(dumps(w)).toEqual([]);
     expect(runningApiTag(w.deployPath)).toBe('0.6.0');
@@ -261,6 +262,34 @@ describe('/engramia rollback and the rollback button', () => {
     expect(readEnvFile(w.deployPath)).toBe(envBefore);
     expect(dumps(w)).toEqual([]);
     expect(readState(w.deployPath).db.revision).toBe('031');
+  });
+
+  it('a crash loop caught "running" between restarts (as real Docker often shows it) is told by its restart count: no exec, which would die with it (137)', async () => {
+    const w = (world = await startWorld({ slackLimits: false, envExtra: { verifySettleSeconds: 5 } }));
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    await card(w, 'Deploy 0.6.1', /succeeded/);
+    crashLoop(w.deployPath, '0.6.1', undefined, { runningWindow: true });
+    // What the real host shows: `ps` says running, the daemon's restart count says otherwise.
+    expect(readState(w.deployPath).containers['engramia-api']?.state).toBe('running');
+    const before = readCommandLog(w.deployPath).length;
+
+    await w.slash('rollback');
+    await confirmDowngrade(w, CAROL);
+    const c = await card(w, 'Roll back production to 0.6.0', /succeeded/);
+    expect(text(c.blocks)).toContain('crash-looping (running between restarts; the daemon restarted it 3 times)');
+    // The maintenance step's note (in the thread) does not pretend the crash-looping API answers 503.
+    expect(text(w.slack.messagesIn(OPS_CHANNEL).map((m) => m.blocks))).toContain('engramia-api re-created on 0.6.1 (it was crash-looping: until another version runs, the API answers nothing, not 503)');
+    const lines = readCommandLog(w.deployPath).slice(before).filter((r: any) => r.phase !== 'start').map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')} → ${r.exitCode}`);
+    expect(lines.filter((l) => l.startsWith('inspect '))).toEqual([expect.stringMatching(/^inspect --format \{\{\.RestartCount\}\} [0-9a-f]+ → 0$/)]);
+    expect(lines.filter((l) => l.includes(' alembic '))).toEqual([
+      'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads → 0',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic current → 0',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic history → 0',
+      'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic downgrade 031 → 0',
+    ]);
+    expect(readState(w.deployPath).db.revision).toBe('031');
+    expect(runningApiTag(w.deployPath)).toBe('0.6.0');
+    expect(readEnvFile(w.deployPath)).not.toContain('ENGRAMIA_MAINTENANCE');
   });
 
   it('rolls back a crash-looping release: alembic runs in one-off containers of its image, the plan says so, no exec is tried twice', async () => {

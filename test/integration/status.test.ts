@@ -35,7 +35,7 @@ describe('/engramia status', () => {
 
   it('a crash-looping API caught `running` by ps (as the real daemon shows it between restarts) is not reported as plainly running', async () => {
     const w = (world = await startWorld({ slackLimits: false }));
-    crashLoop(w.deployPath, '0.6.0', undefined, { caughtRunning: true });
+    crashLoop(w.deployPath, '0.6.0', undefined, { runningWindow: true });
     const t = await status(w);
     expect(t).toContain('*Running*\\n`0.6.0`\\n⚠️ the container is up but the API does not answer (HTTP 502): starting, or crash-looping');
     const msg = w.slack.messagesIn(OPS_CHANNEL).find((m) => text(m.blocks).includes('production: status'))!;

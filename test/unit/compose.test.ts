@@ -58,9 +58,9 @@ const CADDY_ROW = { ...API_ROW, Health: '', Image: 'caddy:2', Name: 'engramia-ca
 
 describe('parseComposePs', () => {
   const expected = [
-    { service: 'engramia-api', name: 'engramia-engramia-api-1', image: 'ghcr.io/engramia/engramia:0.6.1', tag: '0.6.1', state: 'running', status: 'Up 2 hours (healthy)', health: 'healthy' },
-    { service: 'pgvector', name: 'engramia-pgvector-1', image: 'pgvector/pgvector:pg16', tag: 'pg16', state: 'running', status: 'Up 3 days', health: '' },
-    { service: 'caddy', name: 'engramia-caddy-1', image: 'caddy:2', tag: '2', state: 'exited', status: 'Exited (1) 5 minutes ago', health: '' },
+    { service: 'engramia-api', id: 'abc123', name: 'engramia-engramia-api-1', image: 'ghcr.io/engramia/engramia:0.6.1', tag: '0.6.1', state: 'running', status: 'Up 2 hours (healthy)', health: 'healthy' },
+    { service: 'pgvector', id: 'abc123', name: 'engramia-pgvector-1', image: 'pgvector/pgvector:pg16', tag: 'pg16', state: 'running', status: 'Up 3 days', health: '' },
+    { service: 'caddy', id: 'abc123', name: 'engramia-caddy-1', image: 'caddy:2', tag: '2', state: 'exited', status: 'Exited (1) 5 minutes ago', health: '' },
   ];
 
   it('reads JSON lines (compose v2.21+)', () => {

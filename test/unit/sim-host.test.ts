@@ -337,6 +337,24 @@ describe('a crash-looping release', () => {
   });
 });
 
+describe('a crash loop caught in the second it runs (as real Docker often shows it)', () => {
+  it('ps says running, docker inspect counts the restarts, an exec dies with the container (137, first INFO line only, nothing done), and Caddy answers 502', async () => {
+    sim.crashLoop(dir, '0.6.0', undefined, { runningWindow: true });
+    const ps = JSON.parse(docker([...F, 'ps', '--format', 'json', 'engramia-api']).stdout);
+    expect(ps).toMatchObject({ State: 'running', Status: expect.stringMatching(/^Up /) });
+    expect(docker(['inspect', '--format', '{{.RestartCount}} {{.State.Status}}', ps.ID])).toMatchObject({ code: 0, stdout: '3 running\n' });
+    const revision = sim.readState(dir).db.revision;
+    const exec = docker([...F, 'exec', '-T', 'engramia-api', 'alembic', 'downgrade', '030']);
+    expect(exec).toMatchObject({ code: 137, stdout: '', stderr: 'INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\n' });
+    expect(sim.readState(dir).db.revision).toBe(revision);
+    // It died with the exec; the daemon is restarting it now.
+    expect(docker(['inspect', '--format', '{{.RestartCount}} {{.State.Status}}', ps.ID]).stdout).toBe('4 restarting\n');
+    expect(docker(['inspect', 'nosuchcontainer'])).toMatchObject({ code: 1, stderr: 'Error: No such object: nosuchcontainer\n' });
+    const a = await api();
+    expect((await fetch(`${a.url}/v1/health`)).status).toBe(502);
+  });
+});
+
 describe('docker compose up / exec with a tag from the environment or an edited .env', () => {
   const login = () => docker(['login', 'ghcr.io', '-u', 'bot', '--password-stdin'], { input: `${host.registryToken}\n` });
   /** Run a plain shell command in the deploy dir, as the bot does over SSH. */

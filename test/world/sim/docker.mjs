@@ -395,6 +395,8 @@ function dispatch(state, ctx, o) {
       return compose(state, args, ctx, o);
     case 'images':
       return imageLs(state, args, o);
+    case 'inspect':
+      return inspect(state, args, o);
     case 'image': {
       const sub = args.shift();
       if (sub === 'prune') return imagePrune(state, args, o);
@@ -404,6 +406,36 @@ function dispatch(state, ctx, o) {
     default:
       return o.fail(`docker: '${cmd}' is not a docker command.\nSee 'docker --help'`);
   }
+}
+
+/**
+ * `docker inspect [--format TPL] CONTAINER…`, for containers only: RestartCount and State, which a
+ * crash loop shows even in the second its container runs.
+ * @param {SimState} state @param {string[]} args @param {Out} o
+ */
+function inspect(state, args, o) {
+  let format = null;
+  const names = [];
+  while (args.length) {
+    const a = /** @type {string} */ (args.shift());
+    const [flag, val] = splitEq(a);
+    if (flag === '-f' || flag === '--format') format = val ?? args.shift() ?? '';
+    else if (flag === '--type') args.shift();
+    else if (a.startsWith('-')) o.fail(`unknown flag: ${a}\nSee 'docker inspect --help'.`, 125);
+    else names.push(a);
+  }
+  if (!names.length) o.fail('"docker inspect" requires at least 1 argument.\nSee \'docker inspect --help\'.');
+  const all = [...Object.values(state.containers), ...(state.oneOffs ?? [])];
+  const found = names.map((n) => all.find((c) => c && (c.id.startsWith(n) || c.name === n)));
+  const objs = found.map((c) =>
+    c ? { Id: c.id, Name: `/${c.name}`, RestartCount: c.restartCount ?? 0, State: { Status: c.state, Running: c.state === 'running' || c.state === 'restarting', Restarting: c.state === 'restarting', ExitCode: c.exitCode, StartedAt: c.startedAt, FinishedAt: c.finishedAt } } : null,
+  );
+  const shown = objs.filter(Boolean);
+  if (format !== null) o.out(shown.map((x) => renderTemplate(format, /** @type {any} */ (x)) + '\n').join(''));
+  else o.out(JSON.stringify(shown, null, 4) + '\n');
+  const missing = names.filter((_, i) => !found[i]);
+  if (missing.length) o.fail(missing.map((n) => `Error: No such object: ${n}`).join('\n'));
+  return 0;
 }
 
 /** @param {string[]} args @param {Out} o */
@@ -912,6 +944,11 @@ function bootContainer(state, c) {
     c.state = crash.loop ? 'restarting' : 'exited';
     c.exitCode = crash.exitCode ?? 1;
     c.finishedAt = now;
+    if (crash.loop) {
+      c.restartCount = (c.restartCount ?? 0) + 1;
+      // Caught in the second between two restarts: "running", and an exec dies with it.
+      if (crash.runningWindow) Object.assign(c, { state: 'running', exitCode: 0, finishedAt: null });
+    }
   }
   if (logs.length > 1000) logs.splice(0, logs.length - 1000);
 }
@@ -1277,6 +1314,13 @@ function composeExec(state, args, o) {
   // The daemon counts a restarting container as running, so compose finds it and the daemon refuses the exec.
   if (target?.state === 'restarting') o.fail(`Error response from daemon: Container ${target.id} is restarting, wait until the container is running`);
   if (!isRunning(state, svc)) o.fail(`service "${svc}" is not running`);
+  if (target && inRunningWindow(state, target)) {
+    // Real Docker: the exec starts, the container dies a moment later and takes it along (SIGKILL,
+    // exit 137), with at most the first lines printed and nothing done; the daemon restarts it.
+    if (args.includes('alembic')) alembicInfo(o, 'Context impl PostgresqlImpl.');
+    Object.assign(target, { state: 'restarting', exitCode: 3, finishedAt: new Date().toISOString(), restartCount: (target.restartCount ?? 0) + 1 });
+    throw new Exit(137);
+  }
   if (tty) {
     // Over SSH without a pty there is no terminal to attach; with one, output is
     // mangled the way a TTY mangles it (CRLF, merged streams).
@@ -1284,6 +1328,11 @@ function composeExec(state, args, o) {
     o.tty = true;
   }
   return runInContainer(state, svc, args, o, serviceBox(state, svc));
+}
+
+/** A crash-looping API container caught "running" between two restarts. @param {SimState} state @param {Container} c */
+function inRunningWindow(state, c) {
+  return c.service === API_SERVICE && c.state === 'running' && Boolean(state.registry.tags[apiContainerTag(state) ?? '']?.crashOnStart?.runningWindow);
 }
 
 /**

@@ -44,7 +44,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * @typedef {{ revision: string, down: string | null, description: string, createDate: string }} Migration
  * @typedef {{
  *   head: string, digest: string, gitCommit: string, buildTime: string, sizeBytes: number,
- *   crashOnStart?: { exitCode: number, logs: string[], loop?: boolean } | null,
+ *   crashOnStart?: { exitCode: number, logs: string[], loop?: boolean, runningWindow?: boolean } | null,
  * }} RemoteTag
  * @typedef {{
  *   id: string, repository: string | null, tag: string | null, digest: string | null,
@@ -59,7 +59,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  *   state: 'running' | 'exited' | 'created' | 'restarting', exitCode: number,
  *   createdAt: string, startedAt: string | null, finishedAt: string | null,
  *   env: Record<string, string>, health: '' | 'healthy' | 'unhealthy' | 'starting',
- *   oneOff?: boolean, command?: string,
+ *   oneOff?: boolean, command?: string, restartCount?: number,
  * }} Container
  * @typedef {{
  *   match: string | string[], exitCode?: number, stdout?: string, stderr?: string,
@@ -891,20 +891,21 @@ export function startContainer(deployPath, service) {
 /**
  * The release `tag` starts crash-looping (as after a bad config or data it chokes on): its image
  * now exits at start, and a running API container of it goes into `restarting`, as the daemon
- * shows a container under `restart: unless-stopped` that keeps dying.
- * With `caughtRunning`, `ps` catches it in the second between a restart and the next crash: the
- * real daemon then says `running` ("Up Less than a second"), while Caddy still answers 502.
- * @param {string} deployPath @param {string} tag @param {string[]} [logs] @param {{ caughtRunning?: boolean }} [opts]
+ * shows a container under `restart: unless-stopped` that keeps dying. With `runningWindow`, it is
+ * caught in the second it runs between two restarts, as the real daemon often shows it: `ps` says
+ * running (`docker inspect` counts the restarts), and an exec into it dies with it, exit 137.
+ * @param {string} deployPath @param {string} tag @param {string[]} [logs] @param {{ runningWindow?: boolean }} [opts]
  */
 export function crashLoop(deployPath, tag, logs = ['Traceback (most recent call last):', '  File "/app/engramia/api/app.py", line 61, in lifespan', 'RuntimeError: pattern index is corrupt'], opts = {}) {
   updateState(deployPath, (s) => {
     const meta = s.registry.tags[tag];
     if (!meta) throw new Error(`simulated host: no tag ${tag}`);
-    meta.crashOnStart = { exitCode: 1, logs, loop: true };
+    meta.crashOnStart = { exitCode: 1, logs, loop: true, ...(opts.runningWindow ? { runningWindow: true } : {}) };
     const c = s.containers[API_SERVICE];
     if (c && apiContainerTag(s) === tag) {
-      const now = new Date().toISOString();
-      Object.assign(c, opts.caughtRunning ? { state: 'running', exitCode: 1, finishedAt: now, startedAt: now } : { state: 'restarting', exitCode: 1, finishedAt: now });
+      const restartCount = (c.restartCount ?? 0) + 3;
+      if (opts.runningWindow) Object.assign(c, { state: 'running', exitCode: 0, startedAt: new Date().toISOString(), finishedAt: null, restartCount });
+      else Object.assign(c, { state: 'restarting', exitCode: 1, finishedAt: new Date().toISOString(), restartCount });
       s.logs[API_SERVICE] = [...(s.logs[API_SERVICE] ?? []), ...logs];
     }
   });
