@@ -1,6 +1,6 @@
 // What the real-host tests do through the bot (press buttons, confirm modals, wait for cards) and
 // how they read the real host afterwards (real `docker compose`, real psql, real alembic).
-import { expect } from 'vitest';
+import { afterAll, afterEach, expect } from 'vitest';
 import { OPS_CHANNEL } from '../world/config.js';
 import { findButton, sendBlockAction, sendViewSubmission } from '../world/slack-requests.js';
 import { SIGNING_SECRET, type RealBotWorld } from './bot-world.js';
@@ -77,4 +77,32 @@ export async function exists(vm: Vm, table: string, column: string | null = null
     ? `SELECT count(*) FROM information_schema.columns WHERE table_name='${table}' AND column_name='${column}'`
     : `SELECT count(*) FROM information_schema.tables WHERE table_name='${table}'`;
   return (await psql(vm, sql)) !== '0';
+}
+
+/**
+ * The end of a test file with a bot on its own deploy folder: the bot's log when a test fails, then
+ * the bot, the Compose project (with its volumes) and the SSH connection closed.
+ */
+export function tearDownAfterFile(get: () => { w?: RealBotWorld; vm?: Vm }, logLines = 60): void {
+  afterEach(async (ctx) => {
+    const { w } = get();
+    if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last ${logLines}) ---\n${w.logs.slice(-logLines).join('')}`);
+  });
+  afterAll(async () => {
+    const { w, vm } = get();
+    await w?.close();
+    await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
+    await vm?.close();
+  });
+}
+
+/** The one snapshot in the deploy folder, as the real `pg_restore -l` lists it (and complains of nothing). */
+export async function listOnlySnapshot(vm: Vm): Promise<{ dump: string; listing: string }> {
+  const dumps = (await must('ls', vm.exec({ argv: ['sh', '-c', 'ls pre_rollback_*.dump'] }))).trim().split('\n');
+  expect(dumps).toHaveLength(1);
+  expect(dumps[0]).toMatch(/^pre_rollback_\d{12}\.dump$/);
+  const listed = await vm.exec({ argv: ['sh', '-c', `docker compose -f docker-compose.prod.yml exec -T ${DB_SERVICE} pg_restore -l < "$1"`, 'sh', dumps[0]!] });
+  expect(listed.code, listed.output).toBe(0);
+  expect(listed.stderr.trim()).toBe('');
+  return { dump: dumps[0]!, listing: listed.stdout };
 }

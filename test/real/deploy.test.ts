@@ -1,9 +1,10 @@
 // The bot's standard deploy end to end against the real host (signed Slack request → Bolt →
 // BullMQ → worker → SSH → real Docker, Compose, registry, PostgreSQL, alembic), checked afterwards
 // with the real CLI, the real database and real HTTP.
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { OPS_CHANNEL } from '../world/config.js';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
+import { tearDownAfterFile } from './bot-steps.js';
 import { SIGNING_SECRET, startRealBotWorld, type RealBotWorld } from './bot-world.js';
 import { API_SERVICE, createDeployFolder, DB_SERVICE, type DeployFolder } from './deploy-host.js';
 import { bringUp, connectVm, type Vm } from './vm.js';
@@ -19,14 +20,7 @@ beforeAll(async () => {
   await bringUp(vm, host.registry, '0.6.0');
   w = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 });
 }, 600_000);
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last 40) ---\n${w.logs.slice(-40).join('')}`);
-});
-afterAll(async () => {
-  await w?.close();
-  await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
-  await vm?.close();
-});
+tearDownAfterFile(() => ({ w, vm }), 40);
 
 function text(blocks: unknown): string {
   return JSON.stringify(blocks ?? []);

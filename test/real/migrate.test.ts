@@ -1,11 +1,11 @@
 // Issue 14, item 4: `migrations` and `migrate downgrade REV` through the bot against real alembic
 // (its `current`, `history` and `heads` output, `(head)` markers, INFO lines on stderr) and a real
 // PostgreSQL; checked afterwards with the real alembic and the real database.
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { OPS_CHANNEL } from '../world/config.js';
 import { startRealBotWorld, type RealBotWorld } from './bot-world.js';
-import { approvePlan, confirmDowngrade, exists, finalCard, must, psRows, text } from './bot-steps.js';
-import { API_SERVICE, createDeployFolder, DB_SERVICE, type DeployFolder } from './deploy-host.js';
+import { approvePlan, confirmDowngrade, exists, finalCard, must, psRows, text, tearDownAfterFile, listOnlySnapshot } from './bot-steps.js';
+import { API_SERVICE, createDeployFolder, type DeployFolder } from './deploy-host.js';
 import { bringUp, connectVm, type Vm } from './vm.js';
 
 const host = inject('realHost');
@@ -19,14 +19,7 @@ beforeAll(async () => {
   await bringUp(vm, host.registry, '0.6.2');
   w = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 });
 }, 600_000);
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last 60) ---\n${w.logs.slice(-60).join('')}`);
-});
-afterAll(async () => {
-  await w?.close();
-  await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
-  await vm?.close();
-});
+tearDownAfterFile(() => ({ w, vm }), 60);
 
 const alembic = (...args: string[]) => must(`alembic ${args.join(' ')}`, vm.compose(['exec', '-T', API_SERVICE, 'alembic', ...args]));
 
@@ -71,13 +64,9 @@ describe('migrations and migrate downgrade through the bot against the real host
     expect(text(card.blocks), text(card.blocks)).toContain('succeeded');
 
     // The snapshot taken before it, which the real pg_restore lists with 033's column in it.
-    const dumps = (await must('ls', vm.exec({ argv: ['sh', '-c', 'ls pre_rollback_*.dump'] }))).trim().split('\n');
-    expect(dumps).toHaveLength(1);
-    const listed = await vm.exec({ argv: ['sh', '-c', `docker compose -f docker-compose.prod.yml exec -T ${DB_SERVICE} pg_restore -l < "$1"`, 'sh', dumps[0]!] });
-    expect(listed.code, listed.output).toBe(0);
-    expect(listed.stderr.trim()).toBe('');
-    expect(listed.stdout).toContain('TABLE public pattern_feedback');
-    expect(listed.stdout).toContain('INDEX public ix_patterns_embedding_model');
+    const { listing } = await listOnlySnapshot(vm);
+    expect(listing).toContain('TABLE public pattern_feedback');
+    expect(listing).toContain('INDEX public ix_patterns_embedding_model');
 
     // The real database: alembic at 031, 032's table and 033's column and index gone, 031's column kept.
     expect((await alembic('current')).trim()).toBe('031');

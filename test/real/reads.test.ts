@@ -3,10 +3,11 @@
 // Compose, Caddy, PostgreSQL, alembic), in three host states: normal, maintenance, and the API
 // container down (stopped, then crash-looping). Each answer is compared with the host's truth read
 // independently in the same test: the real `docker compose ps`/`logs`, `alembic` and HTTP through Caddy.
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Secret } from '../../src/config/secret.js';
 import { OPS_CHANNEL } from '../world/config.js';
 import { blockText, type Block } from '../integration/blocks.js';
+import { tearDownAfterFile } from './bot-steps.js';
 import { startRealBotWorld, type RealBotWorld } from './bot-world.js';
 import { API_SERVICE, createDeployFolder, DB_SERVICE, PROXY_SERVICE, type DeployFolder } from './deploy-host.js';
 import { release } from './releases.js';
@@ -23,14 +24,7 @@ beforeAll(async () => {
   await bringUp(vm, host.registry, '0.6.0');
   w = await startRealBotWorld(host, deploy);
 }, 600_000);
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last 40) ---\n${w.logs.slice(-40).join('')}`);
-});
-afterAll(async () => {
-  await w?.close();
-  await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
-  await vm?.close();
-});
+tearDownAfterFile(() => ({ w, vm }), 40);
 
 // ---- what the bot told Slack ----
 

@@ -1,12 +1,12 @@
 // Issue 14, item 3: a rollback through the bot from a crash-looping release (0.7.0, head 034,
 // `restart: unless-stopped`) to the previous one (0.6.2, head 033), with a downgrade, on the real
 // host; checked afterwards with the real CLI, the real database and real HTTP.
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Secret } from '../../src/config/secret.js';
 import { OPS_CHANNEL } from '../world/config.js';
 import { startRealBotWorld, type RealBotWorld } from './bot-world.js';
-import { alembicCurrent, approvePlan, confirmDowngrade, exists, finalCard, must, psRows, text } from './bot-steps.js';
-import { API_SERVICE, createDeployFolder, DB_SERVICE, type DeployFolder } from './deploy-host.js';
+import { alembicCurrent, approvePlan, confirmDowngrade, exists, finalCard, must, psRows, text, tearDownAfterFile, listOnlySnapshot } from './bot-steps.js';
+import { API_SERVICE, createDeployFolder, type DeployFolder } from './deploy-host.js';
 import { bringUp, connectVm, eventually, type Vm } from './vm.js';
 
 const host = inject('realHost');
@@ -38,14 +38,7 @@ beforeAll(async () => {
   await deployCrashLoopingRelease();
   w = await startRealBotWorld(host, deploy, { verifySettleSeconds: 30 });
 }, 600_000);
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && w) console.error(`--- bot log (last 60) ---\n${w.logs.slice(-60).join('')}`);
-});
-afterAll(async () => {
-  await w?.close();
-  await vm?.compose(['down', '-v'], { timeoutMs: 120_000 });
-  await vm?.close();
-});
+tearDownAfterFile(() => ({ w, vm }), 60);
 
 describe('rollback through the bot against the real host', () => {
   it('rollback 0.6.2 from the crash-looping 0.7.0: four-eyes, snapshot, downgrade 034 → 033 confirmed in a modal, 0.6.2 runs, maintenance off', async () => {
@@ -62,14 +55,9 @@ describe('rollback through the bot against the real host', () => {
     expect(text(card.blocks), text(card.blocks)).toContain('succeeded');
 
     // The snapshot: a real custom-format dump that the real pg_restore lists without complaint.
-    const dumps = (await must('ls', vm.exec({ argv: ['sh', '-c', 'ls pre_rollback_*.dump'] }))).trim().split('\n');
-    expect(dumps).toHaveLength(1);
-    expect(dumps[0]).toMatch(/^pre_rollback_\d{12}\.dump$/);
-    const listed = await vm.exec({ argv: ['sh', '-c', `docker compose -f docker-compose.prod.yml exec -T ${DB_SERVICE} pg_restore -l < "$1"`, 'sh', dumps[0]!] });
-    expect(listed.code, listed.output).toBe(0);
-    expect(listed.stderr.trim()).toBe('');
-    expect(listed.stdout).toContain('TABLE public tenant_quotas');
-    expect(listed.stdout).toContain('TABLE DATA public alembic_version');
+    const { listing } = await listOnlySnapshot(vm);
+    expect(listing).toContain('TABLE public tenant_quotas');
+    expect(listing).toContain('TABLE DATA public alembic_version');
 
     // The database: alembic says 033, and 034's table is really gone while 033's column stays.
     expect(await alembicCurrent(vm, '0.6.2')).toBe('033 (head)');
