@@ -8,7 +8,7 @@ import { redisAnswersPing, startRedis, type RedisServer } from '../world/redis.j
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, runningApiTag, setFault } from '../world/sim/host.mjs';
 import type { FakeMessage } from '../world/fake-slack.js';
-import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World, type WorldOptions } from './harness.js';
+import { OPS_CHANNEL, SIGNING_SECRET, startWorld, type World, type WorldOptions, alongsideInOrder } from './harness.js';
 import { BOB, blockText, text, type Block } from './blocks.js';
 
 let world: World | undefined;
@@ -48,9 +48,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The host's own record of each docker command that finished, as "IMAGE_TAG argv…" (start markers of slow ones left out). */
 function ran(w: World): string[] {
-  return readCommandLog(w.deployPath)
+  return alongsideInOrder(readCommandLog(w.deployPath)
     .filter((r: any) => r.phase !== 'start')
-    .map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`);
+    .map((r: any) => `${r.env?.IMAGE_TAG ? `IMAGE_TAG=${r.env.IMAGE_TAG} ` : ''}${r.argv.join(' ')}`));
 }
 
 const C = 'compose -f docker-compose.prod.yml';
@@ -59,9 +59,10 @@ function deployCommands(maintenance: boolean): string[] {
   return [
     `${C} ps -a --format json`,
     'login ghcr.io -u engramia-bot --password-stdin',
+    // Read-only, alongside the pull (alongsideInOrder puts it first).
+    `IMAGE_TAG=0.6.0 ${C} exec -T engramia-api alembic current`,
     `IMAGE_TAG=0.6.1 ${C} pull engramia-api`,
     `IMAGE_TAG=0.6.1 ${C} run --rm --no-deps -T engramia-api alembic heads`,
-    `IMAGE_TAG=0.6.0 ${C} exec -T engramia-api alembic current`,
     ...(maintenance ? [`IMAGE_TAG=0.6.0 ${C} up -d engramia-api`] : []),
     `IMAGE_TAG=0.6.1 ${C} up -d engramia-api caddy`,
     `IMAGE_TAG=0.6.1 ${C} exec -T engramia-api alembic upgrade head`,
