@@ -1,6 +1,7 @@
 import { asChatOpsError } from '../errors.js';
 import { describeError } from '../render/errors.js';
 import { code, esc } from '../render/model.js';
+import * as cmd from '../runbooks/commands.js';
 import { gateStatus, openGate } from '../runbooks/gates.js';
 import type { DeployContext, StepDef } from '../runbooks/deploy.js';
 import type { StepRecord } from '../runbooks/types.js';
@@ -52,6 +53,13 @@ export async function recoverStep(ctx: DeployContext, step: StepDef, rec: StepRe
     }
   }
 
+  if (step.runsInContainer && hostReadable) {
+    const inside = await waitInContainer(ctx, step.runsInContainer);
+    facts.push(inside.fact);
+    // Settling now would read a database the migration is still changing.
+    if (inside.kind !== 'none' && inside.kind !== 'ended') hostReadable = false;
+  }
+
   if (step.settle && hostReadable) {
     try {
       const s = await step.settle(ctx);
@@ -99,4 +107,58 @@ async function answered(ctx: DeployContext, rec: StepRecord): Promise<Recovery> 
   if (st.decision.choice === 'go') return { kind: 'rerun', note: `retried by ${by}` };
   if (st.decision.choice === 'skip') return { kind: 'settled', status: 'skipped', note: `outcome unknown; skipped by ${by}` };
   return { kind: 'abort', reason: `aborted by ${by} after an interruption left its outcome unknown`, cancelled: true };
+}
+
+type Inside = { kind: 'none' | 'ended' | 'still' | 'unreadable'; fact: string };
+
+const IN_CONTAINER_POLL_MS = 1000;
+
+/**
+ * Looks inside engramia-api's containers for `program` left running by a dead client, and waits for
+ * it to end: never kills it (a migration stopped halfway is worse than a slow one), never settles or
+ * repeats the step while it runs.
+ */
+async function waitInContainer(ctx: DeployContext, program: string): Promise<Inside> {
+  const budget = Math.max(ctx.env.timeouts.command, ctx.env.timeouts.migrate) * 1000;
+  const deadline = Date.now() + budget;
+  let seen: string[] = [];
+  for (;;) {
+    let pids: string[];
+    try {
+      pids = await programPids(ctx, program);
+    } catch (err) {
+      return { kind: 'unreadable', fact: `Whether \`${program}\` still runs inside ${cmd.API} could not be read: ${errText(err)}.` };
+    }
+    if (pids.length === 0) {
+      return seen.length === 0
+        ? { kind: 'none', fact: `No \`${program}\` runs inside ${cmd.API}.` }
+        : { kind: 'ended', fact: `\`${program}\` was still running inside ${cmd.API} (pid ${seen.join(', ')}) after its client had gone; the bot waited for it to end.` };
+    }
+    if (seen.length === 0) ctx.log.info({ program, pids }, 'still runs inside the container after its client died: waiting for it to end');
+    seen = pids;
+    if (Date.now() >= deadline) {
+      return { kind: 'still', fact: `\`${program}\` still runs inside ${cmd.API} (pid ${pids.join(', ')}) after ${Math.round(budget / 1000)} s; the bot does not kill it and does not start another.` };
+    }
+    await new Promise((r) => setTimeout(r, IN_CONTAINER_POLL_MS));
+  }
+}
+
+/** The host pids of `program` in the service's containers, from `docker top` (its CMD column is last). */
+async function programPids(ctx: DeployContext, program: string): Promise<string[]> {
+  const res = await ctx.ssh.exec(cmd.serviceProcesses(ctx.env, cmd.API), { timeoutMs: ctx.env.timeouts.command * 1000 });
+  if (res.exitCode !== 0) {
+    const said = res.stderr.trim().split('\n').filter(Boolean).at(-1);
+    throw new Error(`docker top exited with ${res.exitCode ?? res.signal ?? '?'}${said ? ` (${said})` : ''}`);
+  }
+  return parseTopPids(res.stdout.toString('utf8'), program);
+}
+
+/** `docker top` prints `UID PID PPID C STIME TTY TIME CMD` rows (one header per container). */
+export function parseTopPids(output: string, program: string): string[] {
+  const word = new RegExp(`(^|[\\s/])${program.replace(/[^\w-]/g, '')}(\\s|$)`);
+  return output
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((cols) => cols.length >= 8 && cols[0] !== 'UID' && word.test(cols.slice(7).join(' ')))
+    .map((cols) => cols[1]!);
 }

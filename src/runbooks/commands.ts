@@ -126,3 +126,18 @@ export function parseRevision(output: string): string | null {
 export function restartCount(env: EnvironmentConfig, containerId: string): RemoteCommand {
   return { cwd: env.deployPath, argv: ['docker', 'inspect', '--format', '{{.RestartCount}}', containerId] };
 }
+
+// `docker top` lists what runs inside a container as the host's `ps` sees it. A container that stops
+// between the two commands makes `top` fail, and so the whole answer: "could not tell", never "none".
+const SERVICE_PROCESSES_SCRIPT =
+  'set -u; f=$1; svc=$2; ids=$(docker compose -f "$f" ps -q "$svc") || exit 1; rc=0; ' +
+  'for id in $ids; do docker top "$id" || rc=1; done; exit $rc';
+
+/**
+ * The processes running in the service's containers. A migration goes on inside its container when
+ * the `docker compose exec` client that started it dies (SIGPIPE once the SSH channel of a killed
+ * worker closes, or a timeout's kill): the host's process group is gone, the migration is not.
+ */
+export function serviceProcesses(env: EnvironmentConfig, service: string): RemoteCommand {
+  return { cwd: env.deployPath, argv: ['sh', '-c', SERVICE_PROCESSES_SCRIPT, 'chatops-top', env.composeFile, service] };
+}

@@ -109,6 +109,11 @@ export interface StepDef {
    * steps safe to repeat) or `wait` for it to end (a migration must never be killed halfway).
    */
   orphan?: 'stop' | 'wait';
+  /**
+   * The program this step starts inside engramia-api's container (e.g. `alembic`): it goes on there
+   * when the host's client of `exec`/`run` dies, so recovery looks inside the container before settling.
+   */
+  runsInContainer?: string;
   /** Offer `step.skip` when the outcome is unknown: only where a later step would catch a wrong guess. */
   skippable?: boolean;
 }
@@ -373,8 +378,11 @@ export const INSPECT: StepDef = {
   safeToRepeat: true,
   async run(ctx, rec) {
     // Read-only: the new image's alembic head against the revision the database is on.
-    const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'command' });
-    ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
+    const later = headAlongsideMigration(ctx.data);
+    if (!later) {
+      const heads = await run(ctx, rec, cmd.imageHeads(ctx.env, ctx.data.version), { timeout: 'command' });
+      ctx.state.newHead = heads.exitCode === 0 ? cmd.parseRevision(heads.stdout.toString('utf8')) : null;
+    }
     let db: string | null = ctx.state.dbRevision ?? null;
     if (ctx.state.fromVersion && ctx.state.dbRevision === undefined) {
       const cur = await run(ctx, rec, cmd.alembic(ctx.env, ctx.state.fromVersion, ['current']), { timeout: 'command' });
@@ -382,12 +390,36 @@ export const INSPECT: StepDef = {
     }
     ctx.state.dbRevision = db;
     rec.exitCode = undefined;
+    if (later) return { status: 'done', note: `database at ${db ?? 'an unknown revision'}; ${ctx.data.version}'s head is read alongside the migration` };
     if (ctx.state.newHead && db) {
       return { status: 'done', note: ctx.state.newHead === db ? `no migrations (database at ${db})` : `migrations: ${db} → ${ctx.state.newHead}` };
     }
     return { status: 'done', note: 'could not tell whether this version brings migrations' };
   },
 };
+
+/**
+ * The new image's head decides nothing before the change when maintenance is already chosen by flag
+ * (only the maintenance question shows it). A one-off container of the image costs seconds on a real
+ * host, so the head is read instead by `exec` in the new container, alongside the migration itself.
+ */
+export function headAlongsideMigration(d: Pick<DeployData, 'kind' | 'maintenance'>): boolean {
+  return d.kind === 'deploy' && d.maintenance !== undefined;
+}
+
+/** The target image's head, read outside the step's own record (its remotePid is the migration's): null when it did not answer. */
+async function probeNewHead(ctx: DeployContext, rec: StepRecord): Promise<string | null> {
+  const command = cmd.alembic(ctx.env, ctx.data.version, ['heads']);
+  const res = await ctx.ssh.exec(command, { timeoutMs: ctx.env.timeouts.command * 1000, ...(ctx.signal ? { signal: ctx.signal } : {}) }).catch(() => undefined);
+  rec.command = `${showCommand(command)} (alongside the migration)\n${rec.command ?? ''}`.trim();
+  return res?.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
+}
+
+/** The target's head for a migration whose deploy did not read it before `up` (or whose worker died before saving it). */
+async function newHeadNow(ctx: DeployContext): Promise<string | null> {
+  const res = await ctx.ssh.exec(cmd.alembic(ctx.env, ctx.data.version, ['heads']), { timeoutMs: ctx.env.timeouts.command * 1000 });
+  return res.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
+}
 
 export const MAINTENANCE_DECISION: StepDef = {
   id: 'maintenance-decision',
@@ -488,16 +520,23 @@ export const MIGRATE: StepDef = {
   safeToRepeat: false,
   changesRunningVersion: true,
   orphan: 'wait',
+  runsInContainer: 'alembic',
   // Verification checks deep health, whose migration check catches a database left behind.
   skippable: true,
   async run(ctx, rec) {
-    mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeout: 'migrate' }), 'alembic upgrade head');
+    // Read-only and without the database: `alembic heads` cannot race the upgrade.
+    const head = ctx.state.newHead === undefined ? probeNewHead(ctx, rec) : undefined;
+    const res = await run(ctx, rec, cmd.alembic(ctx.env, ctx.data.version, ['upgrade', 'head']), { timeout: 'migrate' });
+    if (head) ctx.state.newHead = await head;
+    mustSucceed(res, 'alembic upgrade head');
     const upgraded = /Running upgrade/.test(rec.outputTail ?? '');
-    return { status: 'done', note: upgraded ? `database now at ${ctx.state.newHead ?? 'head'}` : 'already at head' };
+    const was = ctx.state.dbRevision ? ` (was ${ctx.state.dbRevision})` : '';
+    return { status: 'done', note: upgraded ? `database now at ${ctx.state.newHead ?? 'head'}${was}` : 'already at head' };
   },
   async settle(ctx) {
     const res = await ctx.ssh.exec(cmd.alembic(ctx.env, ctx.data.version, ['current']), { timeoutMs: ctx.env.timeouts.command * 1000 });
     const current = res.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
+    if (ctx.state.newHead === undefined) ctx.state.newHead = await newHeadNow(ctx);
     const { newHead, dbRevision } = ctx.state;
     if (!current) return { status: 'unknown', note: `\`alembic current\` did not answer (exit ${res.exitCode ?? res.signal ?? '?'})` };
     if (newHead && current === newHead) return { status: 'done', note: `database already at ${current}, the head of ${ctx.data.version}` };
@@ -605,7 +644,8 @@ export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   add(cmd.registryLogin(env, data.jobId), env.registry.tokenEnv);
   add(cmd.pull(env, data.version, data.jobId));
   add(cmd.registryLogout(env));
-  add(cmd.imageHeads(env, data.version));
+  const later = headAlongsideMigration(data);
+  if (!later) add(cmd.imageHeads(env, data.version));
   add(cmd.alembic(env, running, ['current']));
   if (data.maintenance !== false) {
     lines.push(data.maintenance === true ? '# maintenance on (--maintenance):' : '# if maintenance is chosen at the gate:');
@@ -614,6 +654,10 @@ export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
   }
   add(cmd.up(env, data.version, [cmd.API, 'caddy']));
   add(cmd.alembic(env, data.version, ['upgrade', 'head']));
+  if (later) {
+    lines.push('# alongside it (read-only):');
+    add(cmd.alembic(env, data.version, ['heads']));
+  }
   if (data.maintenance !== false) {
     lines.push('# then maintenance off:');
     add(cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE'));

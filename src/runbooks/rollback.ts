@@ -190,6 +190,7 @@ export const DOWNGRADE: StepDef = {
   safeToRepeat: true,
   // `downgrade <exact rev>` is idempotent, but one still running must finish, never be killed halfway.
   orphan: 'wait',
+  runsInContainer: 'alembic',
   changesRunningVersion: true,
   async run(ctx, rec) {
     const { state } = ctx;

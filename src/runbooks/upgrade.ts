@@ -71,6 +71,7 @@ const UPGRADE: StepDef = {
   // Like the deploy's migration: a second `upgrade head` beside or after a half-finished one can corrupt data.
   safeToRepeat: false,
   orphan: 'wait',
+  runsInContainer: 'alembic',
   async run(ctx, rec) {
     if (atHead({ state: ctx.state })) return { status: 'skipped', note: 'nothing to apply' };
     mustSucceed(await run(ctx, rec, cmd.alembic(ctx.env, currentTag(ctx.state), ['upgrade', 'head']), { timeout: 'migrate' }), 'alembic upgrade head');

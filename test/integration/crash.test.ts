@@ -105,6 +105,34 @@ describe.sequential('a worker killed with SIGKILL', { timeout: 90_000 }, () => {
     expect(await lockHolder(w)).toBeUndefined();
   });
 
+  it('during a migration whose `exec` client dies with its SSH channel: the migration goes on in the container, and the next worker finds it there, waits, and does not run it again', async () => {
+    const w = await appWorld();
+    // The migration's work runs in a process of its own session, as in a container: killing the client does not stop it.
+    setFault(w.deployPath, { match: 'alembic upgrade head', inContainerMs: 6000, times: 1 });
+    const a = spawnWorker(w, 'worker-a');
+    await w.slash('deploy 0.6.1 --no-maintenance');
+    const { orphan, remotePid } = await startedOnHost(w, 'alembic upgrade head', 'migrate');
+    await until(() => (readState(w.deployPath).containerProcs ?? []).length === 1, 'the migration to run in the container');
+    a.child.kill('SIGKILL');
+    await a.exited;
+    // SIGPIPE kills the `docker compose exec` client once the dead worker's channel is gone; here the test does it.
+    process.kill(-remotePid, 'SIGKILL');
+    await until(() => processGone(orphan.pid), 'the exec client to be gone');
+    expect(readState(w.deployPath).db.revision).toBe('031');
+
+    spawnWorker(w, 'worker-b');
+    await finalCard(w, /succeeded/);
+    // One migration ever ran: the next worker saw it in the container (docker top) and waited, instead of starting a second.
+    expect(invocations(w, 'alembic upgrade head')).toBe(1);
+    expect(completed(w, 'alembic upgrade head').map((r) => r.exitCode)).toEqual([0]);
+    expect(readState(w.deployPath).db.revision).toBe('032');
+    expect(thread(w)).toMatch(/no longer runs on the host/);
+    expect(thread(w)).toMatch(/`alembic` was still running inside engramia-api \(pid \d+\) after its client had gone; the bot waited for it to end/);
+    expect(thread(w)).toMatch(/not run again: database already at 032/);
+    expect(records(w).some((r) => r.argv[0] === 'top')).toBe(true);
+    expect(await lockHolder(w)).toBeUndefined();
+  });
+
   it('while parked at a gate: nothing is lost; the press wakes the job on the new worker, which runs each step once', async () => {
     const w = await appWorld();
     const a = spawnWorker(w, 'worker-a');

@@ -123,7 +123,9 @@ describe('/engramia deploy: the standard deployment against the simulated host',
 
     const thread = replies(w).join('\n');
     expect(thread).toContain('Pull 0.6.1');
-    expect(thread).toContain('migrations: 031 → 032');
+    // Maintenance chosen by flag: the new image's head is read alongside the migration, which reports both ends.
+    expect(thread).toContain('database at 031; 0.6.1\'s head is read alongside the migration');
+    expect(thread).toContain('database now at 032 (was 031)');
     expect(thread).toContain('🟢 production: healthy');
     expect(w.slack.invalidBlockCalls()).toEqual([]);
     expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();

@@ -24,21 +24,35 @@ export const NO_MAINTENANCE_DEPLOY = [
   // Read-only, run alongside the pull (see alongsideInOrder).
   'IMAGE_TAG=0.6.0 compose -f docker-compose.prod.yml exec -T engramia-api alembic current',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml pull engramia-api',
-  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml up -d engramia-api caddy',
+  // With maintenance chosen by flag, the new image's head is read alongside the migration.
+  'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic heads',
   'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml exec -T engramia-api alembic upgrade head',
   'image prune -f',
   'compose -f docker-compose.prod.yml ps -a --format json',
 ];
 
 /**
- * The deploy's `alembic current` runs alongside its pull, so the host may record the two in either order: puts
- * the probe first when it ended right after the pull, so a list compares with NO_MAINTENANCE_DEPLOY.
+ * The deploy's `alembic current` runs alongside its pull, and with maintenance chosen by flag the new image's
+ * `alembic heads` alongside the migration, so the host may record each pair in either order: puts the probe first,
+ * so a list compares with NO_MAINTENANCE_DEPLOY.
  */
+/**
+ * `deploy 0.6.1` whose maintenance question was answered "skip": the new image's head decides the
+ * question, so it is read before, in a one-off container of the pulled image.
+ */
+export const GATE_SKIPPED_DEPLOY = NO_MAINTENANCE_DEPLOY.filter((l) => !l.endsWith(' exec -T engramia-api alembic heads')).flatMap((l) =>
+  l.endsWith(' pull engramia-api') ? [l, 'IMAGE_TAG=0.6.1 compose -f docker-compose.prod.yml run --rm --no-deps -T engramia-api alembic heads'] : [l],
+);
+
 export function alongsideInOrder<T>(lines: T[], line: (x: T) => string = (x) => String(x)): T[] {
   const out = [...lines];
+  const pairs: Array<[RegExp, RegExp]> = [
+    [/ pull engramia-api$/, / exec -T engramia-api alembic current$/],
+    [/ exec -T engramia-api alembic upgrade head$/, / exec -T engramia-api alembic heads$/],
+  ];
   for (let i = 0; i + 1 < out.length; i++) {
-    if (/ pull engramia-api$/.test(line(out[i]!)) && / exec -T engramia-api alembic current$/.test(line(out[i + 1]!))) {
+    if (pairs.some(([first, probe]) => first.test(line(out[i]!)) && probe.test(line(out[i + 1]!)))) {
       [out[i], out[i + 1]] = [out[i + 1]!, out[i]!];
     }
   }

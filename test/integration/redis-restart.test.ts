@@ -54,7 +54,10 @@ function ran(w: World): string[] {
 }
 
 const C = 'compose -f docker-compose.prod.yml';
-/** A deploy of 0.6.1 over 0.6.0 (which brings migration 032), each host command once, in order. */
+/**
+ * A deploy of 0.6.1 over 0.6.0 (which brings migration 032), each host command once, in order: with
+ * maintenance chosen at the gate, or skipped by `--no-maintenance` (the new head is then read alongside the migration).
+ */
 function deployCommands(maintenance: boolean): string[] {
   return [
     `${C} ps -a --format json`,
@@ -62,9 +65,9 @@ function deployCommands(maintenance: boolean): string[] {
     // Read-only, alongside the pull (alongsideInOrder puts it first).
     `IMAGE_TAG=0.6.0 ${C} exec -T engramia-api alembic current`,
     `IMAGE_TAG=0.6.1 ${C} pull engramia-api`,
-    `IMAGE_TAG=0.6.1 ${C} run --rm --no-deps -T engramia-api alembic heads`,
-    ...(maintenance ? [`IMAGE_TAG=0.6.0 ${C} up -d engramia-api`] : []),
+    ...(maintenance ? [`IMAGE_TAG=0.6.1 ${C} run --rm --no-deps -T engramia-api alembic heads`, `IMAGE_TAG=0.6.0 ${C} up -d engramia-api`] : []),
     `IMAGE_TAG=0.6.1 ${C} up -d engramia-api caddy`,
+    ...(maintenance ? [] : [`IMAGE_TAG=0.6.1 ${C} exec -T engramia-api alembic heads`]),
     `IMAGE_TAG=0.6.1 ${C} exec -T engramia-api alembic upgrade head`,
     ...(maintenance ? [`IMAGE_TAG=0.6.1 ${C} up -d engramia-api`] : []),
     'image prune -f',

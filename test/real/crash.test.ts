@@ -93,7 +93,8 @@ async function until<T>(what: string, fn: () => T | undefined | false | Promise<
   }
 }
 const text = (blocks: unknown) => JSON.stringify(blocks ?? []);
-const topCard = (title: string) => w.slack.messagesIn(OPS_CHANNEL).find((m) => (!m.thread_ts || m.thread_ts === m.ts) && text(m.blocks).includes(title));
+// The newest card of that title: two tests deploy 0.6.2.
+const topCard = (title: string) => w.slack.messagesIn(OPS_CHANNEL).findLast((m) => (!m.thread_ts || m.thread_ts === m.ts) && text(m.blocks).includes(title));
 
 function thread(title: string): string {
   const c = topCard(title);
@@ -166,6 +167,26 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * A session of the test's own holds a lock on `patterns`: 0.6.2's migration (033 alters that table)
+ * starts, takes its transaction and waits inside it, until the test lets it go.
+ */
+async function holdPatternsLock(): Promise<{ hold: Promise<unknown>; release: () => Promise<unknown> }> {
+  const hold = vm.compose(
+    ['exec', '-T', '-e', `PGAPPNAME=${HOLDER}`, DB_SERVICE, 'psql', '-U', 'engramia', '-d', 'engramia', '-c', 'BEGIN; LOCK TABLE patterns IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600); COMMIT;'],
+    { timeoutMs: 700_000 },
+  );
+  await eventually('the test to hold the lock', async () => ((await psql(`SELECT 1 FROM pg_stat_activity WHERE application_name = '${HOLDER}' AND query LIKE '%pg_sleep%' AND state = 'active'`)).stdout.trim() === '1' ? true : undefined));
+  return { hold, release: () => psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${HOLDER}'`) };
+}
+
+/** Sessions other than the test's own that wait for a lock: the migration, inside its transaction. */
+const MIGRATION_WAITING = `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> '${HOLDER}'`;
+
+async function migrationWaitsForLock(): Promise<void> {
+  await eventually('the migration to wait inside its transaction', async () => ((await psql(MIGRATION_WAITING)).stdout.trim() === '1' ? true : undefined));
+}
+
 describe.sequential('a worker killed with SIGKILL on the real host', () => {
   it('during the real `docker compose pull`: the next worker settles the orphaned pull from the host, pulls once more, and the deploy finishes', async () => {
     const mark = cmds().length;
@@ -224,26 +245,17 @@ describe.sequential('a worker killed with SIGKILL on the real host', () => {
   it('during a real alembic migration: the migration is not killed, the next worker waits for it, does not run it again, and the database ends at the head', async () => {
     const mark = cmds().length;
     const mine = () => cmds().slice(mark);
-    // A session of the test's own holds a lock on `patterns`: 0.6.2's migration (033 alters that
-    // table) starts, takes its transaction and waits inside it, until the test lets it go.
-    const hold = vm.compose(
-      ['exec', '-T', '-e', `PGAPPNAME=${HOLDER}`, DB_SERVICE, 'psql', '-U', 'engramia', '-d', 'engramia', '-c', 'BEGIN; LOCK TABLE patterns IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600); COMMIT;'],
-      { timeoutMs: 700_000 },
-    );
-    await eventually('the test to hold the lock', async () => ((await psql(`SELECT 1 FROM pg_stat_activity WHERE application_name = '${HOLDER}' AND query LIKE '%pg_sleep%' AND state = 'active'`)).stdout.trim() === '1' ? true : undefined));
-    const release = () => psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${HOLDER}'`);
+    const { hold, release } = await holdPatternsLock();
     try {
       const a = spawnWorker('worker-a');
       expect((await w.slash('deploy 0.6.2 --no-maintenance')).status).toBe(200);
       await approvePlan();
       const remotePid = await runningWithGroupSaved('migrate');
-      // The migration runs in PostgreSQL, inside its transaction, waiting for the lock.
-      const waiting = `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> '${HOLDER}'`;
-      await eventually('the migration to wait inside its transaction', async () => ((await psql(waiting)).stdout.trim() === '1' ? true : undefined));
+      await migrationWaitsForLock();
       expect(startedOnHost(mine(), 'alembic upgrade head')).toHaveLength(1);
       await killWorker(a);
       // Killing the worker did not kill the migration.
-      expect((await psql(waiting)).stdout.trim()).toBe('1');
+      expect((await psql(MIGRATION_WAITING)).stdout.trim()).toBe('1');
 
       const b = spawnWorker('worker-b');
       await eventually('the next worker to wait for the migration, or to start one of its own', async () =>
@@ -261,6 +273,48 @@ describe.sequential('a worker killed with SIGKILL on the real host', () => {
       expect(await alembicCurrent()).toBe('033 (head)');
       expect((await psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'patterns' AND column_name = 'embedding_model'")).stdout.trim()).toBe('1');
       expect(await runningImage()).toBe(`${host.apiRepository}:0.6.2`);
+      expect(await apiVersion()).toBe('0.6.2');
+      expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
+    } finally {
+      await release();
+      await hold;
+    }
+  });
+  it('during a real migration whose `docker compose exec` client is killed too: the migration goes on inside the container, and the next worker finds it with `docker top`, waits, and does not run it again', async () => {
+    // Back to 0.6.1's head, so deploying 0.6.2 again has 033 to apply.
+    await must('downgrade to 032', vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'downgrade', '032']));
+    const mark = cmds().length;
+    const mine = () => cmds().slice(mark);
+    const { hold, release } = await holdPatternsLock();
+    try {
+      const a = spawnWorker('worker-a');
+      expect((await w.slash('deploy 0.6.2 --no-maintenance')).status).toBe(200);
+      await approvePlan();
+      const remotePid = await runningWithGroupSaved('migrate');
+      await migrationWaitsForLock();
+      await killWorker(a);
+      // SIGPIPE kills the client once the dead worker's SSH channel is gone and it writes; the test
+      // does it now. Docker does not stop an exec'd process when its client goes.
+      process.kill(-remotePid, 'SIGKILL');
+      await eventually('the client group to be gone', async () => ((await vm.exec({ argv: ['sh', '-c', `kill -0 -- -${remotePid} 2>/dev/null && echo alive || echo gone`] })).stdout.trim() === 'gone' ? true : undefined));
+      expect((await psql(MIGRATION_WAITING)).stdout.trim()).toBe('1');
+      expect(await must('compose top', vm.compose(['top', API_SERVICE]))).toMatch(/alembic upgrade head/);
+
+      const b = spawnWorker('worker-b');
+      await eventually('the next worker to find the migration in the container, or to start one of its own', async () =>
+        b.out().includes('still runs inside the container after its client died') || startedOnHost(mine(), 'alembic upgrade head').length > 1 ? true : undefined,
+      120_000);
+      await release();
+
+      const card = await finalCard('Deploy 0.6.2');
+      expect(card).toContain('succeeded');
+      const t = thread('Deploy 0.6.2');
+      expect(t).toContain(`process group ${remotePid}) no longer runs on the host`);
+      expect(t).toMatch(/`alembic` was still running inside engramia-api \(pid \d+\) after its client had gone; the bot waited for it to end/);
+      expect(t).toMatch(/not run again: database already at 033/);
+      // One migration was ever started on the host; the database is at 0.6.2's head.
+      expect(startedOnHost(mine(), 'alembic upgrade head')).toHaveLength(1);
+      expect(await alembicCurrent()).toBe('033 (head)');
       expect(await apiVersion()).toBe('0.6.2');
       expect(await w.bot.producer!.store.readLock('production')).toBeUndefined();
     } finally {

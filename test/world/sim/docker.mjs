@@ -7,9 +7,11 @@
 // lock, output flushed with writeSync after the lock is released (a reader that
 // stops reading must not block other docker calls).
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { isatty } from 'node:tty';
+import { fileURLToPath } from 'node:url';
 import {
   API_IMAGE_REPO,
   API_SERVICE,
@@ -236,7 +238,13 @@ function shortId(s) {
 
 const argv = process.argv.slice(2);
 const cwd = process.cwd();
-const t0 = Date.now();
+/**
+ * Set in the process that does a command's work inside the container when its client can die
+ * without it (a fault's `inContainerMs`): the client's pid and start, so the host's record shows one command.
+ * @type {{ clientPid: number, t0: number, delayMs: number } | null}
+ */
+const containerSide = process.env.SIM_CONTAINER_SIDE ? JSON.parse(process.env.SIM_CONTAINER_SIDE) : null;
+const t0 = containerSide?.t0 ?? Date.now();
 
 main();
 
@@ -259,7 +267,7 @@ function main() {
 
   const base = {
     ts: new Date(t0).toISOString(),
-    pid: process.pid,
+    pid: containerSide?.clientPid ?? process.pid,
     argv,
     cwd,
     env,
@@ -272,11 +280,20 @@ function main() {
     appendCommandRecord(deployPath, { ...base, exitCode, durationMs: Date.now() - t0, phase, ...extra });
   /** @param {number} code @returns {never} */
   const finish = (code) => {
+    if (containerSide) registerContainerProcess(deployPath, false);
     record(code, 'end');
     process.exit(code);
   };
 
-  const fault = takeFault(deployPath);
+  if (containerSide) {
+    registerContainerProcess(deployPath, true);
+    sleepSync(containerSide.delayMs);
+  }
+  const fault = containerSide ? null : takeFault(deployPath);
+  if (fault?.inContainerMs !== undefined) {
+    record(null, 'start', { fault: fault.match });
+    process.exit(runOutlivingClient(deployPath, fault.inContainerMs));
+  }
   if (fault) {
     if (fault.hang || fault.delayMs || fault.hangAfter) record(null, 'start', { fault: fault.match });
     if (fault.hang) hangForever();
@@ -320,6 +337,43 @@ function main() {
     hangForever();
   }
   finish(code);
+}
+
+/**
+ * `docker compose exec`'s work goes on inside the container when its client dies (killed, or SIGPIPE
+ * once its SSH channel is gone): this client hands the command to a process in its own session,
+ * which the client's process group does not include, waits for it and relays its output and status.
+ * @param {string} deployPath @param {number} delayMs @returns {number}
+ */
+function runOutlivingClient(deployPath, delayMs) {
+  const dir = join(deployPath, '.sim', 'procs');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, `${process.pid}.out`);
+  const err = join(dir, `${process.pid}.err`);
+  const side = JSON.stringify({ clientPid: process.pid, t0, delayMs });
+  const r = spawnSync('setsid', [process.execPath, fileURLToPath(import.meta.url), ...argv], {
+    cwd,
+    env: { ...process.env, SIM_CONTAINER_SIDE: side },
+    stdio: ['ignore', openSync(out, 'w'), openSync(err, 'w')],
+  });
+  writeAll(1, readFileSync(out));
+  writeAll(2, readFileSync(err));
+  return r.status ?? 125;
+}
+
+/**
+ * Lists (or removes) this container-side process in the state, for `docker top`.
+ * @param {string} deployPath @param {boolean} add
+ */
+function registerContainerProcess(deployPath, add) {
+  withLock(deployPath, () => {
+    const state = readState(deployPath);
+    const procs = (state.containerProcs ?? []).filter((p) => p.pid !== process.pid);
+    const svc = argv.indexOf(API_SERVICE);
+    if (add) procs.push({ pid: process.pid, container: state.containers[API_SERVICE]?.id ?? '', cmd: argv.slice(svc + 1).join(' ') });
+    state.containerProcs = procs;
+    writeStateUnlocked(deployPath, state);
+  });
 }
 
 /** @param {string} s */
@@ -397,6 +451,8 @@ function dispatch(state, ctx, o) {
       return imageLs(state, args, o);
     case 'inspect':
       return inspect(state, args, o);
+    case 'top':
+      return top(state, args, o);
     case 'image': {
       const sub = args.shift();
       if (sub === 'prune') return imagePrune(state, args, o);
@@ -406,6 +462,37 @@ function dispatch(state, ctx, o) {
     default:
       return o.fail(`docker: '${cmd}' is not a docker command.\nSee 'docker --help'`);
   }
+}
+
+/** @param {number} pid */
+function alive(pid) {
+  if (!existsSync(`/proc/${pid}/stat`)) return false;
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+  return st !== 'Z' && st !== 'X';
+}
+
+/**
+ * `docker top CONTAINER`: the container's processes as the host's `ps -ef` sees them (the daemon's
+ * default), padded like the CLI's table. Its main process, and any command left running in it.
+ * @param {SimState} state @param {string[]} args @param {Out} o
+ */
+function top(state, args, o) {
+  const ref = args.shift();
+  if (!ref) o.fail('"docker top" requires at least 1 argument.\nSee \'docker top --help\'.\n\nUsage:  docker top CONTAINER [ps OPTIONS]\n\nDisplay the running processes of a container');
+  const all = [...Object.values(state.containers), ...(state.oneOffs ?? [])];
+  const c = all.find((x) => x.id.startsWith(ref) || x.name === ref);
+  if (!c) o.fail(`Error response from daemon: No such container: ${ref}`);
+  if (c.state !== 'running') o.fail(`Error response from daemon: Container ${c.id} is not running`);
+  const main = 4000 + (parseInt(c.id.slice(0, 4), 16) % 5000);
+  const since = goTime(c.startedAt ?? c.createdAt).slice(11, 16);
+  const row = (/** @type {string[]} */ cols) => cols.map((x, i) => (i < cols.length - 1 ? x.padEnd(20) : x)).join('');
+  const lines = [row(['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'])];
+  lines.push(row(['root', String(main), String(main - 21), '0', since, '?', '00:00:01', c.command ?? state.services[c.service]?.command ?? 'sh']));
+  for (const p of state.containerProcs ?? []) {
+    if (p.container === c.id && alive(p.pid)) lines.push(row(['root', String(p.pid), String(main - 21), '0', since, '?', '00:00:00', `/usr/bin/python3 /usr/bin/${p.cmd}`]));
+  }
+  o.out(lines.join('\n') + '\n');
+  return 0;
 }
 
 /**

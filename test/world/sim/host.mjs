@@ -64,6 +64,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  * @typedef {{
  *   match: string | string[], exitCode?: number, stdout?: string, stderr?: string,
  *   delayMs?: number, hang?: boolean, hangAfter?: boolean, times?: number,
+ *   inContainerMs?: number,
  * }} Fault
  * @typedef {{
  *   down: boolean, hang: boolean, delayMs: number, rateLimitPerMinute: number | null,
@@ -95,6 +96,7 @@ export const DEFAULT_DB_SIZE_BYTES = 9_187_331;
  *   api: ApiSettings,
  *   logs: Record<string, string[]>,
  *   faults: Fault[],
+ *   containerProcs?: Array<{ pid: number, container: string, cmd: string }>,
  * }} SimState
  * @typedef {{
  *   ts: string, pid: number, argv: string[], cwd: string,
