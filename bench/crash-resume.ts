@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeployData } from '../src/runbooks/deploy.js';
+import type { RunbookData } from '../src/runbooks/kernel/types.js';
 import { DEFAULT_JOB_LOCK_MS, DEFAULT_STALLED_INTERVAL_MS } from '../src/jobs/worker.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { readCommandLog, runningApiTag, setFault } from '../test/world/sim/host.mjs';
@@ -75,7 +75,7 @@ export async function runCrashResumeBench(w: BenchWorld, opts: { rounds?: number
       if (!jobId) throw new Error(`bench: deploy not accepted: ${ack.text.slice(0, 200)}`);
       await until(async () => {
         const job = await app.producer!.getJob(jobId);
-        const pull = (job?.data as DeployData | undefined)?.state?.steps.find((s) => s.id === 'pull');
+        const pull = (job?.data as RunbookData | undefined)?.state?.steps.find((s) => s.id === 'pull');
         return pull?.remotePid && readCommandLog(w.deployPath).some((r: { phase: string; argv: string[] }) => r.phase === 'start' && r.argv.includes('pull'));
       }, 'the pull to start');
       a.child.kill('SIGKILL');

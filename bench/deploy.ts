@@ -17,9 +17,9 @@ import type { Job } from 'bullmq';
 import { loadConfig } from '../src/config/load.js';
 import type { EnvironmentConfig } from '../src/config/schema.js';
 import { compose } from '../src/engramia/compose.js';
-import type { JobData } from '../src/jobs/types.js';
+import type { JobData } from '../src/jobs/job-data.js';
 import * as cmd from '../src/runbooks/commands.js';
-import type { DeployData } from '../src/runbooks/deploy.js';
+import type { RunbookData } from '../src/runbooks/kernel/types.js';
 import type { Bot } from '../src/runtime.js';
 import { renderCommand, shellQuote, type RemoteCommand } from '../src/ssh/quote.js';
 import type { Call } from '../test/world/fake-slack.js';
@@ -192,7 +192,7 @@ export async function botRound(w: BenchWorld, bot: Bot, botUrl: string, limits: 
 
   const calls: Record<string, number> = {};
   for (const c of w.slack.calls) calls[c.method] = (calls[c.method] ?? 0) + 1;
-  const state = (job.data as DeployData).state!;
+  const state = (job.data as RunbookData).state!;
   const steps = state.steps.map((s) => ({ id: s.id, ms: Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '') }));
   const firstStart = Date.parse(state.steps[0]!.startedAt!);
   const lastEnd = Date.parse(state.steps.at(-1)!.endedAt!);

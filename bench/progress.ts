@@ -17,8 +17,8 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
-import type { JobData } from '../src/jobs/types.js';
-import type { DeployData } from '../src/runbooks/deploy.js';
+import type { JobData } from '../src/jobs/job-data.js';
+import type { RunbookData } from '../src/runbooks/kernel/types.js';
 import type { Bot } from '../src/runtime.js';
 import type { Call } from '../test/world/fake-slack.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
@@ -97,7 +97,7 @@ async function round(w: BenchWorld, bot: Bot, botUrl: string, series: ProgressSe
     const j = await bot.producer!.getJob(jobId);
     return j?.finishedOn ? j : undefined;
   }, `deploy job ${jobId} to finish`, 180_000, 20) as Job<JobData>;
-  const state = (job.data as DeployData).state!;
+  const state = (job.data as RunbookData).state!;
   if (state.outcome !== 'succeeded') throw new Error(`progress: the deploy ended ${state.outcome}`);
   assertDeployed(host.deployPath, 'progress');
 

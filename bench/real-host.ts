@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DeployData } from '../src/runbooks/deploy.js';
+import type { RunbookData } from '../src/runbooks/kernel/types.js';
 import { shellQuote } from '../src/ssh/quote.js';
 import { OPS_CHANNEL } from '../test/world/config.js';
 import { makeTempDir } from '../test/world/proc.js';
@@ -150,7 +150,7 @@ async function botRound(w: RealBotWorld): Promise<BotRound> {
     const j = await w.bot.producer!.getJob(jobId);
     return j?.finishedOn ? j : undefined;
   }, 120_000);
-  const steps = Object.fromEntries(((job.data as DeployData).state?.steps ?? []).map((st) => [st.id, st.durationMs ?? 0]));
+  const steps = Object.fromEntries(((job.data as RunbookData).state?.steps ?? []).map((st) => [st.id, st.durationMs ?? 0]));
   return { ms, steps };
 }
 async function must(what: string, p: Promise<{ code: number | null; output: string }>): Promise<void> {

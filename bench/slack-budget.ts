@@ -17,8 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
-import type { JobData } from '../src/jobs/types.js';
-import type { DeployData } from '../src/runbooks/deploy.js';
+import type { JobData } from '../src/jobs/job-data.js';
+import type { RunbookData } from '../src/runbooks/kernel/types.js';
 import { readEnvOptions } from '../src/config/env.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/logger.js';
@@ -153,7 +153,7 @@ async function round(w: BenchWorld, multi: MultiEnv, configPath: string, name: B
     const hostDone: number[] = [];
     const runMs: number[] = [];
     for (let i = 0; i < spec.deploys; i++) {
-      const data = jobs[i]!.data as DeployData;
+      const data = jobs[i]!.data as RunbookData;
       if (data.state?.outcome !== 'succeeded') throw new Error(`slack-budget: ${envName(i)} ended ${data.state?.outcome}`);
       assertDeployed(multi.envs[i]!.deployPath, `slack-budget ${envName(i)}`);
       const h = (await producer.store.readHistory(envName(i))).find((e) => e.jobId === jobIds[i]);

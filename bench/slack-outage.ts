@@ -12,7 +12,7 @@
 import type { Job } from 'bullmq';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobData } from '../src/jobs/types.js';
+import type { JobData } from '../src/jobs/job-data.js';
 import type { Bot } from '../src/runtime.js';
 import { sendSlashCommand } from '../test/world/slack-requests.js';
 import { runningApiTag } from '../test/world/sim/host.mjs';

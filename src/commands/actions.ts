@@ -2,10 +2,10 @@ import type { Job } from 'bullmq';
 import type { Config } from '../config/load.js';
 import { asChatOpsError } from '../errors.js';
 import type { Producer } from '../jobs/queue.js';
-import type { JobData } from '../jobs/types.js';
+import type { JobData } from '../jobs/job-data.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { DeployData } from '../runbooks/deploy.js';
+import type { RunbookData } from '../runbooks/kernel/types.js';
 import type { GateDecision, GateState } from '../runbooks/types.js';
 import { decidedGateMsg, decodeGateValue, type GateValue } from '../render/deploy.js';
 import { describeError, gatePressFailedText } from '../render/errors.js';
@@ -81,7 +81,7 @@ function already(d: GateDecision): string {
 interface Checked {
   v: GateValue;
   job: Job<JobData>;
-  data: DeployData;
+  data: RunbookData;
   gate: GateState & { planHash: string };
 }
 
@@ -95,7 +95,7 @@ function channelRefusal(config: Config, p: Presser): string | undefined {
 }
 
 /** Four-eyes: the requester never decides; nor does the console session that requested the job, whoever `/as` names. */
-function fourEyesRefusal(data: DeployData, p: Presser): string | undefined {
+function fourEyesRefusal(data: RunbookData, p: Presser): string | undefined {
   if (p.user === data.origin.user) return `🚫 You requested this job; on ${esc(data.env)} (four-eyes) someone else must decide. Nothing was done.`;
   if (p.transport === 'console' && data.origin.transport === 'console' && data.origin.session !== undefined && p.session === data.origin.session) {
     return `🚫 This job was requested from this console session (as ${esc(data.origin.user)}); on ${esc(data.env)} (four-eyes) \`/as\` does not make a second person. Someone else must decide from their own session or Slack. Nothing was done.`;
@@ -114,7 +114,7 @@ async function check(value: string, actionId: string, p: Presser, deps: ActionDe
   const v = decodeGateValue(value);
   if (!v) return say('⚠️ This button is not one the bot understands (it may come from an older version). Nothing was done.');
   const job = await deps.producer.getJob(v.j);
-  const data = job?.data as DeployData | undefined;
+  const data = job?.data as RunbookData | undefined;
   const gate = data?.state?.gates[v.g];
   if (!job || !data || !gate) return say(`⚠️ Job ${code(v.j)} or its question no longer exists. Nothing was done.`);
   if (actionId !== gate.go && actionId !== gate.noGo && actionId !== gate.skip) return say('⚠️ That button does not belong to this question. Nothing was done.');
@@ -276,7 +276,7 @@ export async function handleTypedConfirm(sub: TypedConfirmSubmission, deps: Acti
   try {
     const decoded = decodeGateValue(meta.value);
     const job = decoded ? await deps.producer.getJob(decoded.j) : undefined;
-    const gate = decoded ? (job?.data as DeployData | undefined)?.state?.gates[decoded.g] : undefined;
+    const gate = decoded ? (job?.data as RunbookData | undefined)?.state?.gates[decoded.g] : undefined;
     const c = await check(meta.value, gate?.go ?? '', { ...sub, channel: meta.channel }, deps, log);
     if (!('gate' in c)) return { ...(c.ephemeral ? { ephemeral: { channel: meta.channel, msg: c.ephemeral } } : {}) };
     if (c.gate.confirmText !== undefined && sub.typed.trim() !== c.gate.confirmText) return { error: `Type ${c.gate.confirmText} exactly to confirm, or close this dialog.` };

@@ -1,23 +1,9 @@
 import type { Job } from 'bullmq';
-import type { DeployData } from '../runbooks/deploy.js';
+import type { RunbookData } from '../runbooks/kernel/types.js';
 import type { OpsStore } from './store.js';
-import type { JobData, Outbox } from './types.js';
-
-/** What `status` says about the job holding an environment's lock. */
-export interface CurrentJobView {
-  channel: string;
-  /**
-   * `running` a step; `waiting` for someone to answer a gate (the job is parked, holding no worker);
-   * `queued` for a worker; `ended` while its lock is being released.
-   */
-  phase: 'running' | 'waiting' | 'queued' | 'ended';
-  /** Link to the job's card, whose thread holds its steps and questions. */
-  threadUrl?: string;
-  /** The step running now, e.g. "Pull 0.6.1", and its place in the plan. */
-  step?: { title: string; index: number; of: number };
-  /** The question the job waits on, when it waits at a gate. */
-  gate?: { question: string; expiresAt: string };
-}
+import type { JobData } from './job-data.js';
+import type { Outbox } from './types.js';
+import type { CurrentJobView } from '../render/current-job.js';
 
 /**
  * Reads a job's saved state, so `status` can say what the lock holder is doing and where to
@@ -25,7 +11,7 @@ export interface CurrentJobView {
  * lives in Redis until the job wakes up and reads it.
  */
 export async function describeJob(job: Job<JobData>, deps: { outbox: Pick<Outbox, 'permalink'>; store?: Pick<OpsStore, 'readGate'> }): Promise<CurrentJobView> {
-  const data = job.data as DeployData;
+  const data = job.data as RunbookData;
   const state = data.state;
   const bull = await job.getState().catch(() => 'unknown');
   let gate: CurrentJobView['gate'];

@@ -8,7 +8,7 @@ import { diagnoseMsg } from '../render/diagnose.js';
 import { alembic, apiLogs, parseRevision } from '../runbooks/commands.js';
 import { scrub } from '../security/scrub.js';
 import type { RemoteCommand } from '../ssh/quote.js';
-import type { ReadJobContext, ReadJobResult } from './health.js';
+import type { ReadJobContext, ReadJobResult } from './read-context.js';
 import { cleanLogLines } from './logs.js';
 import type { ReadJobData } from './types.js';
 

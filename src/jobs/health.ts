@@ -1,42 +1,18 @@
-import type { EnvSecrets } from '../config/load.js';
-import type { EnvironmentConfig } from '../config/schema.js';
 import { apiSilence, EngramiaApi } from '../engramia/client.js';
 import { probeHost } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
 import { between, parseHistory } from '../engramia/alembic.js';
 import { migrationsMsg } from '../render/migrations.js';
 import { statusMsg } from '../render/status.js';
-import type { OpsStore } from './store.js';
 import { ago } from '../commands/time.js';
 import { alembic, parseRevision } from '../runbooks/commands.js';
 import { scrub } from '../security/scrub.js';
 import { healthMsg, overallOf, versionMsg, type HealthReport } from '../render/health.js';
-import type { Msg } from '../render/model.js';
-import type { SshExecutor } from '../ssh/executor.js';
 import type { ReadJobData } from './types.js';
-import type { CurrentJobView } from './current-job.js';
+import type { Msg } from '../render/model.js';
+import type { ReadJobContext, ReadJobResult } from './read-context.js';
 import { logs } from './logs.js';
 import { diagnose } from './diagnose.js';
-
-export interface ReadJobContext {
-  jobId: string;
-  /** Locks and maintenance times; absent where a caller only needs health. */
-  store?: OpsStore;
-  /** What the job holding the lock is doing, and where its thread is. */
-  lookupJob?: (id: string) => Promise<CurrentJobView | undefined>;
-  env: EnvironmentConfig;
-  secrets: EnvSecrets;
-  ssh: SshExecutor;
-  /** Values scrubbed from host output that is shown whole (logs). */
-  knownSecrets?: readonly string[];
-}
-
-export interface ReadJobResult {
-  msg: Msg;
-  outcome: string;
-  /** Output too long for a message: posted as a file in the message's thread. */
-  file?: { filename: string; title: string; content: string };
-}
 
 /**
  * Gathers what the API and the host say, all probes at once: the slowest

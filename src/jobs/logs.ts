@@ -4,7 +4,7 @@ import { ChatOpsError, ErrorCode } from '../errors.js';
 import { logsMsg } from '../render/logs.js';
 import { API, apiLogs } from '../runbooks/commands.js';
 import { scrubLog } from '../security/scrub.js';
-import type { ReadJobContext, ReadJobResult } from './health.js';
+import type { ReadJobContext, ReadJobResult } from './read-context.js';
 import type { ReadJobData } from './types.js';
 
 /** Above this many characters the tail goes to the thread as a file: a code block would have to cut it. */

@@ -5,7 +5,7 @@ import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { liveWorkers } from './heartbeat.js';
 import { OpsStore } from './store.js';
-import type { JobData } from './types.js';
+import type { JobData } from './job-data.js';
 
 export const QUEUE_NAME = 'engramia-chatops';
 export const ENQUEUE_TIMEOUT_MS = 1500;

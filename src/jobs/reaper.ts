@@ -9,7 +9,8 @@ import { deployCard } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, mention, type Msg } from '../render/model.js';
 import { cardView } from '../runbooks/catalog.js';
-import { forgetRegistryLogin, type DeployData } from '../runbooks/deploy.js';
+import { forgetRegistryLogin } from '../runbooks/deploy.js';
+import type { RunbookData } from '../runbooks/kernel/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import type { OpsStore } from './store.js';
 import type { Outbox } from './types.js';
@@ -39,7 +40,7 @@ function section(text: string): Msg {
   return { summary: text.replace(/[*`]/g, ''), parts: [{ type: 'section', text }] };
 }
 
-function isRunbook(data: unknown): data is DeployData {
+function isRunbook(data: unknown): data is RunbookData {
   const k = (data as { kind?: string } | undefined)?.kind;
   return k === 'deploy' || k === 'rollback' || k === 'maintenance' || k === 'migrate' || k === 'upgrade';
 }
@@ -55,7 +56,7 @@ export async function reap(deps: ReaperDeps): Promise<ReapReport> {
     if (!isRunbook(job.data)) continue;
     const outcome = job.data.state?.outcome;
     if (outcome !== 'running' && outcome !== 'waiting') continue;
-    await closeAbandoned(deps, job as Job<DeployData>);
+    await closeAbandoned(deps, job as Job<RunbookData>);
     report.jobsClosed.push(String(job.id));
   }
   for (const envName of Object.keys(deps.config.environments)) {
@@ -69,7 +70,7 @@ export async function reap(deps: ReaperDeps): Promise<ReapReport> {
     deps.log.warn({ env: envName, jobId: holder.jobId, jobState: state }, 'reaper released a lock whose job is over');
     void audit(deps.store, deps.log, { type: 'lock', action: 'reaped', ...via(holder), env: envName, jobId: holder.jobId, jobState: state });
     const text = `🧹 *${esc(envName)}* was still locked by ${esc(holder.command)} (${mention(holder.user)}, job ${code(holder.jobId)}), but that job ${state === 'missing' || state === 'unknown' ? 'no longer exists' : `has ended (${state})`}. The bot released the lock; ${esc(envName)} takes new commands again.`;
-    const data = job?.data as DeployData | undefined;
+    const data = job?.data as RunbookData | undefined;
     const card = data?.state?.card;
     const channel = card?.channel ?? holder.channel;
     if (channel) {
@@ -82,7 +83,7 @@ export async function reap(deps: ReaperDeps): Promise<ReapReport> {
 }
 
 /** A job that will never run again: stop what it left on the host, tell the truth about the host, free the environment. */
-async function closeAbandoned(deps: ReaperDeps, job: Job<DeployData>): Promise<void> {
+async function closeAbandoned(deps: ReaperDeps, job: Job<RunbookData>): Promise<void> {
   const data = job.data;
   const state = data.state!;
   const env = deps.config.environments[data.env];

@@ -3,7 +3,7 @@ import { describeError } from '../render/errors.js';
 import { code, esc } from '../render/model.js';
 import * as cmd from '../runbooks/commands.js';
 import { gateStatus, openGate } from '../runbooks/gates.js';
-import type { DeployContext, StepDef } from '../runbooks/deploy.js';
+import type { StepContext, StepDef } from '../runbooks/kernel/types.js';
 import type { StepRecord } from '../runbooks/types.js';
 
 /** What to do with a step that was interrupted: its worker died, or its SSH connection dropped. */
@@ -23,7 +23,7 @@ function errText(err: unknown): string {
  * took effect. A step that is not safe to repeat and whose outcome the host cannot tell becomes
  * a `step.retry` / `step.abort` (/ `step.skip`) question with everything that is known.
  */
-export async function recoverStep(ctx: DeployContext, step: StepDef, rec: StepRecord, cause: string): Promise<Recovery> {
+export async function recoverStep(ctx: StepContext, step: StepDef, rec: StepRecord, cause: string): Promise<Recovery> {
   if (rec.gateId) return answered(ctx, rec);
 
   const facts: string[] = [`Interrupted: ${cause}.`];
@@ -93,7 +93,7 @@ export async function recoverStep(ctx: DeployContext, step: StepDef, rec: StepRe
   return { kind: 'wait', until: Date.parse(gate.expiresAt), gateId: gate.id };
 }
 
-async function answered(ctx: DeployContext, rec: StepRecord): Promise<Recovery> {
+async function answered(ctx: StepContext, rec: StepRecord): Promise<Recovery> {
   const gate = ctx.state.gates[rec.gateId!];
   if (!gate) {
     rec.gateId = undefined;
@@ -118,7 +118,7 @@ const IN_CONTAINER_POLL_MS = 1000;
  * it to end: never kills it (a migration stopped halfway is worse than a slow one), never settles or
  * repeats the step while it runs.
  */
-async function waitInContainer(ctx: DeployContext, program: string): Promise<Inside> {
+async function waitInContainer(ctx: StepContext, program: string): Promise<Inside> {
   const budget = Math.max(ctx.env.timeouts.command, ctx.env.timeouts.migrate) * 1000;
   const deadline = Date.now() + budget;
   let seen: string[] = [];
@@ -144,7 +144,7 @@ async function waitInContainer(ctx: DeployContext, program: string): Promise<Ins
 }
 
 /** The host pids of `program` in the service's containers, from `docker top` (its CMD column is last). */
-async function programPids(ctx: DeployContext, program: string): Promise<string[]> {
+async function programPids(ctx: StepContext, program: string): Promise<string[]> {
   const res = await ctx.ssh.exec(cmd.serviceProcesses(ctx.env, cmd.API), { timeoutMs: ctx.env.timeouts.command * 1000 });
   if (res.exitCode !== 0) {
     const said = res.stderr.trim().split('\n').filter(Boolean).at(-1);

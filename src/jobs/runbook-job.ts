@@ -12,7 +12,8 @@ import { describeError } from '../render/errors.js';
 import { code, esc, type Msg } from '../render/model.js';
 import { RUNBOOKS, cardView } from '../runbooks/catalog.js';
 import { openGate } from '../runbooks/gates.js';
-import { forgetRegistryLogin, type DeployContext, type DeployData, type DeployState, type StepDef, type StepResult } from '../runbooks/deploy.js';
+import { forgetRegistryLogin } from '../runbooks/deploy.js';
+import type { StepContext, RunbookData, RunbookState, StepDef, StepResult } from '../runbooks/kernel/types.js';
 import { recoverStep } from './recovery.js';
 import type { StepRecord } from '../runbooks/types.js';
 import type { SshExecutor } from '../ssh/executor.js';
@@ -54,11 +55,11 @@ function infoMsg(text: string): Msg {
 }
 
 /** The declared step list of each runbook. */
-export function stepsFor(data: Pick<DeployData, 'kind'>): readonly StepDef[] {
+export function stepsFor(data: Pick<RunbookData, 'kind'>): readonly StepDef[] {
   return RUNBOOKS[data.kind].steps;
 }
 
-function initialState(data: DeployData): DeployState {
+function initialState(data: RunbookData): RunbookState {
   return {
     steps: stepsFor(data).map((s) => ({ id: s.id, title: s.title(data), status: 'pending' as const })),
     outcome: 'running',
@@ -73,7 +74,7 @@ function initialState(data: DeployData): DeployState {
  * check). The engine pairs steps and records by position, so a mismatch would run the wrong step or one twice:
  * records are re-paired by id, and a step new to this job is pending, or skipped where the job is already past it.
  */
-export function alignSteps(state: DeployState, steps: readonly StepDef[], data: DeployData): void {
+export function alignSteps(state: RunbookState, steps: readonly StepDef[], data: RunbookData): void {
   if (state.steps.length === steps.length && state.steps.every((r, i) => r.id === steps[i]!.id)) return;
   const known = new Map(state.steps.map((r) => [r.id, r]));
   const out: StepRecord[] = steps.map((s) => known.get(s.id) ?? { id: s.id, title: s.title(data), status: 'pending' });
@@ -91,10 +92,10 @@ export function alignSteps(state: DeployState, steps: readonly StepDef[], data: 
  * after every step so a resumed job never repeats a finished one. Waiting on a
  * gate parks the job (delayed) instead of holding a worker slot.
  */
-export async function runRunbookJob(job: Job<DeployData>, token: string | undefined, deps: RunbookJobDeps): Promise<{ outcome: string }> {
+export async function runRunbookJob(job: Job<RunbookData>, token: string | undefined, deps: RunbookJobDeps): Promise<{ outcome: string }> {
   const data = job.data;
   const log = deps.log;
-  const state: DeployState = data.state ?? initialState(data);
+  const state: RunbookState = data.state ?? initialState(data);
   alignSteps(state, stepsFor(data), data);
   const reporter =
     deps.reporters?.acquire(data.jobId, data.origin, log) ??
@@ -117,7 +118,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
     void deps.store.renewLock(data.env, data.jobId, deps.lockTtlMs).catch(() => undefined);
   }, Math.max(1000, Math.floor(deps.lockTtlMs / 3)));
 
-  const ctx: DeployContext = {
+  const ctx: StepContext = {
     data,
     state,
     env: deps.env,
@@ -292,7 +293,7 @@ export async function runRunbookJob(job: Job<DeployData>, token: string | undefi
 /** Above this, output goes to the thread as a file rather than a cut-down code block. */
 const FILE_THRESHOLD = 2500;
 
-function postStep(ctx: DeployContext, rec: StepRecord): void {
+function postStep(ctx: StepContext, rec: StepRecord): void {
   const full = ctx.fullOutput.get(rec.id) ?? '';
   ctx.fullOutput.delete(rec.id);
   if (full.length <= FILE_THRESHOLD) {
@@ -303,7 +304,7 @@ function postStep(ctx: DeployContext, rec: StepRecord): void {
   void ctx.reporter.replyFile(`${ctx.data.jobId}-${rec.id}.log`, `${rec.title}: output`, full);
 }
 
-async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
+async function refreshDecidedGates(ctx: StepContext): Promise<void> {
   for (const gate of Object.values(ctx.state.gates)) {
     if (gate.decision && gate.postedTs && !gate.shown) {
       gate.shown = true;
@@ -319,7 +320,7 @@ async function refreshDecidedGates(ctx: DeployContext): Promise<void> {
   }
 }
 
-async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }> {
+async function finishSucceeded(ctx: StepContext): Promise<{ outcome: string }> {
   const { data, state } = ctx;
   const leftover = await forgetRegistryLogin(ctx);
   if (leftover) state.warnings.push(`Could not remove the registry credential: ${leftover}.`);
@@ -336,7 +337,7 @@ async function finishSucceeded(ctx: DeployContext): Promise<{ outcome: string }>
 }
 
 /** A runbook's clean-up step (maintenance back as it was) runs even when the job stops before it. */
-async function runCleanup(ctx: DeployContext): Promise<void> {
+async function runCleanup(ctx: StepContext): Promise<void> {
   const step = RUNBOOKS[ctx.data.kind].cleanup;
   const rec = step ? ctx.state.steps[stepsFor(ctx.data).indexOf(step)] : undefined;
   if (!step || rec?.status !== 'pending') return;
@@ -358,7 +359,7 @@ async function runCleanup(ctx: DeployContext): Promise<void> {
 }
 
 /** Whether the API answers 503 for maintenance now; undefined when it does not answer. */
-async function apiInMaintenance(ctx: DeployContext): Promise<boolean | undefined> {
+async function apiInMaintenance(ctx: StepContext): Promise<boolean | undefined> {
   try {
     const v = await new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey }).version();
     return v.kind === 'maintenance' ? true : v.kind === 'ok' ? false : undefined;
@@ -374,7 +375,7 @@ function maintenanceField(envOn: boolean | undefined, apiOn: boolean | undefined
 }
 
 /** The flag in .env and what the running container does can differ (it reads .env only when re-created): say which. */
-function maintenanceLines(ctx: DeployContext, envOn: boolean | undefined, apiOn: boolean | undefined, runningTag: string | undefined): string[] {
+function maintenanceLines(ctx: StepContext, envOn: boolean | undefined, apiOn: boolean | undefined, runningTag: string | undefined): string[] {
   const { data, state, env } = ctx;
   const recreate = `${env.tagVariable}=${runningTag ?? state.fromVersion ?? '<running tag>'} docker compose -f ${env.composeFile} up -d engramia-api`;
   const byUs = state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : '';
@@ -395,7 +396,7 @@ function maintenanceLines(ctx: DeployContext, envOn: boolean | undefined, apiOn:
  * each step, as the job's own BullMQ lock is: an admin's `unlock`, or a Redis outage longer than the lock,
  * leaves it to someone else, and this job must not take another step. Undefined while the lock is this job's.
  */
-async function environmentLockTaken(store: OpsStore, data: DeployData, ttlMs: number): Promise<{ reason: string; holder: LockHolder | undefined } | undefined> {
+async function environmentLockTaken(store: OpsStore, data: RunbookData, ttlMs: number): Promise<{ reason: string; holder: LockHolder | undefined } | undefined> {
   if (await store.renewLock(data.env, data.jobId, ttlMs)) return undefined;
   const holder = await store.readLock(data.env);
   const now = holder ? `it is now held by ${holder.command} (${holder.user}, job ${holder.jobId})` : 'nobody holds it now (an admin unlocked it, or it expired while Redis was unreachable)';
@@ -403,7 +404,7 @@ async function environmentLockTaken(store: OpsStore, data: DeployData, ttlMs: nu
 }
 
 /** Says exactly what state the host is in and what to do next; maintenance is never left on silently. */
-async function finishFailed(ctx: DeployContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed', opts: { lockLost?: boolean } = {}): Promise<{ outcome: string }> {
+async function finishFailed(ctx: StepContext, stepIndex: number, reason: string, outcome: 'failed' | 'cancelled' = 'failed', opts: { lockLost?: boolean } = {}): Promise<{ outcome: string }> {
   const { data, state, env } = ctx;
   state.outcome = outcome;
   // Without the lock the host is someone else's to change: no clean-up step, and only this job's own credential folder.
@@ -470,7 +471,7 @@ async function finishFailed(ctx: DeployContext, stepIndex: number, reason: strin
   return { outcome };
 }
 
-async function record(ctx: DeployContext): Promise<void> {
+async function record(ctx: StepContext): Promise<void> {
   const { data, state } = ctx;
   if (data.kind !== 'deploy' && data.kind !== 'rollback') return;
   const threadUrl = state.card?.ts ? await ctx.outbox.permalink(state.card) : undefined;
@@ -492,7 +493,7 @@ async function record(ctx: DeployContext): Promise<void> {
     .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'could not record deploy history'));
 }
 
-async function dryRun(data: DeployData, state: DeployState, deps: RunbookJobDeps, reporter: JobReporter): Promise<{ outcome: string }> {
+async function dryRun(data: RunbookData, state: RunbookState, deps: RunbookJobDeps, reporter: JobReporter): Promise<{ outcome: string }> {
   state.outcome = 'succeeded';
   for (const s of state.steps) s.status = 'pending';
   state.summary = `Nothing was run. These are the exact commands the ${data.kind} would run on ${code(deps.env.ssh.host)}, in order (secrets are passed on stdin and shown as their variable):`;

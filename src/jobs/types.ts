@@ -32,7 +32,6 @@ export interface ReadJobData {
   tail?: number;
 }
 
-export type JobData = ReadJobData | import('../runbooks/deploy.js').DeployData;
 
 export interface PostedRef {
   channel: string;

@@ -10,7 +10,7 @@ import { gateMsg } from '../render/deploy.js';
 import { overallOf, type Overall } from '../render/health.js';
 import type { Msg } from '../render/model.js';
 import { watchChangeMsg, watchOfferClosedMsg, watchOfferDetail, type RollbackOffer } from '../render/watch.js';
-import type { Gate } from '../runbooks/gates.js';
+import type { Gate } from '../runbooks/types.js';
 import { planHash } from '../runbooks/plan.js';
 import type { SshExecutor } from '../ssh/executor.js';
 import { gatherHealth } from './health.js';

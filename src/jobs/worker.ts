@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.js';
 import { errorParts } from '../render/errors.js';
 import { code } from '../render/model.js';
 import { SshPool } from '../ssh/pool.js';
-import type { DeployData } from '../runbooks/deploy.js';
+import type { RunbookData } from '../runbooks/kernel/types.js';
 import { ReporterRegistry } from './reporter.js';
 import { runRunbookJob } from './runbook-job.js';
 import { postPatiently } from './deliver.js';
@@ -18,7 +18,8 @@ import { startHeartbeat } from './heartbeat.js';
 import { WATCH, WATCH_ALERT, WATCH_USER, WatchStore, runWatchAlert, runWatchProbe, syncWatchSchedulers, type WatchAlertData, type WatchProbeData } from './watch.js';
 import { QUEUE_NAME } from './queue.js';
 import { OpsStore } from './store.js';
-import { isReadJobName, type JobData, type Outbox, type ReadJobData } from './types.js';
+import type { JobData } from './job-data.js';
+import { isReadJobName, type Outbox, type ReadJobData } from './types.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -72,7 +73,7 @@ function logFields(job: Job<JobData>): Record<string, unknown> {
   return { jobId: job.id, job: job.name, env: d?.env, user: d?.origin?.user ?? (job.name === WATCH ? WATCH_USER : undefined) };
 }
 
-function isRunbookJob(data: JobData): data is DeployData {
+function isRunbookJob(data: JobData): data is RunbookData {
   return data.kind === 'deploy' || data.kind === 'rollback' || data.kind === 'maintenance' || data.kind === 'migrate' || data.kind === 'upgrade';
 }
 
@@ -151,7 +152,7 @@ export function startWorker(deps: WorkerDeps): RunningWorker {
     try {
       if (!env || !secrets) throw new Error(`environment ${data.env} is not configured on this worker`);
       if (isRunbookJob(data)) {
-        const { outcome } = await runRunbookJob(job as Job<DeployData>, token, {
+        const { outcome } = await runRunbookJob(job as Job<RunbookData>, token, {
           env,
           secrets,
           ssh: ssh.for(env),

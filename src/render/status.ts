@@ -1,5 +1,5 @@
 import type { ContainerState } from '../engramia/compose.js';
-import type { CurrentJobView } from '../jobs/current-job.js';
+import type { CurrentJobView } from './current-job.js';
 import type { LockHolder } from '../jobs/store.js';
 import { code, esc, mention, type Msg, type Part } from './model.js';
 

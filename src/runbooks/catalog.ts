@@ -1,14 +1,15 @@
 import type { EnvironmentConfig } from '../config/schema.js';
 import type { DeployView } from '../render/deploy.js';
 import { code, esc } from '../render/model.js';
-import { DEPLOY_STEPS, dryRunPlan, type DeployContext, type DeployData, type DeployState, type StepDef } from './deploy.js';
+import { DEPLOY_STEPS, dryRunPlan } from './deploy.js';
+import type { StepContext, RunbookData, RunbookState, StepDef } from './kernel/types.js';
 import { fourEyesStep, planApprovalStep, type PlanLabel } from './gates.js';
 import { MAINTENANCE_STEPS, maintenanceDryRunPlan } from './maintenance.js';
 import { MAINTENANCE_RESTORE, MIGRATE_STEPS, migrateDryRunPlan } from './migrate.js';
 import { ROLLBACK_STEPS, rollbackDryRunPlan } from './rollback.js';
 import { UPGRADE_STEPS, upgradeDryRunPlan } from './upgrade.js';
 
-export type RunbookKind = DeployData['kind'];
+export type RunbookKind = RunbookData['kind'];
 
 /**
  * What differs between runbooks, declared in one place: the steps, how the
@@ -18,25 +19,25 @@ export type RunbookKind = DeployData['kind'];
 export interface RunbookSpec {
   steps: readonly StepDef[];
   /** Card header, e.g. "🚀 Deploy 0.6.1 to production". */
-  title(d: DeployData): string;
+  title(d: RunbookData): string;
   /** Plain name for summaries and history, e.g. "Deploy 0.6.1 to production". */
-  label(d: DeployData): string;
-  success(ctx: DeployContext): string;
+  label(d: RunbookData): string;
+  success(ctx: StepContext): string;
   /** Extra lines for a failure report, after the host's state. */
-  failureDetail(ctx: DeployContext): string[];
+  failureDetail(ctx: StepContext): string[];
   /** The "Next:" line of a failure report. */
-  next(ctx: DeployContext, f: { changed: boolean; target: string | undefined; runningTag: string | undefined }): string;
+  next(ctx: StepContext, f: { changed: boolean; target: string | undefined; runningTag: string | undefined }): string;
   /** A step of `steps` that also runs when the job stops early (failed, cancelled): e.g. maintenance back as it was. */
   cleanup?: StepDef;
   /** Whether a failure after the running version changed offers the rollback gate. */
   offersRollback: boolean;
   /** Recorded in the deploy history (rollback targets are found there). */
   recorded: boolean;
-  dryRunPlan(env: EnvironmentConfig, d: DeployData): string[];
+  dryRunPlan(env: EnvironmentConfig, d: RunbookData): string[];
 }
 
 /** The plan an approver sees: the exact commands, as a dry run shows them. */
-function planText(plan: (env: EnvironmentConfig, d: DeployData) => string[]): (ctx: DeployContext) => string[] {
+function planText(plan: (env: EnvironmentConfig, d: RunbookData) => string[]): (ctx: StepContext) => string[] {
   return (ctx) => [`Requested by <@${ctx.data.origin.user}>. The commands, in order:`, `\`\`\`\n${esc(plan(ctx.env, ctx.data).join('\n').replace(/`/g, "'"))}\n\`\`\``];
 }
 
@@ -59,7 +60,7 @@ const LABEL: Record<RunbookKind, PlanLabel> = {
   upgrade: (d) => `database migrations on ${d.env} (alembic upgrade head)`,
 };
 
-const behindHead = (ctx: DeployContext) => !(ctx.state.newHead != null && ctx.state.dbRevision === ctx.state.newHead);
+const behindHead = (ctx: StepContext) => !(ctx.state.newHead != null && ctx.state.dbRevision === ctx.state.newHead);
 
 /** Which step of each runbook is its first change on the host. */
 export const FIRST_CHANGE: Record<RunbookKind, string> = {
@@ -71,7 +72,7 @@ export const FIRST_CHANGE: Record<RunbookKind, string> = {
   upgrade: 'upgrade',
 };
 
-const was = (ctx: DeployContext) => code(ctx.state.fromVersion ?? ctx.state.pinnedBefore ?? '?');
+const was = (ctx: StepContext) => code(ctx.state.fromVersion ?? ctx.state.pinnedBefore ?? '?');
 
 export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
   deploy: {
@@ -159,7 +160,7 @@ export const RUNBOOKS: Record<RunbookKind, RunbookSpec> = {
 };
 
 /** What a runbook job's card shows, from its data and saved state: one view for the job and the reaper. */
-export function cardView(data: DeployData, state: DeployState): DeployView {
+export function cardView(data: RunbookData, state: RunbookState): DeployView {
   return {
     jobId: data.jobId,
     title: RUNBOOKS[data.kind].title(data),

@@ -1,235 +1,27 @@
-import type { EnvSecrets } from '../config/load.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import type { Secret } from '../config/secret.js';
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost, type HostState } from '../engramia/host.js';
 import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
-import type { Logger } from '../logger.js';
 import { gatherHealth } from '../jobs/health.js';
-import type { JobReporter } from '../jobs/reporter.js';
-import type { OpsStore } from '../jobs/store.js';
-import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
 import { describeError } from '../render/errors.js';
 import { healthMsg, overallOf } from '../render/health.js';
 import { code } from '../render/model.js';
 import { scrub } from '../security/scrub.js';
-import type { ExecResult, SshExecutor } from '../ssh/executor.js';
+import type { ExecResult } from '../ssh/executor.js';
 import { showCommand, type RemoteCommand } from '../ssh/quote.js';
-import { parseHistory, type Revision } from '../engramia/alembic.js';
 import * as cmd from './commands.js';
-import { readBack, readEnvVars } from './env-edit.js';
-import { gateStatus, openGate, type Gate } from './gates.js';
+import { gateStatus, openGate } from './gates.js';
+import { editEnv, mustSucceed, run } from './kernel/exec.js';
+import type { RunbookData, RunbookState, StepContext, StepDef } from './kernel/types.js';
 export { planHash } from './plan.js';
-import type { Outcome, StepRecord } from './types.js';
-
-/** Job data of a runbook job: a deploy, or a rollback (where `version` is the target). */
-export interface DeployData {
-  kind: 'deploy' | 'rollback' | 'maintenance' | 'migrate' | 'upgrade';
-  jobId: string;
-  env: string;
-  version: string;
-  /** From --maintenance / --no-maintenance; undefined means ask in the thread. */
-  maintenance: boolean | undefined;
-  dryRun: boolean;
-  origin: Origin;
-  requestedAt: string;
-  state?: DeployState;
-}
-
-export interface DeployState {
-  card?: PostedRef;
-  steps: StepRecord[];
-  outcome: Outcome;
-  fromVersion?: string | null;
-  pinnedBefore?: string | null;
-  newHead?: string | null;
-  dbRevision?: string | null;
-  maintenance?: { on: boolean; reason: string };
-  /** True once this job has put maintenance on: it must then say so until it is off again. */
-  maintenanceOnByUs?: boolean;
-  /** Whether `.env` asked for maintenance when the job began (read once, by the preflight). */
-  maintenanceBefore?: boolean;
-  gates: Record<string, Gate>;
-  warnings: string[];
-  summary?: string;
-  startedAt: string;
-  /** Rollback: the verified pre-downgrade snapshot on the host. */
-  snapshot?: { path: string; bytes: number };
-  /** Rollback: the revision the target version expects (its image's alembic head). */
-  targetHead?: string | null;
-  downgraded?: boolean;
-  /** Set when a stopping worker handed the job back; the next one says where it resumes. */
-  checkpointed?: boolean;
-  /** The target was refused before any change (not in the registry, or a revision no downgrade reaches): "Next" must not suggest it again. */
-  targetRefused?: boolean;
-  /** A registry credential may be on the host (login started, not yet removed): the job's end removes it. */
-  registryLogin?: boolean;
-  /** How alembic reaches the database: `exec` in the running container (default), or `run --rm` of the image when there is none. */
-  alembicVia?: AlembicVia;
-}
-
-export interface DeployContext {
-  data: DeployData;
-  state: DeployState;
-  env: EnvironmentConfig;
-  secrets: EnvSecrets;
-  ssh: SshExecutor;
-  store: OpsStore;
-  reporter: JobReporter;
-  outbox: Outbox;
-  log: Logger;
-  knownSecrets: string[];
-  /** Full output of the step running now, scrubbed; kept in memory only, for the file upload. */
-  fullOutput: Map<string, string>;
-  /** Writes the state into the job: after this, a restarted worker continues from here. */
-  save(): Promise<void>;
-  gateTimeoutMs: number;
-  verifySettleMs: number;
-  /** Aborted when the worker must stop now: steps that are safe to repeat are interrupted. */
-  signal?: AbortSignal;
-}
-
-export type StepResult = { status: 'done' | 'skipped'; note?: string } | { status: 'wait'; until: number; gateId: string };
-
-export interface StepDef {
-  id: string;
-  title(d: DeployData): string;
-  /** Whether running it again after an interruption is harmless. */
-  safeToRepeat: boolean;
-  /** Steps from here on may have changed what runs; a failure then offers a rollback. */
-  changesRunningVersion?: boolean;
-  run(ctx: DeployContext, rec: StepRecord): Promise<StepResult>;
-  /**
-   * After an interruption, reads the host (without changing it) to tell whether the step already
-   * took effect, so a finished step is not run again and an unsafe one need not be guessed at.
-   */
-  settle?(ctx: DeployContext): Promise<Settled>;
-  /**
-   * A command of this step still running on the host after its worker died: `stop` it (default for
-   * steps safe to repeat) or `wait` for it to end (a migration must never be killed halfway).
-   */
-  orphan?: 'stop' | 'wait';
-  /**
-   * The program this step starts inside engramia-api's container (e.g. `alembic`): it goes on there
-   * when the host's client of `exec`/`run` dies, so recovery looks inside the container before settling.
-   */
-  runsInContainer?: string;
-  /** Offer `step.skip` when the outcome is unknown: only where a later step would catch a wrong guess. */
-  skippable?: boolean;
-}
-
-/** What the host shows about an interrupted step. */
-export type Settled = { status: 'done' | 'not-run' | 'unknown'; note: string };
-
-/** Which per-step limit of the environment's `timeouts` a command runs under. */
-export type TimeoutKind = keyof EnvironmentConfig['timeouts'];
-
-
-export function tail(text: string, lines = 40): string {
-  return text.split('\n').slice(-lines).join('\n').trim();
-}
-
-/** Runs a command as part of a step and records what the host saw, secrets masked. */
-export async function run(ctx: DeployContext, rec: StepRecord, command: RemoteCommand, opts: { timeout: TimeoutKind; stdin?: Secret }): Promise<ExecResult> {
-  const shown = showCommand(command) + (opts.stdin ? ` <<< $${opts.stdin.source}` : '');
-  rec.command = rec.command ? `${rec.command}\n${shown}` : shown;
-  const res = await ctx.ssh.exec(command, {
-    timeoutMs: ctx.env.timeouts[opts.timeout] * 1000,
-    ...(opts.stdin ? { stdin: opts.stdin } : {}),
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
-    onStart: (pid) => {
-      // Saved at once: if this worker dies now, the next one must be able to find this process on the host.
-      rec.remotePid = pid;
-      void ctx.save().catch(() => undefined);
-    },
-  });
-  rec.remotePid = undefined;
-  const full = scrub(`${res.stdout.toString('utf8')}\n${res.stderr}`.trim(), ctx.knownSecrets);
-  ctx.fullOutput.set(rec.id, [ctx.fullOutput.get(rec.id), `$ ${shown}`, full].filter(Boolean).join('\n'));
-  const out = tail(full);
-  rec.outputTail = rec.outputTail ? `${rec.outputTail}\n${out}`.trim() : out;
-  rec.exitCode = res.exitCode;
-  return res;
-}
-
-export function mustSucceed(res: ExecResult, what: string): ExecResult {
-  if (res.exitCode === 0) return res;
-  throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what} exited with ${res.exitCode ?? res.signal ?? 'no status'}`, {
-    command: res.command,
-    exitCode: res.exitCode,
-  });
-}
-
-/**
- * Sets (or with null removes) one `.env` variable, then reads it back: the edit counts only when
- * the host's file says so. A failure says what the host said (e.g. "No space left on device").
- */
-export async function editEnv(ctx: DeployContext, rec: StepRecord, name: string, value: string | null): Promise<void> {
-  const what = value === null ? `removing ${name} from .env` : `setting ${name}=${value} in .env`;
-  const edit = value === null ? cmd.unsetEnvVar(ctx.env, name) : cmd.setEnvVar(ctx.env, name, value);
-  const res = await run(ctx, rec, edit, { timeout: 'command' });
-  if (res.exitCode !== 0) {
-    const said = scrub(res.stderr, ctx.knownSecrets).trim().split('\n').filter(Boolean).at(-1);
-    throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what} failed (exit ${res.exitCode ?? res.signal ?? '?'})${said ? `: ${said}` : ''}`, { command: res.command, exitCode: res.exitCode });
-  }
-  const back = await run(ctx, rec, readEnvVars(ctx.env, [name]), { timeout: 'command' });
-  const seen = readBack(back.exitCode, back.stdout.toString('utf8'), name);
-  if (seen !== value) {
-    const found = seen === undefined ? `could not be read (grep exit ${back.exitCode ?? back.signal ?? '?'})` : seen === null ? `has no ${name}` : `has ${name}=${seen}`;
-    throw new ChatOpsError(ErrorCode.RemoteCommandFailed, `${what}: the edit exited 0 but .env ${found}`, { command: back.command, exitCode: back.exitCode });
-  }
-  // grep's "no line" (1) is the success of a removal.
-  rec.exitCode = 0;
-}
-
-export type AlembicVia = 'exec' | 'run';
-
-/** What compose and the daemon answer to `exec` when the service has no running container: crashed, or restarting. */
-const NO_CONTAINER = /is restarting, wait until the container is running|service "[^"]+" is not running|Container [0-9a-f]+ is not running/;
-
-/** An exec whose container died under it: killed with it (SIGKILL, 128 + 9), after printing part of its output. */
-const KILLED_WITH_CONTAINER = 137;
-
-/**
- * alembic for the image of `tag`, as part of a step: `exec` in the running container, or a one-off
- * `run --rm` of the same image when there is no container to exec into. The daemon refused such an
- * exec before anything started in the container, so running it the other way is not a repeat.
- */
-export async function runAlembic(ctx: DeployContext, rec: StepRecord, tag: string, args: readonly string[], timeout: TimeoutKind): Promise<ExecResult> {
-  const command = (via: AlembicVia | undefined) => (via === 'run' ? cmd.alembicOneOff(ctx.env, tag, args) : cmd.alembic(ctx.env, tag, args));
-  const res = await run(ctx, rec, command(ctx.state.alembicVia), { timeout });
-  if (res.exitCode === 0 || ctx.state.alembicVia === 'run') return res;
-  const died = res.exitCode === KILLED_WITH_CONTAINER;
-  if (!died && !NO_CONTAINER.test(res.stderr)) return res;
-  ctx.state.alembicVia = 'run';
-  // Exit 137 is the container's death, not alembic's answer; what alembic printed is cut off. The
-  // callers pass exact revisions, so running it again in a one-off container cannot go too far.
-  ctx.state.warnings.push(
-    died
-      ? `engramia-api died under \`exec\` (exit 137) while \`alembic ${args.join(' ')}\` ran; it ran again in a one-off \`docker compose run --rm\` container of ${tag}.`
-      : `engramia-api had no running container to \`exec\` into, so alembic ran in a one-off \`docker compose run --rm\` container of ${tag}.`,
-  );
-  return run(ctx, rec, command('run'), { timeout });
-}
-
-/** `alembic current` or `alembic heads` in the container of `tag`, as part of a step: the revision it names (null: none, base). */
-export async function readRevision(ctx: DeployContext, rec: StepRecord, tag: string, which: 'current' | 'heads'): Promise<string | null> {
-  const res = mustSucceed(await runAlembic(ctx, rec, tag, [which], 'command'), `alembic ${which}`);
-  return cmd.parseRevision(res.stdout.toString('utf8'));
-}
-
-/** `alembic history` as the image of `tag` knows it, as part of a step. */
-export async function readHistory(ctx: DeployContext, rec: StepRecord, tag: string): Promise<Revision[]> {
-  const res = mustSucceed(await runAlembic(ctx, rec, tag, ['history'], 'command'), 'alembic history');
-  return parseHistory(res.stdout.toString('utf8'));
-}
+import type { StepRecord } from './types.js';
 
 // Real Docker's words for a tag the registry does not have: compose says "manifest unknown",
 // `docker manifest inspect` "no such manifest".
 const MANIFEST_UNKNOWN = /manifest unknown|no such manifest/i;
 
 /** A pull that failed because the registry has no such tag is refused as that, in the host's words. */
-export function refuseMissingImage(ctx: DeployContext, rec: StepRecord, res: ExecResult): ExecResult {
+export function refuseMissingImage(ctx: StepContext, rec: StepRecord, res: ExecResult): ExecResult {
   if (res.exitCode === 0 || !MANIFEST_UNKNOWN.test(`${res.stdout.toString('utf8')}\n${res.stderr}`)) return res;
   ctx.state.targetRefused = true;
   throw new ChatOpsError(ErrorCode.ImageNotFound, `${ctx.data.version} is not in the registry (${ctx.env.registry.host} answered "manifest unknown"); nothing was changed`, {
@@ -240,7 +32,7 @@ export function refuseMissingImage(ctx: DeployContext, rec: StepRecord, res: Exe
 }
 
 /** The version that runs now; what maintenance is re-created on, and the rollback target. */
-export function currentTag(state: DeployState): string {
+export function currentTag(state: RunbookState): string {
   const tag = state.fromVersion ?? state.pinnedBefore;
   if (!tag) {
     throw new ChatOpsError(ErrorCode.RemoteCommandFailed, 'cannot tell which version runs now (no running engramia-api and no tag pinned in .env), so maintenance cannot be re-created on it', {});
@@ -249,14 +41,14 @@ export function currentTag(state: DeployState): string {
 }
 
 /** Runbooks whose alembic commands change the database, so must not go into a container that may die. */
-const ALEMBIC_KINDS: ReadonlySet<DeployData['kind']> = new Set(['rollback', 'migrate']);
+const ALEMBIC_KINDS: ReadonlySet<RunbookData['kind']> = new Set(['rollback', 'migrate']);
 
 /**
  * Why engramia-api cannot be trusted with an `exec` (not running, or restarted by the daemon and so
  * possibly between two crashes), or undefined when it is running and never restarted. A count that
  * cannot be read counts as unstable: a one-off container costs seconds, a killed downgrade more.
  */
-async function crashLooping(ctx: DeployContext, rec: StepRecord, host: HostState): Promise<string | undefined> {
+async function crashLooping(ctx: StepContext, rec: StepRecord, host: HostState): Promise<string | undefined> {
   if (host.apiState !== 'running') return host.apiState ?? 'missing';
   if (!host.apiId) return 'running, with no container id to check its restarts';
   const res = await run(ctx, rec, cmd.restartCount(ctx.env, host.apiId), { timeout: 'command' });
@@ -310,7 +102,7 @@ export const LOGIN: StepDef = {
 };
 
 /** The registry's own last words on the card: "exited with 1" alone does not tell a wrong token from an outage. */
-function loginRefused(ctx: DeployContext, res: ExecResult): ChatOpsError {
+function loginRefused(ctx: StepContext, res: ExecResult): ChatOpsError {
   const said = scrub(res.stderr, ctx.knownSecrets).trim().split('\n').filter(Boolean).at(-1);
   const where = `${ctx.env.registry.username}@${ctx.env.registry.host}`;
   return new ChatOpsError(
@@ -321,7 +113,7 @@ function loginRefused(ctx: DeployContext, res: ExecResult): ChatOpsError {
 }
 
 /** Removes the job's registry credential from the host; a failure is reported, never silent. */
-export async function forgetRegistryLogin(ctx: Pick<DeployContext, 'ssh' | 'env' | 'state'>, onlyJob?: string): Promise<string | undefined> {
+export async function forgetRegistryLogin(ctx: Pick<StepContext, 'ssh' | 'env' | 'state'>, onlyJob?: string): Promise<string | undefined> {
   if (!ctx.state.registryLogin) return undefined;
   const res = await ctx.ssh.exec(cmd.registryLogout(ctx.env, onlyJob), { timeoutMs: ctx.env.timeouts.command * 1000 }).catch((err: unknown) => err as Error);
   if (!(res instanceof Error) && res.exitCode === 0) {
@@ -362,7 +154,7 @@ export const PULL: StepDef = {
  * `alembic current` in the running container, outside the step's own record (its remotePid is the pull's, which a
  * successor must be able to find): undefined when there is nothing to read or it did not answer, and INSPECT reads it then.
  */
-async function probeDbRevision(ctx: DeployContext, rec: StepRecord): Promise<string | null | undefined> {
+async function probeDbRevision(ctx: StepContext, rec: StepRecord): Promise<string | null | undefined> {
   const tag = ctx.state.fromVersion;
   if (!tag || ctx.state.dbRevision !== undefined) return undefined;
   const command = cmd.alembic(ctx.env, tag, ['current']);
@@ -403,12 +195,12 @@ export const INSPECT: StepDef = {
  * (only the maintenance question shows it). A one-off container of the image costs seconds on a real
  * host, so the head is read instead by `exec` in the new container, alongside the migration itself.
  */
-export function headAlongsideMigration(d: Pick<DeployData, 'kind' | 'maintenance'>): boolean {
+export function headAlongsideMigration(d: Pick<RunbookData, 'kind' | 'maintenance'>): boolean {
   return d.kind === 'deploy' && d.maintenance !== undefined;
 }
 
 /** The target image's head, read outside the step's own record (its remotePid is the migration's): null when it did not answer. */
-async function probeNewHead(ctx: DeployContext, rec: StepRecord): Promise<string | null> {
+async function probeNewHead(ctx: StepContext, rec: StepRecord): Promise<string | null> {
   const command = cmd.alembic(ctx.env, ctx.data.version, ['heads']);
   const res = await ctx.ssh.exec(command, { timeoutMs: ctx.env.timeouts.command * 1000, ...(ctx.signal ? { signal: ctx.signal } : {}) }).catch(() => undefined);
   rec.command = `${showCommand(command)} (alongside the migration)\n${rec.command ?? ''}`.trim();
@@ -416,7 +208,7 @@ async function probeNewHead(ctx: DeployContext, rec: StepRecord): Promise<string
 }
 
 /** The target's head for a migration whose deploy did not read it before `up` (or whose worker died before saving it). */
-async function newHeadNow(ctx: DeployContext): Promise<string | null> {
+async function newHeadNow(ctx: StepContext): Promise<string | null> {
   const res = await ctx.ssh.exec(cmd.alembic(ctx.env, ctx.data.version, ['heads']), { timeoutMs: ctx.env.timeouts.command * 1000 });
   return res.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
 }
@@ -470,7 +262,7 @@ export const MAINTENANCE_DECISION: StepDef = {
  * `up -d` of a crash-looping release exits 0 ("Started") and the container dies again: the note
  * must not suggest that the API now answers 503.
  */
-export function recreatedCrashLoop(ctx: DeployContext): string {
+export function recreatedCrashLoop(ctx: StepContext): string {
   return ctx.state.alembicVia === 'run' ? ' (it was crash-looping: until another version runs, the API answers nothing, not 503)' : '';
 }
 
@@ -637,7 +429,7 @@ export const VERIFY: StepDef = {
 export const DEPLOY_STEPS: readonly StepDef[] = [PREFLIGHT, LOGIN, PULL, REGISTRY_CLEANUP, INSPECT, MAINTENANCE_DECISION, MAINTENANCE_ON, UP, MIGRATE, MAINTENANCE_OFF, PIN, PRUNE, VERIFY];
 
 /** The commands a dry run shows: the plan as the host would see it, secrets masked. */
-export function dryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+export function dryRunPlan(env: EnvironmentConfig, data: RunbookData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
   const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));

@@ -1,11 +1,10 @@
 import { gateMsg } from '../render/deploy.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
-import type { DeployContext, StepDef, StepResult } from './deploy.js';
+import type { StepContext, StepDef, StepResult } from './kernel/types.js';
 import { gateMessageKey, settleWithin } from '../jobs/reporter.js';
 import { planHash } from './plan.js';
-import type { GateDecision, GateKind, GateState } from './types.js';
+import type { Gate, GateDecision, GateKind, GateState } from './types.js';
 
-export type Gate = GateState & { planHash: string };
 
 export interface GateSpec {
   id: string;
@@ -36,7 +35,7 @@ function asStatus(gate: Gate, decision: GateDecision): GateStatus {
  * atomic script a press uses (OpsStore.settleGate), so a press at the deadline and the expiry cannot both win:
  * the job acts on whichever Redis stored first, and the presser is told that same one.
  */
-export async function gateStatus(ctx: DeployContext, gate: Gate): Promise<GateStatus> {
+export async function gateStatus(ctx: StepContext, gate: Gate): Promise<GateStatus> {
   const known = gate.decision ?? (await ctx.store.readGate(ctx.data.jobId, gate.id));
   if (known) return asStatus(gate, known);
   const deadline = Date.parse(gate.expiresAt);
@@ -55,7 +54,7 @@ const GATE_POST_WAIT_MS = 3000;
  * The expiry counts from now, not from delivery: it is the deadline the message shows and the job's lock is
  * renewed for, so a long outage shortens the time to answer rather than stretching the deploy.
  */
-export async function openGate(ctx: DeployContext, spec: GateSpec): Promise<Gate> {
+export async function openGate(ctx: StepContext, spec: GateSpec): Promise<Gate> {
   const now = Date.now();
   const gate: Gate = {
     id: spec.id,
@@ -80,13 +79,13 @@ export async function openGate(ctx: DeployContext, spec: GateSpec): Promise<Gate
 }
 
 /** How a runbook names itself in an approval question, e.g. "deploy 0.6.1 to production". */
-export type PlanLabel = (d: DeployContext['data']) => string;
+export type PlanLabel = (d: StepContext['data']) => string;
 
 /**
  * Waits on a plan gate (`deploy.approve` / `deploy.cancel`) of the given id, opening it the first time.
  * No answer, or a no, stops the job; the caller puts the step before anything that changes the host.
  */
-async function planGate(ctx: DeployContext, id: string, label: PlanLabel, describe: (ctx: DeployContext) => string[]): Promise<StepResult> {
+async function planGate(ctx: StepContext, id: string, label: PlanLabel, describe: (ctx: StepContext) => string[]): Promise<StepResult> {
   const gate = ctx.state.gates[id];
   if (gate) {
     const st = await gateStatus(ctx, gate);
@@ -111,7 +110,7 @@ async function planGate(ctx: DeployContext, id: string, label: PlanLabel, descri
  * `requireApproval`: an approver's go on the whole plan before anything runs.
  * No answer, or a no, stops the job before it has changed anything.
  */
-export function planApprovalStep(label: PlanLabel, describe: (ctx: DeployContext) => string[]): StepDef {
+export function planApprovalStep(label: PlanLabel, describe: (ctx: StepContext) => string[]): StepDef {
   return {
     id: 'approval',
     title: () => 'Approve the plan',
@@ -130,7 +129,7 @@ const CHANGE_GATES: ReadonlySet<GateKind> = new Set(['plan', 'maintenance', 'dow
  * The decision by someone other than the requester that this job already has, if any. An expired
  * gate is nobody's decision; nor is one the requester made (possible only where four-eyes was off).
  */
-export function secondPersonDecision(data: DeployContext['data'], gates: Record<string, GateState>): (GateDecision & { gate: GateState }) | undefined {
+export function secondPersonDecision(data: StepContext['data'], gates: Record<string, GateState>): (GateDecision & { gate: GateState }) | undefined {
   for (const gate of Object.values(gates)) {
     const d = gate.decision;
     if (!CHANGE_GATES.has(gate.kind) || !d || d.choice === 'expired' || !d.by || d.by === data.origin.user) continue;
@@ -147,7 +146,7 @@ export const FOUR_EYES_STEP = 'four-eyes';
  * downgrade) was already decided by someone else, and otherwise asks for the plan approval itself.
  * `needed` says whether anything will change at all (an upgrade already at head changes nothing).
  */
-export function fourEyesStep(label: PlanLabel, describe: (ctx: DeployContext) => string[], needed?: (ctx: DeployContext) => boolean): StepDef {
+export function fourEyesStep(label: PlanLabel, describe: (ctx: StepContext) => string[], needed?: (ctx: StepContext) => boolean): StepDef {
   return {
     id: FOUR_EYES_STEP,
     title: () => 'A second person approves (four-eyes)',
@@ -159,7 +158,7 @@ export function fourEyesStep(label: PlanLabel, describe: (ctx: DeployContext) =>
         const other = secondPersonDecision(ctx.data, ctx.state.gates);
         if (other) return { status: 'done', note: `${other.by} decided "${other.gate.question}"` };
       }
-      const why = (c: DeployContext) => [`👀 *Four-eyes on ${c.data.env}:* someone other than <@${c.data.origin.user}> approves before anything on the host changes. Nothing has changed yet.`, ...describe(c)];
+      const why = (c: StepContext) => [`👀 *Four-eyes on ${c.data.env}:* someone other than <@${c.data.origin.user}> approves before anything on the host changes. Nothing has changed yet.`, ...describe(c)];
       return planGate(ctx, FOUR_EYES_STEP, label, why);
     },
   };

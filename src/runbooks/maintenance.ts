@@ -3,7 +3,9 @@ import { probeHost } from '../engramia/host.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, editEnv, mustSucceed, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag } from './deploy.js';
+import { editEnv, mustSucceed, run } from './kernel/exec.js';
+import type { RunbookData, StepDef } from './kernel/types.js';
 
 const TOGGLE: StepDef = {
   id: 'toggle',
@@ -61,7 +63,7 @@ const REPORT: StepDef = {
 
 export const MAINTENANCE_STEPS: readonly StepDef[] = [PREFLIGHT, TOGGLE, REPORT];
 
-export function maintenanceDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+export function maintenanceDryRunPlan(env: EnvironmentConfig, data: RunbookData): string[] {
   const running = '<running tag>';
   return [
     showCommand(data.maintenance ? cmd.setEnvVar(env, 'ENGRAMIA_MAINTENANCE', 'true') : cmd.unsetEnvVar(env, 'ENGRAMIA_MAINTENANCE')),

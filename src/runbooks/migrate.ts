@@ -4,7 +4,9 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import { showCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, editEnv, recreatedCrashLoop, mustSucceed, readHistory, readRevision, run, type DeployContext, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag, recreatedCrashLoop } from './deploy.js';
+import { editEnv, mustSucceed, readHistory, readRevision, run } from './kernel/exec.js';
+import type { StepContext, RunbookData, StepDef } from './kernel/types.js';
 import type { StepRecord } from './types.js';
 import { DOWNGRADE, DOWNGRADE_DECISION, SNAPSHOT, snapshotName } from './rollback.js';
 import { backupDir, databaseSize, prepareBackupDir } from './snapshot.js';
@@ -49,7 +51,7 @@ const REPORT: StepDef = {
 };
 
 /** Re-creates engramia-api on the running version so it reads the maintenance flag of `.env`. */
-async function recreate(ctx: DeployContext, rec: StepRecord): Promise<void> {
+async function recreate(ctx: StepContext, rec: StepRecord): Promise<void> {
   mustSucceed(await run(ctx, rec, cmd.up(ctx.env, currentTag(ctx.state), [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
 }
 
@@ -111,7 +113,7 @@ export const MAINTENANCE_RESTORE: StepDef = {
 // The target is resolved and checked before anything changes: a wrong revision dumps nothing and stops no traffic.
 export const MIGRATE_STEPS: readonly StepDef[] = [PREFLIGHT, RESOLVE, MAINTENANCE_ON, SNAPSHOT, DOWNGRADE_DECISION, DOWNGRADE, REPORT, MAINTENANCE_RESTORE];
 
-export function migrateDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+export function migrateDryRunPlan(env: EnvironmentConfig, data: RunbookData): string[] {
   const running = '<running tag>';
   return [
     `# alembic runs with exec; when engramia-api is not running or the daemon has restarted it (a crash loop: ${showCommand(cmd.restartCount(env, '<container id>'))} above 0), every alembic command below runs as ${showCommand(cmd.alembicOneOff(env, running, ['…']))} instead`,

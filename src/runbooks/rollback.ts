@@ -8,26 +8,9 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import * as cmd from './commands.js';
 import { gateStatus, openGate } from './gates.js';
 import { backupDir, checkSpace, pruneSnapshots } from './snapshot.js';
-import {
-  LOGIN,
-  MAINTENANCE_OFF,
-  MAINTENANCE_ON,
-  PIN,
-  PREFLIGHT,
-  UP,
-  VERIFY,
-  currentTag,
-  REGISTRY_CLEANUP,
-  refuseMissingImage,
-  mustSucceed,
-  readHistory,
-  readRevision,
-  run,
-  runAlembic,
-  type DeployContext,
-  type DeployData,
-  type StepDef,
-} from './deploy.js';
+import { LOGIN, MAINTENANCE_OFF, MAINTENANCE_ON, PIN, PREFLIGHT, UP, VERIFY, currentTag, REGISTRY_CLEANUP, refuseMissingImage } from './deploy.js';
+import { mustSucceed, readHistory, readRevision, run, runAlembic } from './kernel/exec.js';
+import type { StepContext, RunbookData, StepDef } from './kernel/types.js';
 
 
 /** `pre_rollback_YYYYmmddHHMM.dump`, as the runbook names it, in UTC. */
@@ -176,7 +159,7 @@ export const DOWNGRADE_DECISION: StepDef = {
 };
 
 /** The plan says where the downgrade runs: the running container, or a one-off container of the image that has the scripts. */
-function downgradeHow(ctx: DeployContext): string {
+function downgradeHow(ctx: StepContext): string {
   const tag = currentTag(ctx.state);
   return ctx.state.alembicVia === 'run'
     ? `Runs as ${code(`docker compose run --rm --no-deps -T engramia-api alembic downgrade ${ctx.state.targetHead ?? '?'}`)} on ${code(tag)}'s image: engramia-api has no running container to \`exec\` into safely (in a crash loop an exec dies with the container, part-way), and only ${code(tag)} holds the downgrade scripts for its migrations.`
@@ -241,7 +224,7 @@ export const ROLLBACK_STEPS: readonly StepDef[] = [
   VERIFY,
 ];
 
-export function rollbackDryRunPlan(env: EnvironmentConfig, data: DeployData): string[] {
+export function rollbackDryRunPlan(env: EnvironmentConfig, data: RunbookData): string[] {
   const running = '<running tag>';
   const lines: string[] = [];
   const add = (c: RemoteCommand, stdin?: string) => lines.push(showCommand(c) + (stdin ? ` <<< $${stdin}` : ''));

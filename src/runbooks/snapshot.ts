@@ -2,7 +2,8 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { compose } from '../engramia/compose.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { RemoteCommand } from '../ssh/quote.js';
-import { mustSucceed, run, type DeployContext } from './deploy.js';
+import { mustSucceed, run } from './kernel/exec.js';
+import type { StepContext } from './kernel/types.js';
 import type { StepRecord } from './types.js';
 
 /**
@@ -73,7 +74,7 @@ export function snapshotsToRemove(found: readonly string[], keep: number, fresh:
 const mib = (b: number) => `${Math.round(b / MIB).toLocaleString('en-US')} MiB`;
 
 /** Creates the folder if needed and refuses, with nothing dumped, when its disk cannot hold the dump. */
-export async function checkSpace(ctx: DeployContext, rec: StepRecord, dir: string): Promise<string> {
+export async function checkSpace(ctx: StepContext, rec: StepRecord, dir: string): Promise<string> {
   const df = mustSucceed(await run(ctx, rec, prepareBackupDir(ctx.env, dir), { timeout: 'command' }), `preparing the backup folder ${dir}`);
   const free = parseDfAvailable(df.stdout.toString('utf8'));
   const size = mustSucceed(await run(ctx, rec, databaseSize(ctx.env), { timeout: 'command' }), 'reading the database size');
@@ -93,7 +94,7 @@ export async function checkSpace(ctx: DeployContext, rec: StepRecord, dir: strin
 }
 
 /** Keeps the newest `backups.keep` snapshots; called only once the new one is verified. A failure here is a warning. */
-export async function pruneSnapshots(ctx: DeployContext, rec: StepRecord, dir: string, fresh: string): Promise<string | undefined> {
+export async function pruneSnapshots(ctx: StepContext, rec: StepRecord, dir: string, fresh: string): Promise<string | undefined> {
   const listed = await run(ctx, rec, listSnapshots(ctx.env, dir), { timeout: 'command' });
   if (listed.exitCode !== 0) {
     ctx.state.warnings.push(`Could not list old snapshots in ${dir}; none were removed.`);

@@ -49,6 +49,9 @@ export interface GateState {
   shown?: boolean;
 }
 
+/** A gate as the job keeps it: with the hash of the plan it was asked about, so a press on an old plan is refused. */
+export type Gate = GateState & { planHash: string };
+
 export interface GateDecision {
   choice: 'go' | 'no-go' | 'skip' | 'expired';
   by?: string;

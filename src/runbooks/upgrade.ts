@@ -3,7 +3,9 @@ import { ChatOpsError, ErrorCode } from '../errors.js';
 import { code, esc } from '../render/model.js';
 import { renderCommand } from '../ssh/quote.js';
 import * as cmd from './commands.js';
-import { PREFLIGHT, currentTag, mustSucceed, readRevision, run, type DeployData, type StepDef } from './deploy.js';
+import { PREFLIGHT, currentTag } from './deploy.js';
+import { mustSucceed, readRevision, run } from './kernel/exec.js';
+import type { RunbookData, StepDef } from './kernel/types.js';
 import { gateStatus, openGate } from './gates.js';
 
 /**
@@ -102,7 +104,7 @@ const REPORT: StepDef = {
 
 export const UPGRADE_STEPS: readonly StepDef[] = [PREFLIGHT, INSPECT, APPROVE, UPGRADE, REPORT];
 
-export function upgradeDryRunPlan(env: EnvironmentConfig, _data: DeployData): string[] {
+export function upgradeDryRunPlan(env: EnvironmentConfig, _data: RunbookData): string[] {
   const running = '<running tag>';
   return [
     renderCommand(cmd.alembic(env, running, ['current'])),

@@ -12,8 +12,9 @@ import { loadConfig } from '../../src/config/load.js';
 import { OpsStore } from '../../src/jobs/store.js';
 import { createLogger } from '../../src/logger.js';
 import { encodeGateValue } from '../../src/render/deploy.js';
-import { gateStatus, type Gate, type GateStatus } from '../../src/runbooks/gates.js';
-import type { DeployContext, DeployData } from '../../src/runbooks/deploy.js';
+import { gateStatus, type GateStatus } from '../../src/runbooks/gates.js';
+import type { Gate } from '../../src/runbooks/types.js';
+import type { StepContext, RunbookData } from '../../src/runbooks/kernel/types.js';
 
 const ROUNDS = 60;
 const prefix = `race${randomBytes(4).toString('hex')}`;
@@ -47,7 +48,7 @@ function round(i: number, deadline: number) {
     origin: { transport: 'slack', channel: 'C0OPS', user: 'U01ALICE' },
     requestedAt: new Date().toISOString(),
     state: { steps: [], outcome: 'waiting', gates: { maintenance: gate }, warnings: [], startedAt: new Date().toISOString() },
-  } as DeployData;
+  } as RunbookData;
   return { gate, data };
 }
 
@@ -71,7 +72,7 @@ describe('gate expiry against a press at the deadline', () => {
       // The job wakes at its deadline, as BullMQ's delayed job would; the press lands a few ms either side of it.
       const jobPath = (async (): Promise<GateStatus> => {
         await sleepUntil(deadline);
-        const ctx = { data, store: jobStore } as unknown as DeployContext;
+        const ctx = { data, store: jobStore } as unknown as StepContext;
         for (;;) {
           const st = await gateStatus(ctx, { ...gate });
           if (st.kind !== 'pending') return st;

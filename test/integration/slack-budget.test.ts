@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readEnvOptions } from '../../src/config/env.js';
 import { loadConfig } from '../../src/config/load.js';
-import type { DeployData } from '../../src/runbooks/deploy.js';
+import type { RunbookData } from '../../src/runbooks/kernel/types.js';
 import { createLogger } from '../../src/logger.js';
 import { startBot, type Bot } from '../../src/runtime.js';
 import { startFakeSlack, type FakeMessage, type FakeSlack } from '../world/fake-slack.js';
@@ -156,7 +156,7 @@ ${hosts
     }, 30_000);
 
     for (let i = 0; i < DEPLOYS; i++) {
-      expect((jobs[i]!.data as DeployData).state?.outcome).toBe('succeeded');
+      expect((jobs[i]!.data as RunbookData).state?.outcome).toBe('succeeded');
       expect(runningApiTag(hosts[i]!.deployPath)).toBe('0.6.1');
       const text = blockText(final(i)!.blocks as Block[]);
       for (const t of STEP_TITLES) expect(text).toContain(`✅ ${t}`);

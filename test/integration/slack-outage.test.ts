@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { readCommandLog, runningApiTag } from '../world/sim/host.mjs';
 import type { FakeMessage } from '../world/fake-slack.js';
-import type { DeployData } from '../../src/runbooks/deploy.js';
+import type { RunbookData } from '../../src/runbooks/kernel/types.js';
 import { GATE_SKIPPED_DEPLOY, NO_MAINTENANCE_DEPLOY, alongsideInOrder, OPS_CHANNEL, SIGNING_SECRET, startWorld, type World } from './harness.js';
 import { until as waitUntil } from './faults.js';
 import { BOB, blockText, text, type Block } from './blocks.js';
@@ -130,7 +130,7 @@ describe('Slack down or rate-limiting: the deploy goes on', () => {
     const jobId = jobIdOf(ack);
     const producer = w.bot.producer!;
     // The job reaches the gate and saves it, though Slack took nothing.
-    await until('the maintenance gate to open', async () => ((await producer.getJob(jobId))?.data as DeployData | undefined)?.state?.gates['maintenance'], 20_000);
+    await until('the maintenance gate to open', async () => ((await producer.getJob(jobId))?.data as RunbookData | undefined)?.state?.gates['maintenance'], 20_000);
     // Its message waits behind the card, which Slack keeps refusing.
     await new Promise((r) => setTimeout(r, 1500));
     expect(w.slack.messagesIn(OPS_CHANNEL)).toEqual([]);
@@ -152,8 +152,8 @@ describe('Slack down or rate-limiting: the deploy goes on', () => {
     expect(commands.every((x) => x.exitCode === 0)).toBe(true);
     // The resumed run learned where the late card and gate message landed, and saved them.
     const job = await producer.getJob(jobId);
-    expect((job!.data as DeployData).state?.card?.ts).toBe(c!.ts);
-    expect((job!.data as DeployData).state?.gates['maintenance']?.postedTs).toBe(gate.ts);
+    expect((job!.data as RunbookData).state?.card?.ts).toBe(c!.ts);
+    expect((job!.data as RunbookData).state?.gates['maintenance']?.postedTs).toBe(gate.ts);
     expect(await producer.store.readLock('production')).toBeUndefined();
     expect(w.slack.invalidBlockCalls()).toEqual([]);
   }, 40_000);

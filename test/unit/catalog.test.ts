@@ -8,8 +8,9 @@ import type { GateSettlement } from '../../src/jobs/store.js';
 import { createLogger } from '../../src/logger.js';
 import { encodeGateValue } from '../../src/render/deploy.js';
 import { FIRST_CHANGE, RUNBOOKS, type RunbookKind } from '../../src/runbooks/catalog.js';
-import type { DeployContext, DeployData } from '../../src/runbooks/deploy.js';
-import { FOUR_EYES_STEP, secondPersonDecision, type Gate } from '../../src/runbooks/gates.js';
+import type { StepContext, RunbookData } from '../../src/runbooks/kernel/types.js';
+import { FOUR_EYES_STEP, secondPersonDecision } from '../../src/runbooks/gates.js';
+import type { Gate } from '../../src/runbooks/types.js';
 import type { GateDecision, GateKind } from '../../src/runbooks/types.js';
 
 /** Steps that only read, log in, pull, snapshot or ask: nothing that runs or is stored on the host changes. */
@@ -20,7 +21,7 @@ function gate(kind: GateKind, decision?: GateDecision): Gate {
   return { id: kind, kind, go: 'deploy.approve', noGo: 'deploy.cancel', question: `${kind}?`, createdAt: '', expiresAt: '', planHash: 'h', ...(decision ? { decision } : {}) };
 }
 
-const data = { jobId: 'deploy-1', env: 'production', version: '0.6.1', origin: { transport: 'slack', channel: 'C0OPS', user: 'U01ALICE' } } as DeployData;
+const data = { jobId: 'deploy-1', env: 'production', version: '0.6.1', origin: { transport: 'slack', channel: 'C0OPS', user: 'U01ALICE' } } as RunbookData;
 
 describe('four-eyes in the runbook catalog', () => {
   for (const kind of Object.keys(RUNBOOKS) as RunbookKind[]) {
@@ -48,7 +49,7 @@ describe('four-eyes in the runbook catalog', () => {
 
   it('is skipped where fourEyes is off, and passes on a maintenance answer by someone else', async () => {
     const step = RUNBOOKS.deploy.steps.find((s) => s.id === FOUR_EYES_STEP)!;
-    const ctx = (fourEyes: boolean, gates: Record<string, Gate>) => ({ data, env: { fourEyes }, state: { gates } }) as unknown as DeployContext;
+    const ctx = (fourEyes: boolean, gates: Record<string, Gate>) => ({ data, env: { fourEyes }, state: { gates } }) as unknown as StepContext;
     const rec = { id: FOUR_EYES_STEP, title: '', status: 'pending' as const };
     expect(await step.run(ctx(false, {}), rec)).toMatchObject({ status: 'skipped' });
     const decided = { maintenance: gate('maintenance', { choice: 'go', by: 'U02BOB', at: '2026-01-01T00:00:00.000Z' }) };
@@ -80,7 +81,7 @@ describe('buttons and the health watch channel', () => {
 });
 
 describe('a job saved before the four-eyes step existed', () => {
-  const d = { ...data, kind: 'deploy', maintenance: undefined, dryRun: false, requestedAt: '' } as DeployData;
+  const d = { ...data, kind: 'deploy', maintenance: undefined, dryRun: false, requestedAt: '' } as RunbookData;
   const oldIds = RUNBOOKS.deploy.steps.map((s) => s.id).filter((id) => id !== FOUR_EYES_STEP);
   const oldState = (upTo: number, last: 'done' | 'running') => ({
     steps: oldIds.map((id, i) => ({ id, title: id, status: i < upTo ? ('done' as const) : i === upTo ? last : ('pending' as const) })),
