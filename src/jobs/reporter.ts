@@ -79,17 +79,6 @@ export function classifySlackFailure(err: unknown): SlackFailure {
   return { transient, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), reason: slackError ?? err.message };
 }
 
-/** The key a gate's message is remembered under, so its ts reaches the job state even when delivered late. */
-export function gateMessageKey(gateId: string): string {
-  return `gate:${gateId}`;
-}
-
-/** Resolves with the promise's value, or undefined once `ms` have passed; the promise itself goes on. */
-export function settleWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
-}
-
 type Item = (
   | { kind: 'reply'; msg: Msg; own: boolean; key?: string; resolve: (ref: PostedRef | undefined) => void }
   | { kind: 'update'; ref: PostedRef; msg: Msg; resolve: () => void }
@@ -237,11 +226,11 @@ export class JobReporter {
     return this.#refs.get(key);
   }
 
-  /** Writes what Slack took since the job last saved into its state: the card, and gate messages delivered late. */
-  recordInto(state: { card?: PostedRef; gates: Record<string, { id: string; postedTs?: string }> }): void {
+  /** Writes what Slack took since the job last saved into its state: the card, and messages keyed by `keyOf` (gates) delivered late. */
+  recordInto(state: { card?: PostedRef; gates: Record<string, { id: string; postedTs?: string }> }, keyOf: (gateId: string) => string): void {
     if (!state.card && this.#card) state.card = this.#card;
     for (const gate of Object.values(state.gates)) {
-      const ref = gate.postedTs ? undefined : this.#refs.get(gateMessageKey(gate.id));
+      const ref = gate.postedTs ? undefined : this.#refs.get(keyOf(gate.id));
       if (ref?.ts) gate.postedTs = ref.ts;
     }
   }

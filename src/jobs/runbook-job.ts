@@ -11,7 +11,7 @@ import { decidedGateMsg, deployCard, stepReply } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
 import { code, esc, type Msg } from '../render/model.js';
 import { RUNBOOKS, cardView } from '../runbooks/catalog.js';
-import { openGate } from '../runbooks/gates.js';
+import { gateMessageKey, openGate } from '../runbooks/gates.js';
 import { forgetRegistryLogin } from '../runbooks/deploy.js';
 import type { StepContext, RunbookData, RunbookState, StepDef, StepResult } from '../runbooks/kernel/types.js';
 import { recoverStep } from './recovery.js';
@@ -87,38 +87,62 @@ export function alignSteps(state: RunbookState, steps: readonly StepDef[], data:
   state.steps = out;
 }
 
+/** What one step's turn came to: on to the next step, or the job ends here with this result. */
+type Turn = { kind: 'next' } | { kind: 'end'; result: { outcome: string } };
+const NEXT: Turn = { kind: 'next' };
+
+/** One run of a job by this worker: the BullMQ job, the worker's token and deps, and what the steps see. */
+interface Run {
+  job: Job<RunbookData>;
+  token: string | undefined;
+  deps: RunbookJobDeps;
+  ctx: StepContext;
+}
+
 /**
- * Runs the standard deployment one declared step at a time, saving the state
- * after every step so a resumed job never repeats a finished one. Waiting on a
- * gate parks the job (delayed) instead of holding a worker slot.
+ * Runs a runbook one declared step at a time, saving the state after every step so a resumed job
+ * never repeats a finished one. Waiting on a gate parks the job (delayed) instead of holding a worker slot.
  */
 export async function runRunbookJob(job: Job<RunbookData>, token: string | undefined, deps: RunbookJobDeps): Promise<{ outcome: string }> {
   const data = job.data;
-  const log = deps.log;
   const state: RunbookState = data.state ?? initialState(data);
   alignSteps(state, stepsFor(data), data);
   const reporter =
-    deps.reporters?.acquire(data.jobId, data.origin, log) ??
-    new JobReporter(data.origin, { outbox: deps.outbox, log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
-  // updateData replaces the whole data object: always write the full, merged value.
-  const save = async () => {
-    // Slack may have taken the card or a gate message since the last save (it was down when they were queued).
-    reporter.recordInto(state);
-    await job.updateData({ ...data, state });
-  };
-
+    deps.reporters?.acquire(data.jobId, data.origin, deps.log) ??
+    new JobReporter(data.origin, { outbox: deps.outbox, log: deps.log, ...(deps.minCardIntervalMs !== undefined ? { minUpdateIntervalMs: deps.minCardIntervalMs } : {}) });
   if (data.dryRun) return dryRun(data, state, deps, reporter);
 
   // Step 1 does not wait for Slack: the card is queued, step replies queue behind it in the thread lane (they
   // need its ts), and the next save records the card once posted (recordInto), so a resumed job adopts it.
   void reporter.start(deployCard(cardView(data, state)), state.card, 0);
   if (state.outcome === 'waiting') state.outcome = 'running';
-
   const renew = setInterval(() => {
     void deps.store.renewLock(data.env, data.jobId, deps.lockTtlMs).catch(() => undefined);
   }, Math.max(1000, Math.floor(deps.lockTtlMs / 3)));
+  const run: Run = { job, token, deps, ctx: stepContext(job, deps, state, reporter) };
+  try {
+    announceResume(run.ctx);
+    for (const [i, step] of stepsFor(data).entries()) {
+      const turn = await takeTurn(run, i, step);
+      if (turn.kind === 'end') return turn.result;
+    }
+    return await finishSucceeded(run.ctx);
+  } catch (err) {
+    if (err instanceof DelayedError) throw err;
+    const error = asChatOpsError(err);
+    // Another worker owns the job now: reporting or releasing anything here would undo its work.
+    if (error.code === ErrorCode.JobLockLost) throw error;
+    deps.log.error({ err: error.message, code: error.code }, 'deploy job crashed');
+    const i = state.steps.findIndex((s) => s.status === 'running');
+    return await finishFailed(run.ctx, Math.max(0, i), `the bot hit an unexpected error: ${error.message}`);
+  } finally {
+    clearInterval(renew);
+  }
+}
 
-  const ctx: StepContext = {
+function stepContext(job: Job<RunbookData>, deps: RunbookJobDeps, state: RunbookState, reporter: JobReporter): StepContext {
+  const data = job.data;
+  return {
     data,
     state,
     env: deps.env,
@@ -127,173 +151,217 @@ export async function runRunbookJob(job: Job<RunbookData>, token: string | undef
     store: deps.store,
     reporter,
     outbox: deps.outbox,
-    log,
+    log: deps.log,
     knownSecrets: deps.knownSecrets,
     fullOutput: new Map(),
-    save,
+    shown: new Map(),
+    // updateData replaces the whole data object: always write the full, merged value.
+    save: async () => {
+      // Slack may have taken the card or a gate message since the last save (it was down when they were queued).
+      reporter.recordInto(state, gateMessageKey);
+      await job.updateData({ ...data, state });
+    },
     gateTimeoutMs: deps.gateTimeoutMs,
     verifySettleMs: deps.verifySettleMs,
   };
+}
 
-  // Parks the job until `until` (a gate's expiry, or sooner when someone presses it).
-  const park = async (until: number, gateId: string): Promise<never> => {
-    state.outcome = 'waiting';
-    await save();
-    reporter.setCard(deployCard(cardView(data, state)));
-    await reporter.flush(15_000);
-    // The lock must outlive the wait, or another deploy could slip in while this one is parked.
-    await deps.store.renewLock(data.env, data.jobId, until - Date.now() + deps.lockTtlMs);
-    await job.moveToDelayed(until, token);
-    // A press or a cancel that landed while the job was still active could not wake it: look once more, now that it is parked.
-    if ((await deps.store.readGate(data.jobId, gateId)) || (await deps.store.cancelRequest(data.jobId))) await job.promote().catch(() => undefined);
-    throw new DelayedError();
-  };
+function announceResume(ctx: StepContext): void {
+  if (!ctx.state.checkpointed) return;
+  ctx.state.checkpointed = false;
+  const next = ctx.state.steps.findIndex((s) => s.status !== 'done' && s.status !== 'skipped');
+  if (next >= 0) void ctx.reporter.reply(infoMsg(`♻️ Picked up by a new worker after a restart: resuming at step ${next + 1} (${ctx.state.steps[next]!.title}). Finished steps are not run again.`));
+}
 
-  try {
-    if (state.checkpointed) {
-      state.checkpointed = false;
-      const next = state.steps.findIndex((s) => s.status !== 'done' && s.status !== 'skipped');
-      if (next >= 0) void reporter.reply(infoMsg(`♻️ Picked up by a new worker after a restart: resuming at step ${next + 1} (${state.steps[next]!.title}). Finished steps are not run again.`));
-    }
-    for (const [i, step] of stepsFor(data).entries()) {
-      const rec = state.steps[i]!;
-      if (rec.status === 'done' || rec.status === 'skipped') continue;
-      const cancel = await deps.store.cancelRequest(data.jobId);
-      if (cancel) {
-        log.info({ step: step.id, by: cancel.by }, 'job cancelled at a safe point');
-        return await finishFailed(ctx, i, `cancelled by ${cancel.by} before this step`, 'cancelled');
-      }
-      if (deps.stopping?.() && rec.status !== 'running') {
-        // Shutting down: hand the job back between steps, lock kept, for the next worker to continue.
-        log.info({ step: step.id }, 'worker stopping: job checkpointed before this step');
-        state.checkpointed = true;
-        await save();
-        await job.moveToDelayed(Date.now() + 100, token);
-        throw new DelayedError();
-      }
-      await deps.fence?.();
-      const taken = await environmentLockTaken(deps.store, data, deps.lockTtlMs);
-      if (taken) {
-        log.warn({ step: step.id, holder: taken.holder?.jobId ?? null }, 'environment lock taken over: job stops before this step');
-        return await finishFailed(ctx, i, taken.reason, 'failed', { lockLost: true });
-      }
-      // Found "running": the worker that ran it is gone (crash, kill -9, lost lock).
-      let interrupted: string | undefined = rec.gateId
-        ? 'waiting for a decision'
-        : rec.status === 'running' && !rec.parked
-          ? `the worker running it stopped (attempt ${rec.attempts ?? 1})`
-          : undefined;
-      if (interrupted && !rec.gateId) {
-        state.warnings.push(`A worker stopped during step ${i + 1} (${rec.title}); another resumed the job there.`);
-        void reporter.reply(infoMsg(`♻️ Worker restarted: resuming at step ${i + 1} (${rec.title}). Checking what the host shows before doing anything.`));
-      }
-      let dropped = 0;
-      let result: StepResult | undefined;
-      for (;;) {
-        if (interrupted) {
-          const r = await recoverStep(ctx, step, rec, interrupted);
-          if (r.kind === 'wait') {
-            rec.status = 'running';
-            return await park(r.until, r.gateId);
-          }
-          if (r.kind === 'abort') {
-            rec.status = 'failed';
-            rec.note = r.reason;
-            rec.endedAt = new Date().toISOString();
-            await save();
-            return await finishFailed(ctx, i, r.reason, r.cancelled ? 'cancelled' : 'failed');
-          }
-          if (r.kind === 'settled') {
-            result = { status: r.status, note: r.note };
-            log.info({ step: step.id, status: r.status, note: r.note }, 'interrupted step settled without running it again');
-            break;
-          }
-          log.info({ step: step.id, note: r.note }, 'interrupted step runs again');
-          void reporter.reply(infoMsg(`↻ *${esc(rec.title)}* runs again. ${esc(r.note)}`));
-        }
-        rec.status = 'running';
-        rec.parked = undefined;
-        rec.attempts = (rec.attempts ?? 0) + 1;
-        rec.startedAt ??= new Date().toISOString();
-        rec.command = undefined;
-        rec.outputTail = undefined;
-        rec.exitCode = undefined;
-        await save();
-        void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'started', attempt: rec.attempts });
-        reporter.setCard(deployCard(cardView(data, state)));
-        const began = Date.now();
-        // Only a step that is safe to repeat may be stopped by a shutdown; a migration is never killed halfway.
-        ctx.signal = step.safeToRepeat ? deps.signal : undefined;
-        try {
-          result = await step.run(ctx, rec);
-          break;
-        } catch (err) {
-          if (deps.abandoned?.()) throw new ChatOpsError(ErrorCode.JobLockLost, 'this worker left the job to the next one at shutdown', { jobId: data.jobId });
-          const error = asChatOpsError(err);
-          if (error.code === ErrorCode.Interrupted && step.safeToRepeat) {
-            // Stopped on purpose at shutdown: the next worker runs this step again from the start.
-            rec.status = 'pending';
-            rec.remotePid = undefined;
-            state.checkpointed = true;
-            await save();
-            log.info({ step: step.id }, 'worker stopping: step interrupted and checkpointed');
-            await job.moveToDelayed(Date.now() + 100, token);
-            throw new DelayedError();
-          }
-          const connection = error.code === ErrorCode.SshDisconnected || error.code === ErrorCode.SshConnectFailed || error.code === ErrorCode.Interrupted;
-          if (connection && dropped < SSH_RETRIES) {
-            dropped += 1;
-            interrupted = error.code === ErrorCode.Interrupted ? 'the worker stopped it while shutting down' : `the SSH connection failed (${error.message})`;
-            log.warn({ step: step.id, attempt: dropped, err: error.message }, 'ssh trouble during a step: recovering it');
-            await new Promise((r) => setTimeout(r, SSH_BACKOFF_MS * 2 ** (dropped - 1)));
-            continue;
-          }
-          rec.status = 'failed';
-          rec.endedAt = new Date().toISOString();
-          rec.durationMs = Date.now() - began;
-          rec.note = describeError(error).title.replace(/[*`]/g, '');
-          deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: 'failed' }, rec.durationMs / 1000);
-          log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
-          void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
-          await save();
-          postStep(ctx, rec);
-          return await finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
-        }
-      }
-      if (result.status === 'wait') {
-        rec.parked = true;
-        return await park(result.until, result.gateId);
-      }
-      rec.status = result.status;
-      if (result.note !== undefined) rec.note = result.note;
-      void audit(deps.store, log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: result.status, exitCode: rec.exitCode ?? null });
-      rec.endedAt = new Date().toISOString();
-      rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
-      deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: rec.status }, rec.durationMs / 1000);
-      await save();
-      if (result.status === 'done') postStep(ctx, rec);
-      reporter.setCard(deployCard(cardView(data, state)));
-      // A decided gate shows its decision in place of the buttons.
-      await refreshDecidedGates(ctx);
-    }
-    return await finishSucceeded(ctx);
-  } catch (err) {
-    if (err instanceof DelayedError) throw err;
-    const error = asChatOpsError(err);
-    // Another worker owns the job now: reporting or releasing anything here would undo its work.
-    if (error.code === ErrorCode.JobLockLost) throw error;
-    log.error({ err: error.message, code: error.code }, 'deploy job crashed');
-    const i = state.steps.findIndex((s) => s.status === 'running');
-    return await finishFailed(ctx, Math.max(0, i), `the bot hit an unexpected error: ${error.message}`);
-  } finally {
-    clearInterval(renew);
+/** One step: the checks before it, its run (or its recovery after an interruption), and its record after. */
+async function takeTurn(run: Run, i: number, step: StepDef): Promise<Turn> {
+  const { ctx } = run;
+  const rec = ctx.state.steps[i]!;
+  if (rec.status === 'done' || rec.status === 'skipped') return NEXT;
+  const stop = await stopBefore(run, i, step, rec);
+  if (stop) return stop;
+  // Found "running": the worker that ran it is gone (crash, kill -9, lost lock).
+  const interrupted = rec.gateId ? 'waiting for a decision' : rec.status === 'running' && !rec.parked ? `the worker running it stopped (attempt ${rec.attempts ?? 1})` : undefined;
+  if (interrupted && !rec.gateId) {
+    ctx.state.warnings.push(`A worker stopped during step ${i + 1} (${rec.title}); another resumed the job there.`);
+    void ctx.reporter.reply(infoMsg(`♻️ Worker restarted: resuming at step ${i + 1} (${rec.title}). Checking what the host shows before doing anything.`));
   }
+  const outcome = await attempt(run, i, step, rec, interrupted);
+  if (outcome.kind === 'end') return outcome;
+  await complete(run, step, rec, outcome.result);
+  return NEXT;
+}
+
+/** The safe point before a step: a cancel, a worker shutting down, or a lost lock ends or hands back the job here. */
+async function stopBefore(run: Run, i: number, step: StepDef, rec: StepRecord): Promise<Turn | undefined> {
+  const { ctx, deps } = run;
+  const cancel = await deps.store.cancelRequest(ctx.data.jobId);
+  if (cancel) {
+    ctx.log.info({ step: step.id, by: cancel.by }, 'job cancelled at a safe point');
+    return end(await finishFailed(ctx, i, `cancelled by ${cancel.by} before this step`, 'cancelled'));
+  }
+  if (deps.stopping?.() && rec.status !== 'running') {
+    // Shutting down: hand the job back between steps, lock kept, for the next worker to continue.
+    ctx.log.info({ step: step.id }, 'worker stopping: job checkpointed before this step');
+    return checkpoint(run);
+  }
+  await deps.fence?.();
+  const taken = await environmentLockTaken(deps.store, ctx.data, deps.lockTtlMs);
+  if (!taken) return undefined;
+  ctx.log.warn({ step: step.id, holder: taken.holder?.jobId ?? null }, 'environment lock taken over: job stops before this step');
+  return end(await finishFailed(ctx, i, taken.reason, 'failed', { lockLost: true }));
+}
+
+const end = (result: { outcome: string }): Turn => ({ kind: 'end', result });
+
+type Attempt = { kind: 'ran'; result: StepResult } | { kind: 'end'; result: { outcome: string } };
+
+/**
+ * Runs the step, first settling an interruption from the host (recovery.ts). A dropped SSH connection is
+ * recovered the same way, a bounded number of times; any other error fails the job at this step.
+ */
+async function attempt(run: Run, i: number, step: StepDef, rec: StepRecord, interruptedBy: string | undefined): Promise<Attempt> {
+  const { ctx, deps } = run;
+  let interrupted = interruptedBy;
+  for (let dropped = 0; ; dropped += 1) {
+    if (interrupted) {
+      const r = await recover(run, i, step, rec, interrupted);
+      if (r) return r;
+    }
+    await markRunning(ctx, step, rec);
+    const began = Date.now();
+    // Only a step that is safe to repeat may be stopped by a shutdown; a migration is never killed halfway.
+    ctx.signal = step.safeToRepeat ? deps.signal : undefined;
+    try {
+      return { kind: 'ran', result: await step.run(ctx, rec) };
+    } catch (err) {
+      if (deps.abandoned?.()) throw new ChatOpsError(ErrorCode.JobLockLost, 'this worker left the job to the next one at shutdown', { jobId: ctx.data.jobId });
+      const error = asChatOpsError(err);
+      if (error.code === ErrorCode.Interrupted && step.safeToRepeat) {
+        // Stopped on purpose at shutdown: the next worker runs this step again from the start.
+        rec.status = 'pending';
+        rec.remotePid = undefined;
+        ctx.log.info({ step: step.id }, 'worker stopping: step interrupted and checkpointed');
+        return checkpoint(run);
+      }
+      const connection = error.code === ErrorCode.SshDisconnected || error.code === ErrorCode.SshConnectFailed || error.code === ErrorCode.Interrupted;
+      if (!connection || dropped >= SSH_RETRIES) return { kind: 'end', result: await stepFailed(run, i, step, rec, error, began) };
+      interrupted = error.code === ErrorCode.Interrupted ? 'the worker stopped it while shutting down' : `the SSH connection failed (${error.message})`;
+      ctx.log.warn({ step: step.id, attempt: dropped + 1, err: error.message }, 'ssh trouble during a step: recovering it');
+      await new Promise((r) => setTimeout(r, SSH_BACKOFF_MS * 2 ** dropped));
+    }
+  }
+}
+
+/** Settles an interrupted step: parks on its question, ends the job, marks it settled, or lets it run again (undefined). */
+async function recover(run: Run, i: number, step: StepDef, rec: StepRecord, interrupted: string): Promise<Attempt | undefined> {
+  const { ctx } = run;
+  const r = await recoverStep(ctx, step, rec, interrupted);
+  if (r.kind === 'wait') {
+    rec.status = 'running';
+    return park(run, r.until, r.gateId);
+  }
+  if (r.kind === 'abort') {
+    rec.status = 'failed';
+    rec.note = r.reason;
+    rec.endedAt = new Date().toISOString();
+    await ctx.save();
+    return { kind: 'end', result: await finishFailed(ctx, i, r.reason, r.cancelled ? 'cancelled' : 'failed') };
+  }
+  if (r.kind === 'settled') {
+    ctx.log.info({ step: step.id, status: r.status, note: r.note }, 'interrupted step settled without running it again');
+    return { kind: 'ran', result: { status: r.status, note: r.note } };
+  }
+  ctx.log.info({ step: step.id, note: r.note }, 'interrupted step runs again');
+  void ctx.reporter.reply(infoMsg(`↻ *${esc(rec.title)}* runs again. ${esc(r.note)}`));
+  return undefined;
+}
+
+async function markRunning(ctx: StepContext, step: StepDef, rec: StepRecord): Promise<void> {
+  rec.status = 'running';
+  rec.parked = undefined;
+  rec.attempts = (rec.attempts ?? 0) + 1;
+  rec.startedAt ??= new Date().toISOString();
+  rec.command = undefined;
+  rec.outputTail = undefined;
+  rec.exitCode = undefined;
+  await ctx.save();
+  void audit(ctx.store, ctx.log, { type: 'step', ...via(ctx.data.origin), jobId: ctx.data.jobId, env: ctx.data.env, step: step.id, status: 'started', attempt: rec.attempts });
+  ctx.reporter.setCard(deployCard(cardView(ctx.data, ctx.state)));
+}
+
+async function stepFailed(run: Run, i: number, step: StepDef, rec: StepRecord, error: ChatOpsError, began: number): Promise<{ outcome: string }> {
+  const { ctx } = run;
+  const { data } = ctx;
+  rec.status = 'failed';
+  rec.endedAt = new Date().toISOString();
+  rec.durationMs = Date.now() - began;
+  rec.note = describeError(error).title.replace(/[*`]/g, '');
+  run.deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: 'failed' }, rec.durationMs / 1000);
+  ctx.log.warn({ step: step.id, code: error.code, err: error.message }, 'deploy step failed');
+  void audit(ctx.store, ctx.log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: 'failed', exitCode: rec.exitCode ?? null, code: error.code });
+  await ctx.save();
+  postStep(ctx, rec);
+  return finishFailed(ctx, i, rec.note, error.code === ErrorCode.Cancelled ? 'cancelled' : 'failed');
+}
+
+/** Records a step's result: done or skipped (saved, replied, shown), or waiting at a gate (parked). */
+async function complete(run: Run, step: StepDef, rec: StepRecord, result: StepResult): Promise<void> {
+  const { ctx } = run;
+  const { data } = ctx;
+  if (result.status === 'wait') {
+    rec.parked = true;
+    return park(run, result.until, result.gateId);
+  }
+  rec.status = result.status;
+  if (result.note !== undefined) rec.note = result.note;
+  void audit(ctx.store, ctx.log, { type: 'step', ...via(data.origin), jobId: data.jobId, env: data.env, step: step.id, status: rec.status, exitCode: rec.exitCode ?? null });
+  rec.endedAt = new Date().toISOString();
+  rec.durationMs = Date.now() - Date.parse(rec.startedAt ?? rec.endedAt);
+  run.deps.metrics?.stepDuration.observe({ kind: data.kind, step: step.id, status: rec.status }, rec.durationMs / 1000);
+  await ctx.save();
+  if (result.status === 'done') postStep(ctx, rec);
+  ctx.reporter.setCard(deployCard(cardView(data, ctx.state)));
+  // A decided gate shows its decision in place of the buttons.
+  await refreshDecidedGates(ctx);
+}
+
+/** Hands the job back at a step boundary (shutdown): the lock stays; the next worker continues at once. */
+async function checkpoint(run: Run): Promise<never> {
+  run.ctx.state.checkpointed = true;
+  return suspend(run, Date.now() + 100);
+}
+
+/** Parks the job until `until` (a gate's expiry, or sooner when someone presses it). */
+async function park(run: Run, until: number, gateId: string): Promise<never> {
+  const { ctx, deps } = run;
+  ctx.state.outcome = 'waiting';
+  await ctx.save();
+  ctx.reporter.setCard(deployCard(cardView(ctx.data, ctx.state)));
+  await ctx.reporter.flush(15_000);
+  // The lock must outlive the wait, or another deploy could slip in while this one is parked.
+  await deps.store.renewLock(ctx.data.env, ctx.data.jobId, until - Date.now() + deps.lockTtlMs);
+  return suspend(run, until, gateId);
+}
+
+/**
+ * The one way a job leaves the worker without ending: saved, moved to BullMQ's delayed set until `at`. For a
+ * gate, a press or a cancel that landed while the job was still active could not wake it: look once more.
+ */
+async function suspend(run: Run, at: number, gateId?: string): Promise<never> {
+  const { job, token, ctx, deps } = run;
+  if (!gateId) await ctx.save();
+  await job.moveToDelayed(at, token);
+  if (gateId && ((await deps.store.readGate(ctx.data.jobId, gateId)) || (await deps.store.cancelRequest(ctx.data.jobId)))) await job.promote().catch(() => undefined);
+  throw new DelayedError();
 }
 
 /** Above this, output goes to the thread as a file rather than a cut-down code block. */
 const FILE_THRESHOLD = 2500;
 
 function postStep(ctx: StepContext, rec: StepRecord): void {
+  for (const msg of ctx.shown.get(rec.id) ?? []) void ctx.reporter.reply(msg);
+  ctx.shown.delete(rec.id);
   const full = ctx.fullOutput.get(rec.id) ?? '';
   ctx.fullOutput.delete(rec.id);
   if (full.length <= FILE_THRESHOLD) {
@@ -324,7 +392,7 @@ async function finishSucceeded(ctx: StepContext): Promise<{ outcome: string }> {
   const { data, state } = ctx;
   const leftover = await forgetRegistryLogin(ctx);
   if (leftover) state.warnings.push(`Could not remove the registry credential: ${leftover}.`);
-  state.outcome = state.warnings.some((w) => w.startsWith('Deep health is degraded') || w.startsWith('Could not remove the registry credential')) ? 'succeeded_with_warnings' : 'succeeded';
+  state.outcome = state.degraded || leftover ? 'succeeded_with_warnings' : 'succeeded';
   state.summary = RUNBOOKS[data.kind].success(ctx);
   await ctx.save();
   await record(ctx);
@@ -473,7 +541,8 @@ async function finishFailed(ctx: StepContext, stepIndex: number, reason: string,
 
 async function record(ctx: StepContext): Promise<void> {
   const { data, state } = ctx;
-  if (data.kind !== 'deploy' && data.kind !== 'rollback') return;
+  // The catalog says which runbooks go into the history (rollback targets are found there); its entries are typed for those two.
+  if (!RUNBOOKS[data.kind].recorded || (data.kind !== 'deploy' && data.kind !== 'rollback')) return;
   const threadUrl = state.card?.ts ? await ctx.outbox.permalink(state.card) : undefined;
   await ctx.store
     .pushHistory({

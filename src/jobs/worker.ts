@@ -1,3 +1,4 @@
+import { settleWithin } from '../timeout.js';
 import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config, EnvSecrets } from '../config/load.js';
@@ -60,11 +61,9 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 120_000;
 /** After the grace and an interrupt, how long close() still waits before leaving the job to the stalled check. */
 const FORCE_AFTER_MS = 15_000;
 
+/** Whether `p` ended (either way) within `ms`. */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const done = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return done;
+  return (await settleWithin(p.then(() => true, () => true), ms)) === true;
 }
 
 /** jobId, job, env and user: what an operator filters a job's log lines by. */

@@ -284,9 +284,35 @@ export const MAINTENANCE_ON: StepDef = {
     await ctx.store.setMaintenanceSince(ctx.data.env, new Date().toISOString()).catch(() => undefined);
     // Re-created on the version running now: the new one starts only after this.
     mustSucceed(await run(ctx, rec, cmd.up(ctx.env, tag, [cmd.API]), { timeout: 'up' }), 'docker compose up -d engramia-api');
-    return { status: 'done', note: `engramia-api re-created on ${tag}${recreatedCrashLoop(ctx)}` };
+    const crashLoop = recreatedCrashLoop(ctx);
+    // A crash-looping release never answers 503; waiting for it would only delay the rollback.
+    const seen = crashLoop ? '' : await untilMaintenanceAnswers(ctx);
+    return { status: 'done', note: `engramia-api re-created on ${tag}${crashLoop}${seen}` };
   },
 };
+
+const MAINTENANCE_POLL_MS = 200;
+
+/**
+ * A re-created container is not listening for about a second (Caddy answers 502). Without this wait the
+ * next step replaced it before it ever answered, and users met Caddy's 502s, never the maintenance 503:
+ * the job goes on once the API says maintenance, or after `verifySettleSeconds` with a warning.
+ */
+async function untilMaintenanceAnswers(ctx: StepContext): Promise<string> {
+  const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
+  const began = Date.now();
+  const deadline = began + ctx.verifySettleMs;
+  for (;;) {
+    const v = await api.version();
+    if (v.kind === 'maintenance') return `; /v1/version answers 503 (maintenance) after ${((Date.now() - began) / 1000).toFixed(1)} s`;
+    if (Date.now() >= deadline) {
+      const said = v.kind === 'ok' ? `${v.httpStatus} ${v.value.app_version}` : 'no answer';
+      ctx.state.warnings.push(`Maintenance was turned on, but /v1/version still answered ${said} after ${Math.round(ctx.verifySettleMs / 1000)} s; the deploy went on.`);
+      return `; /v1/version answers ${said}, not 503 (see warnings)`;
+    }
+    await new Promise((r) => setTimeout(r, MAINTENANCE_POLL_MS));
+  }
+}
 
 export const UP: StepDef = {
   id: 'up',
@@ -407,7 +433,8 @@ export const VERIFY: StepDef = {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const report = await gatherHealth({ kind: 'health', env: data.env, origin: data.origin, requestedAt: data.requestedAt }, { jobId: data.jobId, env: ctx.env, secrets: ctx.secrets, ssh: ctx.ssh });
-    void ctx.reporter.reply(healthMsg(report));
+    // Shown in the thread by the engine, whether the step passes or fails.
+    ctx.shown.set(rec.id, [healthMsg(report)]);
     const version = report.version.kind === 'ok' ? report.version.value.app_version : undefined;
     const overall = overallOf(report);
     rec.command = `GET ${ctx.env.apiBaseUrl}/v1/version, /v1/health, /v1/health/deep`;
@@ -419,6 +446,7 @@ export const VERIFY: StepDef = {
     }
     if (overall === 'degraded') {
       const failing = report.deep?.kind === 'ok' ? Object.entries(report.deep.value.checks).filter(([, c]) => c.status === 'error').map(([n]) => n) : [];
+      ctx.state.degraded = true;
       ctx.state.warnings.push(`Deep health is degraded (${failing.join(', ') || 'a check failed'}); the deploy itself succeeded.`);
       return { status: 'done', note: `version ${version}, health degraded` };
     }

@@ -1,9 +1,14 @@
 import { gateMsg } from '../render/deploy.js';
 import { ChatOpsError, ErrorCode } from '../errors.js';
 import type { StepContext, StepDef, StepResult } from './kernel/types.js';
-import { gateMessageKey, settleWithin } from '../jobs/reporter.js';
+import { settleWithin } from '../timeout.js';
 import { planHash } from './plan.js';
 import type { Gate, GateDecision, GateKind, GateState } from './types.js';
+
+/** The reporter's key for a gate's message: where it landed is looked up by it once Slack takes it. */
+export function gateMessageKey(gateId: string): string {
+  return `gate:${gateId}`;
+}
 
 
 export interface GateSpec {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRole, readEnvOptions } from '../../src/config/env.js';
 import { loadConfig, parseConfig, readKeyFile, resolveEnvSecrets, type Config } from '../../src/config/load.js';
 import { parseDuration } from '../../src/config/schema.js';
@@ -501,9 +501,6 @@ describe('resolveEnvSecrets', () => {
       expect(problemAt(problems, 'environments.staging.ssh.privateKeyPath').message).toContain(`Fix: chmod 600 ${link}`);
     });
 
-    it('the test world\'s own client key (made by ssh-keygen) is already private', () => {
-      expect(statSync(inject('sshd').privateKeyPath).mode & 0o077).toBe(0);
-    });
   });
 
   it('a file that is not a private key is refused without echoing its content', () => {

@@ -2,10 +2,11 @@
 // fails for a while, refuses a message, or never comes back. Intervals are tens of milliseconds.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatOpsError, ErrorCode } from '../../src/errors.js';
-import { classifySlackFailure, gateMessageKey, JobReporter, ReporterRegistry, type ReporterOptions } from '../../src/jobs/reporter.js';
+import { classifySlackFailure, JobReporter, ReporterRegistry, type ReporterOptions } from '../../src/jobs/reporter.js';
 import type { Origin, Outbox, PostedRef } from '../../src/jobs/types.js';
 import { createLogger } from '../../src/logger.js';
 import type { Msg } from '../../src/render/model.js';
+import { gateMessageKey } from '../../src/runbooks/gates.js';
 
 const origin: Origin = { transport: 'slack', channel: 'C0OPS', user: 'U01ALICE' };
 
@@ -159,7 +160,7 @@ describe('JobReporter: Slack down', () => {
     // Nothing went to the thread while there was no card to thread under.
     expect(out.calls.every((c) => !c.threadTs)).toBe(true);
     const state: { card?: PostedRef; gates: Record<string, { id: string; postedTs?: string }> } = { gates: {} };
-    r.recordInto(state);
+    r.recordInto(state, gateMessageKey);
     expect(state.card).toBeUndefined();
 
     failing = false;
@@ -171,7 +172,7 @@ describe('JobReporter: Slack down', () => {
     // One merged message: every reply resolves to it.
     expect(new Set(refs.map((ref) => ref?.ts)).size).toBe(1);
     expect(refs[0]?.ts).toBeTruthy();
-    r.recordInto(state);
+    r.recordInto(state, gateMessageKey);
     expect(state.card).toEqual(r.card);
     expect(out.ok('post').filter((c) => !c.threadTs)).toHaveLength(1);
   });
@@ -289,7 +290,7 @@ describe('recordInto and the registry', () => {
     const out = new ScriptedOutbox();
     const r = reporter(out);
     const state = { gates: { maintenance: { id: 'maintenance' }, rollback: { id: 'rollback', postedTs: '9.9' } } as Record<string, { id: string; postedTs?: string }> };
-    r.recordInto(state);
+    r.recordInto(state, gateMessageKey);
     expect(state).toEqual({ gates: { maintenance: { id: 'maintenance' }, rollback: { id: 'rollback', postedTs: '9.9' } } });
   });
 
@@ -302,13 +303,13 @@ describe('recordInto and the registry', () => {
     void r.reply(msg('gate'), { own: true, key: gateMessageKey('maintenance') });
     // The first run parks with neither the card nor the gate message delivered.
     const parked = { gates: { maintenance: { id: 'maintenance' } } as Record<string, { id: string; postedTs?: string }> };
-    r.recordInto(parked);
+    r.recordInto(parked, gateMessageKey);
     expect(parked).toEqual({ gates: { maintenance: { id: 'maintenance' } } });
     failing = false;
     await r.flush(2000);
     // The resumed run reads the state saved at park, and its first save records both.
     const resumed = structuredClone(parked) as { card?: PostedRef; gates: Record<string, { id: string; postedTs?: string }> };
-    r.recordInto(resumed);
+    r.recordInto(resumed, gateMessageKey);
     expect(resumed.card).toEqual(r.card);
     expect(resumed.gates['maintenance']!.postedTs).toBe(r.delivered(gateMessageKey('maintenance'))!.ts);
     expect(out.ok('post').map((c) => c.text)).toEqual(['card', 'gate']);

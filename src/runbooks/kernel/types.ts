@@ -4,6 +4,7 @@ import type { JobReporter } from '../../jobs/reporter.js';
 import type { OpsStore } from '../../jobs/store.js';
 import type { Origin, Outbox, PostedRef } from '../../jobs/types.js';
 import type { Logger } from '../../logger.js';
+import type { Msg } from '../../render/model.js';
 import type { SshExecutor } from '../../ssh/executor.js';
 import type { Gate, Outcome, StepRecord } from '../types.js';
 
@@ -39,6 +40,8 @@ export interface RunbookState {
   maintenanceBefore?: boolean;
   gates: Record<string, Gate>;
   warnings: string[];
+  /** Verification found deep health degraded: the job ends "succeeded with warnings". */
+  degraded?: boolean;
   summary?: string;
   startedAt: string;
   /** Rollback: the verified pre-downgrade snapshot on the host. */
@@ -67,6 +70,8 @@ export interface StepContext {
   outbox: Outbox;
   log: Logger;
   knownSecrets: string[];
+  /** Messages a step has for the thread (verification's health report): the engine posts them before the step's own reply. */
+  shown: Map<string, Msg[]>;
   /** Full output of the step running now, scrubbed; kept in memory only, for the file upload. */
   fullOutput: Map<string, string>;
   /** Writes the state into the job: after this, a restarted worker continues from here. */

@@ -1,15 +1,15 @@
 // Tests for the test world's process layer (test/world/redis.ts, sshd.ts). They start their own
 // servers instead of using the global ones, because they stop, kill and restart them.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir } from '../world/proc.js';
-import { startRedis, type RedisServer } from '../world/redis.js';
-import { findBinary, requireBinaries } from '../world/requirements.js';
-import { startSshd, type SshdServer } from '../world/sshd.js';
+import { makeTempDir } from './proc.js';
+import { startRedis, type RedisServer } from './redis.js';
+import { findBinary, requireBinaries } from './requirements.js';
+import { startSshd, type SshdServer } from './sshd.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -180,6 +180,10 @@ describe('startSshd', () => {
 
   afterAll(async () => {
     await sshd?.stop();
+  });
+
+  it('its client key (made by ssh-keygen) is private already, as the bot\'s config check demands (mode 0600)', () => {
+    expect(statSync(sshd.privateKeyPath).mode & 0o077).toBe(0);
   });
 
   it('exposes keys and a host key fingerprint in ssh-keygen format', async () => {

@@ -7,8 +7,8 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync,
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEngramiaApi } from '../world/sim/api.mjs';
-import * as sim from '../world/sim/host.mjs';
+import { startEngramiaApi } from './sim/api.mjs';
+import * as sim from './sim/host.mjs';
 
 const F = ['compose', '-f', 'docker-compose.prod.yml'];
 

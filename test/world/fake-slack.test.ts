@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { App, HTTPReceiver, LogLevel } from '@slack/bolt';
 import { ErrorCode, LogLevel as WebLogLevel, WebClient, type WebAPIHTTPError, type WebAPIPlatformError, type WebAPIRateLimitedError } from '@slack/web-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_CHANNEL, type FakeSlack, startFakeSlack, validateBlocks } from '../world/fake-slack.js';
-import { blockActionPayload, sendBlockAction, sendSlashCommand, sendViewSubmission, signSlackBody, slashCommandForm } from '../world/slack-requests.js';
+import { DEFAULT_CHANNEL, type FakeSlack, startFakeSlack, validateBlocks } from './fake-slack.js';
+import { blockActionPayload, sendBlockAction, sendSlashCommand, sendViewSubmission, signSlackBody, slashCommandForm } from './slack-requests.js';
 
 const CH = DEFAULT_CHANNEL.id;
 const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });

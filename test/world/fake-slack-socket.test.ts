@@ -6,8 +6,8 @@ import { LogLevel, SocketModeClient, type Logger } from '@slack/socket-mode';
 import { LogLevel as WebLogLevel, WebClient, type WebAPIPlatformError } from '@slack/web-api';
 import { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_CHANNEL, FAKE_APP_ID, startFakeSlack, type FakeSlack, type FakeSlackOptions } from '../world/fake-slack.js';
-import { blockActionPayload, slashCommandForm } from '../world/slack-requests.js';
+import { DEFAULT_CHANNEL, FAKE_APP_ID, startFakeSlack, type FakeSlack, type FakeSlackOptions } from './fake-slack.js';
+import { blockActionPayload, slashCommandForm } from './slack-requests.js';
 
 let fake: FakeSlack | undefined;
 const clients: SocketModeClient[] = [];
