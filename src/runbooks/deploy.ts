@@ -489,8 +489,4 @@ export function dryRunPlan(env: EnvironmentConfig, data: RunbookData): string[] 
   return lines;
 }
 
-export function errorNote(err: unknown): string {
-  const e = asChatOpsError(err);
-  return describeError(e).title.replace(/[*`]/g, '');
-}
 

@@ -158,7 +158,7 @@ export class SshExecutor {
 
   /** True while any process of the group `pid` leads still runs on the host. */
   async groupAlive(pid: number): Promise<boolean> {
-    const res = await this.#runScript(`kill -0 -- ${shellQuote(`-${pid}`)} 2>/dev/null && echo alive || echo gone`, 10_000);
+    const res = await this.#runScript(groupAliveScript(pid), 10_000);
     return res.stdout.toString('utf8').trim() === 'alive';
   }
 
@@ -370,11 +370,7 @@ export class SshExecutor {
   /** Stops a timed-out command's whole process group: TERM, a grace period, then KILL. */
   async #killGroup(ssh: NodeSSH, pid: number | undefined): Promise<boolean> {
     if (pid === undefined || !ssh.isConnected()) return false;
-    const g = shellQuote(`-${pid}`);
-    const script =
-      `kill -TERM -- ${g} 2>/dev/null || exit 0; ` +
-      `i=0; while [ $i -lt ${Math.ceil(KILL_GRACE_MS / 100)} ]; do kill -0 -- ${g} 2>/dev/null || exit 0; sleep 0.1; i=$((i+1)); done; ` +
-      `kill -KILL -- ${g} 2>/dev/null; exit 0`;
+    const script = stopGroupScript(pid, KILL_GRACE_MS);
     try {
       const res = await this.#run(ssh, script, { timeoutMs: KILL_GRACE_MS + 5000 });
       return res.exitCode === 0;
@@ -421,4 +417,23 @@ function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer): void
       rest = '';
     },
   };
+}
+
+// These run in the SSH user's login shell, which may be dash (`/bin/sh`, useradd's default on Debian):
+// dash's `kill` takes no `--` ("Illegal number: -"), so `kill -0 -- -PID` failed there and a live group
+// looked gone, and a timed-out command was never stopped. `kill -SIG -PID` means the group in dash and bash.
+
+/** Prints `alive` while any process of the group `pid` leads runs, else `gone`. */
+export function groupAliveScript(pid: number): string {
+  return `kill -0 ${shellQuote(`-${pid}`)} 2>/dev/null && echo alive || echo gone`;
+}
+
+/** TERM to the group, up to `graceMs` for it to end, then KILL; exits 0 when the group is gone or was killed. */
+export function stopGroupScript(pid: number, graceMs: number): string {
+  const g = shellQuote(`-${pid}`);
+  return (
+    `kill -TERM ${g} 2>/dev/null || exit 0; ` +
+    `i=0; while [ $i -lt ${Math.ceil(graceMs / 100)} ]; do kill -0 ${g} 2>/dev/null || exit 0; sleep 0.1; i=$((i+1)); done; ` +
+    `kill -KILL ${g} 2>/dev/null; exit 0`
+  );
 }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { groupAliveScript } from '../../src/ssh/executor.js';
 import { OPS_CHANNEL } from '../world/config.js';
 import { findButton, sendBlockAction } from '../world/slack-requests.js';
 import { SIGNING_SECRET, startRealBotWorld, type RealBotWorld } from './bot-world.js';
@@ -296,7 +297,7 @@ describe.sequential('a worker killed with SIGKILL on the real host', () => {
       // SIGPIPE kills the client once the dead worker's SSH channel is gone and it writes; the test
       // does it now. Docker does not stop an exec'd process when its client goes.
       process.kill(-remotePid, 'SIGKILL');
-      await eventually('the client group to be gone', async () => ((await vm.exec({ argv: ['sh', '-c', `kill -0 -- -${remotePid} 2>/dev/null && echo alive || echo gone`] })).stdout.trim() === 'gone' ? true : undefined));
+      await eventually('the client group to be gone', async () => ((await vm.exec({ argv: ['sh', '-c', groupAliveScript(remotePid)] })).stdout.trim() === 'gone' ? true : undefined));
       expect((await psql(MIGRATION_WAITING)).stdout.trim()).toBe('1');
       expect(await must('compose top', vm.compose(['top', API_SERVICE]))).toMatch(/alembic upgrade head/);
 
