@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { decidedGateMsg, deployCard, stepReply } from '../render/deploy.js';
 import { describeError } from '../render/errors.js';
+import { closedGateMsg, hostNowLine, hostUnreadableLine, maintenanceField, maintenanceLines, stoppedLine } from '../render/failure.js';
 import { code, esc, type Msg } from '../render/model.js';
 import { RUNBOOKS, cardView } from '../runbooks/catalog.js';
 import { gateMessageKey, openGate } from '../runbooks/gates.js';
@@ -436,29 +437,6 @@ async function apiInMaintenance(ctx: StepContext): Promise<boolean | undefined> 
   }
 }
 
-function maintenanceField(envOn: boolean | undefined, apiOn: boolean | undefined): { on: boolean; reason: string } {
-  const file = envOn === undefined ? '.env unreadable' : `.env ${envOn ? 'asks for it' : 'does not ask for it'}`;
-  const api = apiOn === undefined ? 'the API did not answer' : apiOn ? 'the API answers 503' : 'the API serves';
-  return { on: apiOn ?? envOn ?? false, reason: `when the job stopped: ${file}, ${api}` };
-}
-
-/** The flag in .env and what the running container does can differ (it reads .env only when re-created): say which. */
-function maintenanceLines(ctx: StepContext, envOn: boolean | undefined, apiOn: boolean | undefined, runningTag: string | undefined): string[] {
-  const { data, state, env } = ctx;
-  const recreate = `${env.tagVariable}=${runningTag ?? state.fromVersion ?? '<running tag>'} docker compose -f ${env.composeFile} up -d engramia-api`;
-  const byUs = state.maintenanceOnByUs ? ` (this ${data.kind} turned it on)` : '';
-  if ((envOn ?? state.maintenanceOnByUs) && apiOn !== false) {
-    return [
-      `🚧 *Maintenance is still ON*${byUs}: every endpoint but /v1/health answers 503${apiOn === undefined ? ' (the API did not answer to confirm it)' : ''}. It was left on on purpose, so no traffic meets a half-finished change. To end it on the host: ${code(`sed -i '/ENGRAMIA_MAINTENANCE/d' .env && ${recreate}`)}`,
-    ];
-  }
-  if (envOn) {
-    return [`🚧 *.env asks for maintenance, but the API still serves*${byUs}: its container was not re-created since. To put maintenance on: ${code(recreate)}; to drop the flag instead: ${code(`sed -i '/ENGRAMIA_MAINTENANCE/d' .env`)}`];
-  }
-  if (apiOn) return [`🚧 *The API still answers 503 (maintenance)* though .env no longer asks for it: its container predates the change. To end it: ${code(recreate)}`];
-  return [];
-}
-
 /**
  * The environment lock is what keeps two jobs from changing one host at once. Renewed (not only read) before
  * each step, as the job's own BullMQ lock is: an admin's `unlock`, or a Redis outage longer than the lock,
@@ -478,7 +456,7 @@ async function finishFailed(ctx: StepContext, stepIndex: number, reason: string,
   // Without the lock the host is someone else's to change: no clean-up step, and only this job's own credential folder.
   if (!opts.lockLost) await runCleanup(ctx);
   const failedStep = stepsFor(data)[stepIndex];
-  const lines: string[] = [`${outcome === 'cancelled' ? '🛑' : '❌'} Stopped at *${esc(state.steps[stepIndex]?.title ?? '?')}*: ${esc(reason)}.`];
+  const lines: string[] = [stoppedLine(outcome, state.steps[stepIndex]?.title ?? '?', reason)];
   // Every way out of a job removes the registry credential it may have left on the host.
   const leftover = await forgetRegistryLogin(ctx, opts.lockLost ? data.jobId : undefined);
   if (leftover) lines.push(`⚠️ ${esc(leftover)}.`);
@@ -489,17 +467,15 @@ async function finishFailed(ctx: StepContext, stepIndex: number, reason: string,
     const host = await probeHost(ctx.ssh, env);
     runningTag = host.runningTag;
     maintenanceOn = host.maintenanceInEnvFile;
-    lines.push(
-      `*Host now:* engramia-api ${host.apiState === 'running' ? `runs ${code(host.runningTag ?? '?')}` : `is ${esc(host.apiState ?? 'missing')}`}; .env pins ${host.pinnedTag ? code(host.pinnedTag) : 'no tag'}; maintenance ${host.maintenanceInEnvFile ? '*ON* in .env' : 'off in .env'}.`,
-    );
+    lines.push(hostNowLine(host));
   } catch (err) {
-    lines.push(`*Host now:* could not be read (${esc(describeError(asChatOpsError(err)).title.replace(/[*`]/g, ''))}). Check it by hand before doing anything else.`);
+    lines.push(hostUnreadableLine(describeError(asChatOpsError(err)).title));
   }
   lines.push(...RUNBOOKS[data.kind].failureDetail(ctx));
   const api = await apiOn;
   // The card's maintenance field says what the host shows now, not what was planned.
   if (maintenanceOn !== undefined || api !== undefined) state.maintenance = maintenanceField(maintenanceOn, api);
-  lines.push(...maintenanceLines(ctx, maintenanceOn, api, runningTag));
+  lines.push(...maintenanceLines({ kind: data.kind, env, fromVersion: state.fromVersion, maintenanceOnByUs: state.maintenanceOnByUs }, maintenanceOn, api, runningTag));
   const changed = failedStep?.changesRunningVersion === true || (runningTag !== undefined && state.fromVersion != null && runningTag !== state.fromVersion);
   const target = state.fromVersion ?? state.pinnedBefore ?? undefined;
   lines.push(RUNBOOKS[data.kind].next(ctx, { changed, target, runningTag }));
@@ -509,34 +485,39 @@ async function finishFailed(ctx: StepContext, stepIndex: number, reason: string,
   if (opts.lockLost) void ctx.reporter.reply(infoMsg(`🔒 ${state.summary}`));
 
   // Without the lock, offering a rollback would invite a change beside whoever holds it now.
-  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed' && !opts.lockLost) {
-    await openGate(ctx, {
-      id: 'rollback',
-      kind: 'rollback',
-      go: 'rollback.approve',
-      noGo: 'rollback.dismiss',
-      question: `Roll ${data.env} back to ${target}?`,
-      plan: [target],
-      detail: [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`],
-    });
-    await ctx.save();
-  }
-  // Questions this job left open are closed with it, so nobody presses a dead button.
-  for (const gate of Object.values(state.gates)) {
-    if (gate.kind !== 'rollback' && !gate.decision && gate.postedTs) {
-      gate.shown = true;
-      void ctx.reporter.updateReply({ channel: data.origin.channel, ts: gate.postedTs }, { summary: gate.question, parts: [{ type: 'section', text: `~${esc(gate.question)}~\nClosed: the job ${outcome === 'cancelled' ? 'was cancelled' : 'failed'} before this was decided.` }] });
-    }
-  }
+  if (changed && target && RUNBOOKS[data.kind].offersRollback && outcome === 'failed' && !opts.lockLost) await offerRollback(ctx, target);
+  closeOpenGates(ctx, outcome);
   await record(ctx);
   // Free the environment before the final card shows; a lock taken over is someone else's to free.
-  if (!opts.lockLost) {
-    await ctx.store.releaseLock(data.env, data.jobId);
-    void audit(ctx.store, ctx.log, { type: 'lock', action: 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
-  } else void audit(ctx.store, ctx.log, { type: 'lock', action: 'lost', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
+  if (!opts.lockLost) await ctx.store.releaseLock(data.env, data.jobId);
+  void audit(ctx.store, ctx.log, { type: 'lock', action: opts.lockLost ? 'lost' : 'released', ...via(data.origin), env: data.env, jobId: data.jobId, outcome: state.outcome });
   ctx.reporter.setCard(deployCard(cardView(data, state)));
   await ctx.reporter.flush();
   return { outcome };
+}
+
+async function offerRollback(ctx: StepContext, target: string): Promise<void> {
+  const { data } = ctx;
+  await openGate(ctx, {
+    id: 'rollback',
+    kind: 'rollback',
+    go: 'rollback.approve',
+    noGo: 'rollback.dismiss',
+    question: `Roll ${data.env} back to ${target}?`,
+    plan: [target],
+    detail: [`The deploy of ${code(data.version)} failed. ${code(target)} is the version that ran before it.`],
+  });
+  await ctx.save();
+}
+
+/** Questions this job left open are closed with it, so nobody presses a dead button. */
+function closeOpenGates(ctx: StepContext, outcome: 'failed' | 'cancelled'): void {
+  for (const gate of Object.values(ctx.state.gates)) {
+    if (gate.kind !== 'rollback' && !gate.decision && gate.postedTs) {
+      gate.shown = true;
+      void ctx.reporter.updateReply({ channel: ctx.data.origin.channel, ts: gate.postedTs }, closedGateMsg(gate.question, outcome));
+    }
+  }
 }
 
 async function record(ctx: StepContext): Promise<void> {
