@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Producer } from '../jobs/queue.js';
 import type { HistoryEntry } from '../jobs/store.js';
-import { isReadJobName, type Origin } from '../jobs/types.js';
+import { isReadJobName, type Origin, type ReadJobName } from '../jobs/types.js';
 import { describeError, errorParts } from '../render/errors.js';
 import { code, esc, mention, type Msg, type Part } from '../render/model.js';
 import { randomBytes } from 'node:crypto';
@@ -199,7 +199,92 @@ async function cancelJob(jobArg: string | undefined, req: CommandRequest, deps: 
 /** Long enough to cover the gap until the worker starts renewing it. */
 const DEPLOY_LOCK_TTL_MS = 10 * 60_000;
 
-/** Decides what a command does and enqueues its job; it never touches a host. */
+/** What handling a command came to: the answer, the metrics outcome, and the job it queued. */
+interface Handled {
+  msg: Msg;
+  outcome: 'ok' | 'queued' | 'unavailable';
+  jobId?: string;
+}
+
+type Handler<N extends Command['name']> = (command: Extract<Command, { name: N }>, req: CommandRequest, deps: CommandDeps, notes: string[], log: Logger) => Promise<Handled>;
+type ReadCommand = Extract<Command, { name: ReadJobName }>;
+
+const queued = (msg: Msg): Handled => ({ msg, outcome: 'queued' });
+
+/** One handler per command that is not a read (those queue a read job: `readCommand`). */
+const HANDLERS: { [N in Exclude<Command['name'], ReadJobName | 'help'>]: Handler<N> } = {
+  history: async (command, _req, deps, notes) => {
+    // Read from the bot's own records in Redis: nothing to ask the host, so no job is queued.
+    await deps.producer.ready();
+    const msg = historyMsg(command.env, await deps.producer.store.readHistory(command.env, 15));
+    return { msg: reply(msg.summary, msg.parts, notes), outcome: 'ok' };
+  },
+  unlock: async (command, req, deps, notes, log) => {
+    await deps.producer.ready();
+    const holder = await deps.producer.store.forceUnlock(command.env);
+    await audit(deps.producer.store, log, { type: 'unlock', ...via(req.origin), env: command.env, user: req.origin.user, ...(holder ? { heldBy: holder.user, jobId: holder.jobId, command: holder.command } : {}) });
+    const text = holder
+      ? `🔓 ${esc(command.env)} unlocked. It was held by ${esc(holder.command)} (${mention(holder.user)}, ${ago(holder.startedAt)}), job ${code(holder.jobId)}. If that job still runs, cancel it too: ${code(`/engramia cancel ${holder.jobId}`)}.`
+      : `🔓 ${esc(command.env)} was not locked; nothing changed.`;
+    return { msg: reply(`${command.env} unlocked`, [{ type: 'section', text }], notes), outcome: 'ok' };
+  },
+  cancel: async (command, req, deps) => ({ msg: await cancelJob(command.job, req, deps), outcome: 'ok' }),
+  maintenance: async (command, req, deps, notes) => {
+    const jobId = await startRunbook({ kind: 'maintenance', version: '', env: command.env, maintenance: command.state === 'on', dryRun: false, origin: req.origin }, deps.producer, deps.log);
+    return queued(reply(`Maintenance ${command.state} for ${command.env} (job ${jobId})`, [
+      { type: 'section', text: `🚧 Turning maintenance *${command.state}* on ${esc(command.env)}; engramia-api is re-created on the version running now. (job ${code(jobId)})` },
+    ], notes));
+  },
+  migrate: async (command, req, deps, notes) => {
+    if (command.target === 'head') {
+      const jobId = await startRunbook({ kind: 'upgrade', version: '', env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
+      return queued(reply(`Database migrations on ${command.env} (job ${jobId})`, [
+        { type: 'section', text: `⬆️ Reading the revisions first; an approver confirms the plan in the thread before \`alembic upgrade head\` runs. (job ${code(jobId)})` },
+      ], notes));
+    }
+    const jobId = await startRunbook({ kind: 'migrate', version: command.target, env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
+    return queued(reply(`Database downgrade ${command.target} on ${command.env} (job ${jobId})`, [
+      { type: 'section', text: `⬇️ Snapshot first, then the exact revision is shown for confirmation before anything is downgraded. (job ${code(jobId)})` },
+    ], notes));
+  },
+  deploy: async (command, req, deps, notes) => queued(await startDeploy(command, req, deps, notes)),
+  rollback: async (command, req, deps, notes) => queued(await startRollback(command, req, deps, notes)),
+};
+
+const READ_WORDING: Record<ReadJobName, string> = {
+  health: 'Checking health of',
+  migrations: 'Reading the migrations of',
+  status: 'Reading the status of',
+  version: 'Checking the version on',
+  logs: 'Reading the engramia-api logs of',
+  diagnose: 'Diagnosing',
+};
+
+/** A read command queues its job; a worker answers it. */
+async function readCommand(command: ReadCommand, req: CommandRequest, deps: CommandDeps, notes: string[]): Promise<Handled> {
+  const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString(), ...(command.name === 'logs' ? { tail: command.tail } : {}) });
+  const what = READ_WORDING[command.name];
+  return { msg: reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes), outcome: 'queued', jobId };
+}
+
+function unavailable(name: string, notes: string[]): Handled {
+  return { msg: reply(`${name} is not available yet`, [{ type: 'section', text: `🚧 \`${name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes), outcome: 'unavailable' };
+}
+
+/** The checks every command but `help` passes, then its handler. */
+async function checkedAndHandled(command: Exclude<Command, { name: 'help' }>, req: CommandRequest, deps: CommandDeps, notes: string[], log: Logger): Promise<Handled> {
+  // A signed request can be replayed within Slack's 5-minute window; its trigger_id cannot be reused.
+  if (req.origin.requestId) {
+    await deps.producer.ready();
+    if (!(await deps.producer.store.firstSighting(req.origin.requestId))) throw new ChatOpsError(ErrorCode.Replay, 'replayed request', {});
+  }
+  await checkRole(deps.config, deps.access, command, req.origin.user);
+  if (isReadJobName(command.name)) return 'env' in command ? readCommand(command as ReadCommand, req, deps, notes) : unavailable(command.name, notes);
+  const handler = HANDLERS[command.name as keyof typeof HANDLERS] as Handler<Command['name']> | undefined;
+  return handler ? handler(command as never, req, deps, notes, log) : unavailable(command.name, notes);
+}
+
+/** Decides what a command does and enqueues its job; it never touches a host. Parse, check, handle, one metrics call. */
 async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { name: string; code?: string; jobId?: string }): Promise<Msg> {
   const log = deps.log.child({ user: req.origin.user, channel: req.origin.channel });
   let name = 'unknown';
@@ -208,75 +293,11 @@ async function decideCommand(req: CommandRequest, deps: CommandDeps, seen: { nam
     const { command, notes } = parseCommand(req.text, { envNames: Object.keys(deps.config.environments), defaultEnv: deps.config.defaultEnv });
     name = command.name;
     seen.name = name;
-    if (command.name === 'help') {
-      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
-      return helpMsg(deps.config);
-    }
-    // A signed request can be replayed within Slack's 5-minute window; its trigger_id cannot be reused.
-    if (req.origin.requestId) {
-      await deps.producer.ready();
-      if (!(await deps.producer.store.firstSighting(req.origin.requestId))) throw new ChatOpsError(ErrorCode.Replay, 'replayed request', {});
-    }
-    await checkRole(deps.config, deps.access, command, req.origin.user);
-    if (command.name === 'history') {
-      // Read from the bot's own records in Redis: nothing to ask the host, so no job is queued.
-      await deps.producer.ready();
-      const entries = await deps.producer.store.readHistory(command.env, 15);
-      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
-      const msg = historyMsg(command.env, entries);
-      return reply(msg.summary, msg.parts, notes);
-    }
-    if (command.name === 'unlock') {
-      await deps.producer.ready();
-      const holder = await deps.producer.store.forceUnlock(command.env);
-      await audit(deps.producer.store, log, { type: 'unlock', ...via(req.origin), env: command.env, user: req.origin.user, ...(holder ? { heldBy: holder.user, jobId: holder.jobId, command: holder.command } : {}) });
-      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
-      const text = holder
-        ? `🔓 ${esc(command.env)} unlocked. It was held by ${esc(holder.command)} (${mention(holder.user)}, ${ago(holder.startedAt)}), job ${code(holder.jobId)}. If that job still runs, cancel it too: ${code(`/engramia cancel ${holder.jobId}`)}.`
-        : `🔓 ${esc(command.env)} was not locked; nothing changed.`;
-      return reply(`${command.env} unlocked`, [{ type: 'section', text }], notes);
-    }
-    if (command.name === 'cancel') {
-      const msg = await cancelJob(command.job, req, deps);
-      deps.metrics?.commands.inc({ command: name, outcome: 'ok' });
-      return msg;
-    }
-    if (command.name === 'maintenance') {
-      const jobId = await startRunbook({ kind: 'maintenance', version: '', env: command.env, maintenance: command.state === 'on', dryRun: false, origin: req.origin }, deps.producer, deps.log);
-      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-      return reply(`Maintenance ${command.state} for ${command.env} (job ${jobId})`, [
-        { type: 'section', text: `🚧 Turning maintenance *${command.state}* on ${esc(command.env)}; engramia-api is re-created on the version running now. (job ${code(jobId)})` },
-      ], notes);
-    }
-    if (command.name === 'migrate' && command.target === 'head') {
-      const jobId = await startRunbook({ kind: 'upgrade', version: '', env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
-      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-      return reply(`Database migrations on ${command.env} (job ${jobId})`, [
-        { type: 'section', text: `⬆️ Reading the revisions first; an approver confirms the plan in the thread before \`alembic upgrade head\` runs. (job ${code(jobId)})` },
-      ], notes);
-    }
-    if (command.name === 'migrate') {
-      const jobId = await startRunbook({ kind: 'migrate', version: command.target, env: command.env, dryRun: false, origin: req.origin }, deps.producer, deps.log);
-      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-      return reply(`Database downgrade ${command.target} on ${command.env} (job ${jobId})`, [
-        { type: 'section', text: `⬇️ Snapshot first, then the exact revision is shown for confirmation before anything is downgraded. (job ${code(jobId)})` },
-      ], notes);
-    }
-    if (command.name === 'deploy' || command.name === 'rollback') {
-      const msg = command.name === 'deploy' ? await startDeploy(command, req, deps, notes) : await startRollback(command, req, deps, notes);
-      deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-      return msg;
-    }
-    if (!isReadJobName(command.name) || !('env' in command)) {
-      deps.metrics?.commands.inc({ command: name, outcome: 'unavailable' });
-      return reply(`${command.name} is not available yet`, [{ type: 'section', text: `🚧 \`${command.name}\` is not available in this version of the bot yet. Nothing was queued.` }], notes);
-    }
-    const { jobId } = await deps.producer.enqueue({ kind: command.name, env: command.env, origin: req.origin, requestedAt: new Date().toISOString(), ...(command.name === 'logs' ? { tail: command.tail } : {}) });
+    const handled: Handled = command.name === 'help' ? { msg: helpMsg(deps.config), outcome: 'ok' } : await checkedAndHandled(command, req, deps, notes, log);
     // The audit line handleCommand writes next names the job: one log line per command, not two.
-    seen.jobId = jobId;
-    deps.metrics?.commands.inc({ command: name, outcome: 'queued' });
-    const what = { health: 'Checking health of', migrations: 'Reading the migrations of', status: 'Reading the status of', version: 'Checking the version on', logs: 'Reading the engramia-api logs of', diagnose: 'Diagnosing' }[command.name];
-    return reply(`${what} ${command.env} (job ${jobId})`, [{ type: 'section', text: `⏳ ${what} *${command.env}*… (job ${code(jobId)})` }], notes);
+    if (handled.jobId) seen.jobId = handled.jobId;
+    deps.metrics?.commands.inc({ command: name, outcome: handled.outcome });
+    return handled.msg;
   } catch (err) {
     const error = asChatOpsError(err);
     seen.code = error.code;

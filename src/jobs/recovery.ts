@@ -27,31 +27,7 @@ export async function recoverStep(ctx: StepContext, step: StepDef, rec: StepReco
   if (rec.gateId) return answered(ctx, rec);
 
   const facts: string[] = [`Interrupted: ${cause}.`];
-  let hostReadable = true;
-  if (rec.remotePid !== undefined) {
-    const pid = rec.remotePid;
-    const policy = step.orphan ?? (step.safeToRepeat ? 'stop' : 'wait');
-    try {
-      if (await ctx.ssh.groupAlive(pid)) {
-        if (policy === 'wait') {
-          const budget = Math.max(ctx.env.timeouts.command, ctx.env.timeouts.migrate) * 1000;
-          ctx.log.info({ step: step.id, pid }, 'command of the interrupted step still runs on the host: waiting for it to end');
-          const gone = await ctx.ssh.waitGroupGone(pid, budget);
-          facts.push(gone ? `Its command (process group ${pid}) was still running on the host; the bot waited for it to end.` : `Its command (process group ${pid}) was still running after ${Math.round(budget / 1000)} s and was stopped.`);
-          if (!gone) await ctx.ssh.stopGroup(pid);
-        } else {
-          const stopped = await ctx.ssh.stopGroup(pid);
-          facts.push(stopped ? `Its command (process group ${pid}) was still running on the host and was stopped.` : `Its command (process group ${pid}) may still run on the host: stopping it failed.`);
-        }
-      } else {
-        facts.push(`Its command (process group ${pid}) no longer runs on the host.`);
-      }
-      rec.remotePid = undefined;
-    } catch (err) {
-      hostReadable = false;
-      facts.push(`Whether its command still runs could not be checked: ${errText(err)}.`);
-    }
-  }
+  let hostReadable = rec.remotePid === undefined || (await orphanGroup(ctx, step, rec, facts));
 
   if (step.runsInContainer && hostReadable) {
     const inside = await waitInContainer(ctx, step.runsInContainer);
@@ -161,4 +137,34 @@ export function parseTopPids(output: string, program: string): string[] {
     .map((l) => l.trim().split(/\s+/))
     .filter((cols) => cols.length >= 8 && cols[0] !== 'UID' && word.test(cols.slice(7).join(' ')))
     .map((cols) => cols[1]!);
+}
+
+/**
+ * A command the interrupted step left running on the host: stopped (a step safe to repeat) or waited
+ * for (a migration). Says what it found in `facts`; false when the host could not be asked.
+ */
+async function orphanGroup(ctx: StepContext, step: StepDef, rec: StepRecord, facts: string[]): Promise<boolean> {
+  const pid = rec.remotePid!;
+  const policy = step.orphan ?? (step.safeToRepeat ? 'stop' : 'wait');
+  try {
+    if (await ctx.ssh.groupAlive(pid)) {
+      if (policy === 'wait') {
+        const budget = Math.max(ctx.env.timeouts.command, ctx.env.timeouts.migrate) * 1000;
+        ctx.log.info({ step: step.id, pid }, 'command of the interrupted step still runs on the host: waiting for it to end');
+        const gone = await ctx.ssh.waitGroupGone(pid, budget);
+        facts.push(gone ? `Its command (process group ${pid}) was still running on the host; the bot waited for it to end.` : `Its command (process group ${pid}) was still running after ${Math.round(budget / 1000)} s and was stopped.`);
+        if (!gone) await ctx.ssh.stopGroup(pid);
+      } else {
+        const stopped = await ctx.ssh.stopGroup(pid);
+        facts.push(stopped ? `Its command (process group ${pid}) was still running on the host and was stopped.` : `Its command (process group ${pid}) may still run on the host: stopping it failed.`);
+      }
+    } else {
+      facts.push(`Its command (process group ${pid}) no longer runs on the host.`);
+    }
+    rec.remotePid = undefined;
+  } catch (err) {
+    facts.push(`Whether its command still runs could not be checked: ${errText(err)}.`);
+    return false;
+  }
+  return true;
 }

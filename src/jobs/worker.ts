@@ -12,7 +12,7 @@ import type { RunbookData } from '../runbooks/kernel/types.js';
 import { ReporterRegistry } from './reporter.js';
 import { runRunbookJob } from './runbook-job.js';
 import { postPatiently } from './deliver.js';
-import { runReadJob } from './health.js';
+import { runReadJob } from './read-handlers.js';
 import { describeJob } from './current-job.js';
 import { DEFAULT_REAPER_INTERVAL_MS, REAPER, reap } from './reaper.js';
 import { startHeartbeat } from './heartbeat.js';

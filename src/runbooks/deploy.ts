@@ -1,7 +1,7 @@
 import type { EnvironmentConfig } from '../config/schema.js';
 import { EngramiaApi } from '../engramia/client.js';
 import { probeHost, type HostState } from '../engramia/host.js';
-import { ChatOpsError, ErrorCode, asChatOpsError } from '../errors.js';
+import { ChatOpsError, ErrorCode } from '../errors.js';
 import { gatherHealth } from '../jobs/health.js';
 import { describeError } from '../render/errors.js';
 import { healthMsg, overallOf } from '../render/health.js';
@@ -157,11 +157,19 @@ export const PULL: StepDef = {
 async function probeDbRevision(ctx: StepContext, rec: StepRecord): Promise<string | null | undefined> {
   const tag = ctx.state.fromVersion;
   if (!tag || ctx.state.dbRevision !== undefined) return undefined;
-  const command = cmd.alembic(ctx.env, tag, ['current']);
+  const { command, revision } = await quietRevision(ctx, tag, 'current');
+  if (revision !== undefined) rec.command = `${rec.command ?? ''}\n${showCommand(command)} (alongside the pull)`.trim();
+  return revision;
+}
+
+/**
+ * `alembic current|heads` by `exec` in the running container of `tag`, outside the step's own record
+ * and its remotePid (a successor must find the step's main command by that): undefined when it did not answer.
+ */
+async function quietRevision(ctx: StepContext, tag: string, which: 'current' | 'heads'): Promise<{ command: RemoteCommand; revision: string | null | undefined }> {
+  const command = cmd.alembic(ctx.env, tag, [which]);
   const res = await ctx.ssh.exec(command, { timeoutMs: ctx.env.timeouts.command * 1000, ...(ctx.signal ? { signal: ctx.signal } : {}) }).catch(() => undefined);
-  if (!res || res.exitCode !== 0) return undefined;
-  rec.command = `${rec.command ?? ''}\n${showCommand(command)} (alongside the pull)`.trim();
-  return cmd.parseRevision(res.stdout.toString('utf8'));
+  return { command, revision: res?.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : undefined };
 }
 
 export const INSPECT: StepDef = {
@@ -199,18 +207,17 @@ export function headAlongsideMigration(d: Pick<RunbookData, 'kind' | 'maintenanc
   return d.kind === 'deploy' && d.maintenance !== undefined;
 }
 
-/** The target image's head, read outside the step's own record (its remotePid is the migration's): null when it did not answer. */
+/** The target image's head, read alongside the migration: null when it did not answer. */
 async function probeNewHead(ctx: StepContext, rec: StepRecord): Promise<string | null> {
-  const command = cmd.alembic(ctx.env, ctx.data.version, ['heads']);
-  const res = await ctx.ssh.exec(command, { timeoutMs: ctx.env.timeouts.command * 1000, ...(ctx.signal ? { signal: ctx.signal } : {}) }).catch(() => undefined);
+  const { command, revision } = await quietRevision(ctx, ctx.data.version, 'heads');
+  // Put before the migration's own line: recovery quotes a step's last command as the one that ran.
   rec.command = `${showCommand(command)} (alongside the migration)\n${rec.command ?? ''}`.trim();
-  return res?.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
+  return revision ?? null;
 }
 
 /** The target's head for a migration whose deploy did not read it before `up` (or whose worker died before saving it). */
 async function newHeadNow(ctx: StepContext): Promise<string | null> {
-  const res = await ctx.ssh.exec(cmd.alembic(ctx.env, ctx.data.version, ['heads']), { timeoutMs: ctx.env.timeouts.command * 1000 });
-  return res.exitCode === 0 ? cmd.parseRevision(res.stdout.toString('utf8')) : null;
+  return (await quietRevision(ctx, ctx.data.version, 'heads')).revision ?? null;
 }
 
 export const MAINTENANCE_DECISION: StepDef = {

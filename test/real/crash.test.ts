@@ -184,8 +184,18 @@ async function holdPatternsLock(): Promise<{ hold: Promise<unknown>; release: ()
 /** Sessions other than the test's own that wait for a lock: the migration, inside its transaction. */
 const MIGRATION_WAITING = `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> '${HOLDER}'`;
 
-async function migrationWaitsForLock(): Promise<void> {
+/**
+ * `deploy 0.6.2` through a worker killed while the migration waits for the test's lock inside its
+ * transaction (hold it first): the process group of the migration's command, as the job saved it.
+ */
+async function killedDuringMigration(): Promise<number> {
+  const a = spawnWorker('worker-a');
+  expect((await w.slash('deploy 0.6.2 --no-maintenance')).status).toBe(200);
+  await approvePlan();
+  const remotePid = await runningWithGroupSaved('migrate');
   await eventually('the migration to wait inside its transaction', async () => ((await psql(MIGRATION_WAITING)).stdout.trim() === '1' ? true : undefined));
+  await killWorker(a);
+  return remotePid;
 }
 
 describe.sequential('a worker killed with SIGKILL on the real host', () => {
@@ -248,13 +258,8 @@ describe.sequential('a worker killed with SIGKILL on the real host', () => {
     const mine = () => cmds().slice(mark);
     const { hold, release } = await holdPatternsLock();
     try {
-      const a = spawnWorker('worker-a');
-      expect((await w.slash('deploy 0.6.2 --no-maintenance')).status).toBe(200);
-      await approvePlan();
-      const remotePid = await runningWithGroupSaved('migrate');
-      await migrationWaitsForLock();
+      const remotePid = await killedDuringMigration();
       expect(startedOnHost(mine(), 'alembic upgrade head')).toHaveLength(1);
-      await killWorker(a);
       // Killing the worker did not kill the migration.
       expect((await psql(MIGRATION_WAITING)).stdout.trim()).toBe('1');
 
@@ -281,6 +286,7 @@ describe.sequential('a worker killed with SIGKILL on the real host', () => {
       await hold;
     }
   });
+
   it('during a real migration whose `docker compose exec` client is killed too: the migration goes on inside the container, and the next worker finds it with `docker top`, waits, and does not run it again', async () => {
     // Back to 0.6.1's head, so deploying 0.6.2 again has 033 to apply.
     await must('downgrade to 032', vm.compose(['exec', '-T', API_SERVICE, 'alembic', 'downgrade', '032']));
@@ -288,12 +294,7 @@ describe.sequential('a worker killed with SIGKILL on the real host', () => {
     const mine = () => cmds().slice(mark);
     const { hold, release } = await holdPatternsLock();
     try {
-      const a = spawnWorker('worker-a');
-      expect((await w.slash('deploy 0.6.2 --no-maintenance')).status).toBe(200);
-      await approvePlan();
-      const remotePid = await runningWithGroupSaved('migrate');
-      await migrationWaitsForLock();
-      await killWorker(a);
+      const remotePid = await killedDuringMigration();
       // SIGPIPE kills the client once the dead worker's SSH channel is gone and it writes; the test
       // does it now. Docker does not stop an exec'd process when its client goes.
       process.kill(-remotePid, 'SIGKILL');

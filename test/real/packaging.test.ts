@@ -3,7 +3,7 @@
 // its production environment being the real VM (sshd, deploy folder, Caddy, registry) and its
 // Slack the fake Web API. Checked: /healthz, a command answered into Slack, a non-root image with
 // no secret in it or in argv, and a job parked at a gate surviving `docker compose restart`.
-import { chownSync, chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';

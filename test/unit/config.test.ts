@@ -1,7 +1,7 @@
 // Unit tests for src/config: the YAML config (load.ts, schema.ts), per-environment secrets and the
 // contract's environment variables (env.ts). Contract: "A config error stops start-up with one
 // message per problem, each naming the file, the key path and what is wrong."
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
