@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
+import type { DeliveryFailure, Origin, Outbox, PostedRef } from '../jobs/types.js';
 import type { Button, Msg } from '../render/model.js';
 import { toText } from '../render/text.js';
 import { scrub } from '../security/scrub.js';
@@ -52,6 +52,11 @@ function clock(): string {
  * lines that changed, so a card ticking through its steps stays readable.
  */
 export class ConsoleOutbox implements Outbox {
+  /** A terminal that failed to print will fail again: nothing is worth retrying. */
+  classify(err: unknown): DeliveryFailure {
+    return { transient: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+
   readonly #print: (text: string) => void;
   readonly #secrets: readonly string[];
   #fileDir: string | undefined;

@@ -1,6 +1,5 @@
 import type { Logger } from '../logger.js';
 import type { Msg } from '../render/model.js';
-import { classifySlackFailure } from './reporter.js';
 import type { Origin, Outbox, PostedRef } from './types.js';
 
 export interface PatientPostOptions {
@@ -27,7 +26,7 @@ export async function postPatiently(outbox: Outbox, origin: Origin, msg: Msg, op
     try {
       return await outbox.post(origin, msg);
     } catch (err) {
-      const failure = classifySlackFailure(err);
+      const failure = outbox.classify(err);
       const pause = failure.retryAfterMs ?? wait;
       if (!failure.transient || Date.now() + pause > deadline) throw err;
       opts.log.warn({ attempt, waitMs: pause, reason: failure.reason }, 'answer not delivered yet; trying again');

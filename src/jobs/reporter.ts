@@ -1,8 +1,7 @@
-import { ErrorCode, isChatOpsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Msg, Part } from '../render/model.js';
 import { toBlocks } from '../render/slack.js';
-import type { Origin, Outbox, PostedRef } from './types.js';
+import type { DeliveryFailure, Origin, Outbox, PostedRef } from './types.js';
 
 export interface ReporterOptions {
   outbox: Outbox;
@@ -37,47 +36,6 @@ export interface ReporterOptions {
   onDelivered?: () => void;
 }
 
-export interface SlackFailure {
-  /** Worth trying again: Slack or the network failed, not the message. */
-  transient: boolean;
-  retryAfterMs?: number;
-  reason: string;
-}
-
-/** Slack's own error codes that say "try later" rather than "this message is wrong". */
-const TRANSIENT_SLACK_ERRORS = new Set([
-  'ratelimited',
-  'rate_limited',
-  'internal_error',
-  'fatal_error',
-  'service_unavailable',
-  'request_timeout',
-  'slack_webapi_request_error',
-  'slack_webapi_http_error',
-  'slack_webapi_rate_limited_error',
-]);
-
-/**
- * Reads the details SlackOutbox puts on its errors (`slackError`, `status`, `retryAfterSec`). A 5xx, a timeout,
- * a network error or a 429 is retried; a Slack error about the message or the channel (invalid_blocks,
- * channel_not_found, not_authed, msg_too_long, …) would fail the same way again, so it is not.
- */
-export function classifySlackFailure(err: unknown): SlackFailure {
-  if (!isChatOpsError(err, ErrorCode.SlackApiError)) {
-    // Not a Slack answer: a bug in building the message, which no retry fixes.
-    return { transient: false, reason: err instanceof Error ? err.message : String(err) };
-  }
-  const d = err.details;
-  const slackError = typeof d.slackError === 'string' ? d.slackError : undefined;
-  const status = typeof d.status === 'number' ? d.status : undefined;
-  const retryAfterMs = typeof d.retryAfterSec === 'number' && Number.isFinite(d.retryAfterSec) ? Math.max(0, d.retryAfterSec) * 1000 : undefined;
-  let transient: boolean;
-  if (retryAfterMs !== undefined) transient = true;
-  else if (status !== undefined) transient = status >= 500 || status === 408 || status === 429;
-  else if (slackError === undefined) transient = true;
-  else transient = TRANSIENT_SLACK_ERRORS.has(slackError) || /^http_(5\d\d|408|429)$/.test(slackError);
-  return { transient, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), reason: slackError ?? err.message };
-}
 
 type Item = (
   | { kind: 'reply'; msg: Msg; own: boolean; key?: string; resolve: (ref: PostedRef | undefined) => void }
@@ -395,7 +353,7 @@ export class JobReporter {
         }
         this.#delivered(lane);
       } catch (err) {
-        const f = classifySlackFailure(err);
+        const f = this.#outbox.classify(err);
         if (this.#stopped) continue;
         if (!f.transient) {
           this.#log.warn({ err: f.reason }, posting ? 'card not delivered: Slack refused it; the thread goes to the channel' : 'card update not delivered: Slack refused it');
@@ -511,7 +469,7 @@ export class JobReporter {
         await this.#deliver(batch, Boolean(method && this.#outbox.reserve));
         this.#delivered(lane);
       } catch (err) {
-        const f = classifySlackFailure(err);
+        const f = this.#outbox.classify(err);
         if (this.#stopped) {
           for (const b of batch) settle(b);
           continue;
@@ -604,7 +562,7 @@ export class JobReporter {
     this.#checkIdle();
   }
 
-  #failed(lane: Lane, f: SlackFailure, what: string): void {
+  #failed(lane: Lane, f: DeliveryFailure, what: string): void {
     const now = Date.now();
     lane.failures += 1;
     if (!lane.failingSince) lane.failingSince = now;

@@ -42,7 +42,17 @@ export interface PostedRef {
  * How jobs talk to people. Slack and the console implement it; jobs never
  * know which one they use.
  */
+/** What a transport says about a call it could not make: whether trying again can help, and when. */
+export interface DeliveryFailure {
+  /** Worth trying again: the service or the network failed, not the message. */
+  transient: boolean;
+  retryAfterMs?: number;
+  reason: string;
+}
+
 export interface Outbox {
+  /** Each transport knows its own failures (Slack's error codes, a 429's Retry-After); the reporter does not. */
+  classify(err: unknown): DeliveryFailure;
   /** `paced`: the caller already waited for a slot from `reserve`, so the call goes at once. */
   post(origin: Origin, msg: Msg, opts?: { threadTs?: string; paced?: boolean }): Promise<PostedRef>;
   update(ref: PostedRef, msg: Msg, opts?: { paced?: boolean }): Promise<void>;

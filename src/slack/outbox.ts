@@ -5,7 +5,8 @@ import type { Metrics } from '../metrics.js';
 import type { Msg } from '../render/model.js';
 import { toSlackMessage } from '../render/slack.js';
 import { scrub } from '../security/scrub.js';
-import type { Origin, Outbox, PostedRef } from '../jobs/types.js';
+import type { DeliveryFailure, Origin, Outbox, PostedRef } from '../jobs/types.js';
+import { classifySlackFailure } from './failure.js';
 import type { PacedMethod, Reservation, SlackPacer } from './pacer.js';
 
 export function createWebClient(opts: { token: string; slackApiUrl: string; log: Logger }): WebClient {
@@ -83,6 +84,10 @@ function pacedOut(method: PacedMethod, waitMs: number): Error {
 }
 
 export class SlackOutbox implements Outbox {
+  classify(err: unknown): DeliveryFailure {
+    return classifySlackFailure(err);
+  }
+
   /**
    * `updateClient` may be a second WebClient, so card updates never share a client (and its request
    * queue) with rate-limited thread posts. With a `pacer`, every call first takes a slot from the budget all

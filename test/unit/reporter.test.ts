@@ -2,7 +2,8 @@
 // fails for a while, refuses a message, or never comes back. Intervals are tens of milliseconds.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatOpsError, ErrorCode } from '../../src/errors.js';
-import { classifySlackFailure, JobReporter, ReporterRegistry, type ReporterOptions } from '../../src/jobs/reporter.js';
+import { JobReporter, ReporterRegistry, type ReporterOptions } from '../../src/jobs/reporter.js';
+import { classifySlackFailure } from '../../src/slack/failure.js';
 import type { Origin, Outbox, PostedRef } from '../../src/jobs/types.js';
 import { createLogger } from '../../src/logger.js';
 import type { Msg } from '../../src/render/model.js';
@@ -29,6 +30,8 @@ interface Call {
 /** Records every call; `fault` decides, per call, whether Slack fails it. */
 class ScriptedOutbox implements Outbox {
   calls: Call[] = [];
+  // It fails the way Slack's outbox does, so it classifies the way Slack's outbox does.
+  classify = classifySlackFailure;
   fault: (c: Omit<Call, 'ok'>) => Error | undefined = () => undefined;
   #n = 0;
 
