@@ -88,6 +88,18 @@ export class EngramiaApi {
     return this.#probe('/v1/version', false, this.#opts.timeoutMs ?? 5000, versionSchema, false);
   }
 
+  /**
+   * Asks /v1/version every `pollMs` until `accept` takes the answer or `deadline` (epoch ms) has passed:
+   * a re-created container needs about a second before it listens (Caddy answers 502 meanwhile). The last answer either way.
+   */
+  async untilVersion(accept: (v: Probe<VersionInfo>) => boolean, deadline: number, pollMs: number): Promise<Probe<VersionInfo>> {
+    for (;;) {
+      const v = await this.version();
+      if (accept(v) || Date.now() >= deadline) return v;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
   health(): Promise<Probe<ShallowHealth>> {
     return this.#probe('/v1/health', true, this.#opts.timeoutMs ?? 5000, shallowHealthSchema, false);
   }

@@ -308,17 +308,11 @@ const MAINTENANCE_POLL_MS = 200;
 async function untilMaintenanceAnswers(ctx: StepContext): Promise<string> {
   const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
   const began = Date.now();
-  const deadline = began + ctx.verifySettleMs;
-  for (;;) {
-    const v = await api.version();
-    if (v.kind === 'maintenance') return `; /v1/version answers 503 (maintenance) after ${((Date.now() - began) / 1000).toFixed(1)} s`;
-    if (Date.now() >= deadline) {
-      const said = v.kind === 'ok' ? `${v.httpStatus} ${v.value.app_version}` : 'no answer';
-      ctx.state.warnings.push(`Maintenance was turned on, but /v1/version still answered ${said} after ${Math.round(ctx.verifySettleMs / 1000)} s; the deploy went on.`);
-      return `; /v1/version answers ${said}, not 503 (see warnings)`;
-    }
-    await new Promise((r) => setTimeout(r, MAINTENANCE_POLL_MS));
-  }
+  const v = await api.untilVersion((x) => x.kind === 'maintenance', began + ctx.verifySettleMs, MAINTENANCE_POLL_MS);
+  if (v.kind === 'maintenance') return `; /v1/version answers 503 (maintenance) after ${((Date.now() - began) / 1000).toFixed(1)} s`;
+  const said = v.kind === 'ok' ? `${v.httpStatus} ${v.value.app_version}` : 'no answer';
+  ctx.state.warnings.push(`Maintenance was turned on, but /v1/version still answered ${said} after ${Math.round(ctx.verifySettleMs / 1000)} s; the deploy went on.`);
+  return `; /v1/version answers ${said}, not 503 (see warnings)`;
 }
 
 export const UP: StepDef = {
@@ -421,6 +415,8 @@ export const PRUNE: StepDef = {
   },
 };
 
+const VERIFY_POLL_MS = 1000;
+
 export const VERIFY: StepDef = {
   id: 'verify',
   title: (d) => `Verify ${d.version}: version, health, deep health`,
@@ -429,16 +425,9 @@ export const VERIFY: StepDef = {
   async run(ctx, rec) {
     const { data } = ctx;
     const api = new EngramiaApi({ baseUrl: ctx.env.apiBaseUrl, apiKey: ctx.secrets.apiKey });
-    const deadline = Date.now() + ctx.verifySettleMs;
     // A fresh container needs a moment; poll the version briefly before judging.
-    let seen = 'no answer';
-    for (;;) {
-      const v = await api.version();
-      if (v.kind === 'ok' && v.value.app_version === data.version) break;
-      seen = v.kind === 'ok' ? v.value.app_version : v.kind === 'maintenance' ? 'maintenance (503)' : describeError(v.error).title;
-      if (Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    const v = await api.untilVersion((x) => x.kind === 'ok' && x.value.app_version === data.version, Date.now() + ctx.verifySettleMs, VERIFY_POLL_MS);
+    const seen = v.kind === 'ok' ? v.value.app_version : v.kind === 'maintenance' ? 'maintenance (503)' : describeError(v.error).title;
     const report = await gatherHealth({ kind: 'health', env: data.env, origin: data.origin, requestedAt: data.requestedAt }, { jobId: data.jobId, env: ctx.env, secrets: ctx.secrets, ssh: ctx.ssh });
     // Shown in the thread by the engine, whether the step passes or fails.
     ctx.shown.set(rec.id, [healthMsg(report)]);

@@ -44,12 +44,8 @@ const REPORT: StepDef = {
     const want = ctx.data.maintenance === true;
     // A container re-created a moment ago is not listening yet (Caddy answers 502): ask again until it
     // answers as it should, or the environment's verifySettleSeconds are up, before judging.
-    const deadline = Date.now() + ctx.verifySettleMs;
-    let [health, version] = await Promise.all([api.health(), api.version()]);
-    while ((want ? version.kind !== 'maintenance' : version.kind !== 'ok') && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
-      [health, version] = await Promise.all([api.health(), api.version()]);
-    }
+    const version = await api.untilVersion((v) => (want ? v.kind === 'maintenance' : v.kind === 'ok'), Date.now() + ctx.verifySettleMs, SETTLE_POLL_MS);
+    const health = await api.health();
     rec.command = `GET ${ctx.env.apiBaseUrl}/v1/health, /v1/version`;
     const h = health.kind === 'ok' ? `${health.httpStatus} ${health.value.status}` : health.kind === 'maintenance' ? '503 maintenance' : 'no answer';
     const ver = version.kind === 'ok' ? `${version.httpStatus} ${version.value.app_version}` : version.kind === 'maintenance' ? '503 maintenance' : 'no answer';

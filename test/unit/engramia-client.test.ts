@@ -203,6 +203,33 @@ describe('maintenance', () => {
   });
 });
 
+describe('untilVersion (the restart gap: Caddy answers 502 until the new container listens)', () => {
+  it('asks again until the answer is the one wanted, and returns it', async () => {
+    let calls = 0;
+    server.routes.set('/v1/version', (_q, r) => {
+      calls += 1;
+      if (calls < 3) {
+        r.writeHead(502);
+        r.end();
+      } else json(r, 503, MAINTENANCE_BODY);
+    });
+    const v = await api().untilVersion((x) => x.kind === 'maintenance', Date.now() + 5000, 10);
+    expect(v.kind).toBe('maintenance');
+    expect(calls).toBe(3);
+  });
+
+  it('past the deadline, returns the last answer instead of waiting on', async () => {
+    let calls = 0;
+    server.routes.set('/v1/version', (_q, r) => {
+      calls += 1;
+      json(r, 503, MAINTENANCE_BODY);
+    });
+    const v = await api().untilVersion((x) => x.kind === 'ok', Date.now() + 50, 10);
+    expect(v.kind).toBe('maintenance');
+    expect(calls).toBeGreaterThan(1);
+  });
+});
+
 describe('failures', () => {
   it('401: API_UNAUTHORIZED names the env var, never the key', async () => {
     server.routes.set('/v1/health', (_q, r) => json(r, 401, { detail: 'Invalid or missing API key.' }));
